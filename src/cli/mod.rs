@@ -1,0 +1,55 @@
+//! The `splatforge` command line. One file per command; this file only dispatches.
+//!
+//! Commands return `anyhow::Result`; [`main`] prints the error chain (each layer names what it
+//! was doing, e.g. the file) and exits non-zero. User data never causes a panic.
+
+pub mod bench;
+pub mod info;
+pub mod render;
+pub mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// 3D Gaussian Splatting trainer on Bevy + wgpu.
+#[derive(Parser, Debug)]
+#[command(name = "splatforge", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Describe a dataset: format, views, image size, points, camera extent.
+    Info(info::InfoArgs),
+    /// Train a scene (inria-style flags and/or a RON config).
+    Train(train::TrainArgs),
+    /// Render the cameras of a dataset from a trained .ply.
+    Render(render::RenderArgs),
+    /// GPU benchmarks.
+    Bench(bench::BenchArgs),
+}
+
+/// Entry point of the `splatforge` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Info(args)) => info::run(args),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Render(args)) => render::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
+        None => {
+            eprintln!("usage: splatforge <command>; see `splatforge --help`");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! splatforge: a 3D Gaussian Splatting trainer on Bevy and wgpu.
+//!
+//! The crate is organised by what each part is for (see ARCHITECTURE.md):
+//!
+//! - [`config`]: the RON configuration (inria's defaults) and command-line overrides;
+//! - [`dataset`]: COLMAP and Blender scenes, splits, image loading;
+//! - [`gpu`]: plain wgpu (no Bevy): device, buffers, every WGSL kernel family;
+//! - [`model`]: the Gaussian cloud on CPU and GPU, PLY files, initialisation;
+//! - [`reference`]: small, obviously-correct f64 CPU versions of the GPU kernels, for tests;
+//! - [`app`]: the Bevy side: the GPU device as a resource, views as entities;
+//! - [`train`]: the training step as Bevy systems;
+//! - [`cli`]: the `splatforge` command line.
+
+pub mod app;
+pub mod camera;
+pub mod cli;
+pub mod config;
+pub mod dataset;
+pub mod gpu;
+pub mod model;
+pub mod reference;
+pub mod render_settings;
+pub mod rng;
+pub mod sh;
+pub mod train;
+
+pub use camera::Camera;
+pub use render_settings::RenderSettings;
+pub use model::{GaussianCloud, Gaussians, ParamGroup};

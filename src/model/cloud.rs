@@ -1,0 +1,149 @@
+//! The Gaussian cloud on the GPU: one storage buffer per parameter group, sized by capacity.
+
+use super::{Gaussians, ParamGroup};
+use crate::gpu::{self, GpuContext};
+
+/// Six GPU buffers, one per [`ParamGroup`], each holding `capacity * width` floats.
+///
+/// The same shape serves the parameters, their gradients and the two Adam moments.
+pub struct ParamBuffers {
+    pub capacity: u32,
+    pub sh_degree: u32,
+    buffers: [wgpu::Buffer; 6],
+}
+
+impl ParamBuffers {
+    /// Zero-filled buffers for `capacity` Gaussians.
+    pub fn zeroed(ctx: &GpuContext, label: &str, capacity: u32, sh_degree: u32) -> Self {
+        let buffers = ParamGroup::ALL.map(|group| {
+            let bytes = u64::from(capacity) * group.width(sh_degree) as u64 * 4;
+            gpu::storage_buffer(ctx, &format!("{label}.{}", group.name()), bytes)
+        });
+        Self {
+            capacity,
+            sh_degree,
+            buffers,
+        }
+    }
+
+    /// The buffer of one group.
+    pub fn get(&self, group: ParamGroup) -> &wgpu::Buffer {
+        &self.buffers[group.index()]
+    }
+
+    /// All six buffers in [`ParamGroup::ALL`] order.
+    pub fn all(&self) -> &[wgpu::Buffer; 6] {
+        &self.buffers
+    }
+
+    /// Uploads `gaussians` into the first `gaussians.len()` slots.
+    pub fn upload(&self, ctx: &GpuContext, gaussians: &Gaussians) {
+        assert!(gaussians.len() <= self.capacity as usize);
+        assert_eq!(gaussians.sh_degree, self.sh_degree);
+        for group in ParamGroup::ALL {
+            gpu::write_buffer(ctx, self.get(group), 0, gaussians.group(group));
+        }
+    }
+
+    /// Downloads the first `len` Gaussians (blocking).
+    pub fn download(&self, ctx: &GpuContext, len: usize) -> Gaussians {
+        let mut out = Gaussians::empty(self.sh_degree);
+        for group in ParamGroup::ALL {
+            let w = group.width(self.sh_degree);
+            *out.group_mut(group) = gpu::read_buffer(ctx, self.get(group), len * w);
+        }
+        out
+    }
+
+    /// Clears every buffer to zero (encoded, runs at submission).
+    pub fn clear(&self, encoder: &mut wgpu::CommandEncoder) {
+        for buffer in &self.buffers {
+            encoder.clear_buffer(buffer, 0, None);
+        }
+    }
+
+    /// Bytes of GPU memory held.
+    pub fn bytes(&self) -> u64 {
+        self.buffers.iter().map(|b| b.size()).sum()
+    }
+}
+
+/// The live Gaussian parameters on the GPU: what the trainer optimises and the viewer draws.
+pub struct GaussianCloud {
+    /// Number of live Gaussians (the first `len` slots of every buffer).
+    pub len: u32,
+    pub params: ParamBuffers,
+}
+
+impl GaussianCloud {
+    /// Uploads `gaussians` into buffers with room for `capacity` (at least `gaussians.len()`).
+    pub fn from_gaussians(ctx: &GpuContext, gaussians: &Gaussians, capacity: u32) -> Self {
+        let len = gaussians.len() as u32;
+        let params = ParamBuffers::zeroed(ctx, "gaussians", capacity.max(len), gaussians.sh_degree);
+        params.upload(ctx, gaussians);
+        Self { len, params }
+    }
+
+    /// Downloads the live Gaussians (blocking).
+    pub fn download(&self, ctx: &GpuContext) -> Gaussians {
+        self.params.download(ctx, self.len as usize)
+    }
+
+    pub fn sh_degree(&self) -> u32 {
+        self.params.sh_degree
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.params.capacity
+    }
+}
+
+/// Adam's state for the whole cloud: both moments per parameter, and the per-group step counts
+/// used for bias correction (the reference keeps one count per parameter group).
+pub struct OptimizerState {
+    pub exp_avg: ParamBuffers,
+    pub exp_avg_sq: ParamBuffers,
+    /// Adam steps taken per [`ParamGroup`], in [`ParamGroup::ALL`] order.
+    pub steps: [u32; 6],
+}
+
+impl OptimizerState {
+    pub fn zeroed(ctx: &GpuContext, capacity: u32, sh_degree: u32) -> Self {
+        Self {
+            exp_avg: ParamBuffers::zeroed(ctx, "adam.exp_avg", capacity, sh_degree),
+            exp_avg_sq: ParamBuffers::zeroed(ctx, "adam.exp_avg_sq", capacity, sh_degree),
+            steps: [0; 6],
+        }
+    }
+}
+
+/// Densification statistics, accumulated over the steps between two densifications
+/// (REFERENCE.md, "Densify and prune"). One value per Gaussian slot in each buffer.
+pub struct DensifyStats {
+    pub capacity: u32,
+    /// Sum over views where the Gaussian was visible of |dL/d(mean2d)| in NDC units (f32).
+    pub grad_norm_sum: wgpu::Buffer,
+    /// Number of views in which the Gaussian was visible (u32).
+    pub visible_count: wgpu::Buffer,
+    /// Largest screen radius in pixels seen while visible (f32).
+    pub max_radius: wgpu::Buffer,
+}
+
+impl DensifyStats {
+    pub fn zeroed(ctx: &GpuContext, capacity: u32) -> Self {
+        let bytes = u64::from(capacity) * 4;
+        Self {
+            capacity,
+            grad_norm_sum: gpu::storage_buffer(ctx, "densify.grad_norm_sum", bytes),
+            visible_count: gpu::storage_buffer(ctx, "densify.visible_count", bytes),
+            max_radius: gpu::storage_buffer(ctx, "densify.max_radius", bytes),
+        }
+    }
+
+    /// Resets every accumulator to zero (encoded).
+    pub fn clear(&self, encoder: &mut wgpu::CommandEncoder) {
+        for buffer in [&self.grad_norm_sum, &self.visible_count, &self.max_radius] {
+            encoder.clear_buffer(buffer, 0, None);
+        }
+    }
+}
