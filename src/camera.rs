@@ -111,7 +111,9 @@ impl Camera {
 
     /// True when every number is finite and the rotation is orthonormal (within 1e-3).
     pub fn is_valid(&self) -> bool {
-        let finite = [self.fx, self.fy, self.cx, self.cy].iter().all(|v| v.is_finite())
+        let finite = [self.fx, self.fy, self.cx, self.cy]
+            .iter()
+            .all(|v| v.is_finite())
             && self.rotation.is_finite()
             && self.translation.is_finite();
         if !finite || self.fx <= 0.0 || self.fy <= 0.0 || self.width == 0 || self.height == 0 {

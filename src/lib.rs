@@ -16,6 +16,7 @@ pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod fsutil;
 pub mod gpu;
 pub mod model;
 pub mod reference;
@@ -25,5 +26,5 @@ pub mod sh;
 pub mod train;
 
 pub use camera::Camera;
-pub use render_settings::RenderSettings;
 pub use model::{GaussianCloud, Gaussians, ParamGroup};
+pub use render_settings::RenderSettings;

@@ -90,7 +90,10 @@ mod tests {
             [0, 3, 8, 15]
         );
         for degree in 0..=3 {
-            assert_eq!(basis(degree, [0.0, 0.0, 1.0]).len(), coeffs_for_degree(degree));
+            assert_eq!(
+                basis(degree, [0.0, 0.0, 1.0]).len(),
+                coeffs_for_degree(degree)
+            );
         }
     }
 

@@ -28,7 +28,7 @@ pub fn storage_buffer(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer
 /// A storage buffer holding `data` (padded to at least [`MIN_BUFFER_BYTES`]).
 pub fn storage_buffer_from<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> wgpu::Buffer {
     let bytes: &[u8] = bytemuck::cast_slice(data);
-    if (bytes.len() as u64) < MIN_BUFFER_BYTES || bytes.len() % 4 != 0 {
+    if (bytes.len() as u64) < MIN_BUFFER_BYTES || !bytes.len().is_multiple_of(4) {
         let mut padded = bytes.to_vec();
         padded.resize(padded_size(bytes.len() as u64) as usize, 0);
         return ctx
@@ -121,7 +121,7 @@ pub fn write_buffer<T: Pod>(ctx: &GpuContext, buffer: &wgpu::Buffer, first: usiz
     }
     let offset = (first * std::mem::size_of::<T>()) as u64;
     let bytes: &[u8] = bytemuck::cast_slice(data);
-    if bytes.len() % 4 == 0 {
+    if bytes.len().is_multiple_of(4) {
         ctx.queue.write_buffer(buffer, offset, bytes);
     } else {
         let mut padded = bytes.to_vec();

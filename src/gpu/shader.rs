@@ -178,7 +178,12 @@ mod tests {
         let text = "a\n#ifdef X\nb\n#else\nc\n#endif\n#ifndef X\nd\n#endif\ne\n";
         let with_x = preprocess_text("t", text, &ShaderDefs::new().with("X")).unwrap();
         let without = preprocess_text("t", text, &ShaderDefs::new()).unwrap();
-        let kept = |s: &str| s.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("");
+        let kept = |s: &str| {
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("")
+        };
         assert_eq!(kept(&with_x), "abe");
         assert_eq!(kept(&without), "acde");
     }

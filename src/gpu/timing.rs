@@ -58,7 +58,10 @@ impl StageTimer {
     /// The first mark of an encoder is the start and its label is ignored.
     pub fn mark(&mut self, encoder: &mut wgpu::CommandEncoder, label: &str) {
         let index = self.labels.len() as u32;
-        assert!(index < self.capacity, "StageTimer: more marks than capacity");
+        assert!(
+            index < self.capacity,
+            "StageTimer: more marks than capacity"
+        );
         encoder.write_timestamp(&self.query_set, index);
         self.labels.push(label.to_owned());
     }
