@@ -2,5 +2,7 @@
 //! kernels are tested against these on random inputs, and the references' backward passes
 //! against central finite differences.
 
+pub mod adam;
+pub mod densify;
 pub mod raster;
 pub mod ssim;

@@ -1,1 +1,3 @@
 //! The training step as Bevy systems (in progress).
+
+pub mod schedule;
