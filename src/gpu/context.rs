@@ -108,6 +108,10 @@ pub struct GpuContext {
     pub adapter_info: wgpu::AdapterInfo,
     pub capabilities: GpuCapabilities,
     pub limits: wgpu::Limits,
+    /// The adapter and instance the device came from, when splatforge opened it (Bevy needs
+    /// them to adopt the device; windows need the instance to create surfaces).
+    pub adapter: Option<wgpu::Adapter>,
+    pub instance: Option<wgpu::Instance>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -127,7 +131,8 @@ impl GpuContext {
     }
 
     async fn open(options: &GpuOptions) -> Result<Self, GpuError> {
-        let adapter = Self::request_adapter().await?;
+        let instance = Self::instance();
+        let adapter = Self::request_adapter(&instance).await?;
         let adapter_info = adapter.get_info();
         let features = adapter.features() & wanted_features();
         let limits = wanted_limits(&adapter);
@@ -152,12 +157,13 @@ impl GpuContext {
             adapter_info,
             capabilities,
             limits,
+            adapter: Some(adapter),
+            instance: Some(instance),
         })
     }
 
-    /// Instance + adapter, shared by [`GpuContext::new_headless`] and the Bevy app setup.
-    pub async fn request_adapter() -> Result<wgpu::Adapter, GpuError> {
-        let instance = Self::instance();
+    /// The best adapter of `instance` (a discrete GPU where there is one).
+    pub async fn request_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter, GpuError> {
         instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -191,6 +197,8 @@ impl GpuContext {
             adapter_info,
             capabilities,
             limits,
+            adapter: None,
+            instance: None,
         }
     }
 
