@@ -4,6 +4,7 @@
 //! was doing, e.g. the file) and exits non-zero. User data never causes a panic.
 
 pub mod bench;
+pub mod gpu;
 pub mod info;
 pub mod render;
 pub mod train;
@@ -30,6 +31,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// GPU benchmarks.
     Bench(bench::BenchArgs),
+    /// Show the GPU splatforge uses and measure its copy bandwidth.
+    Gpu(gpu::GpuArgs),
 }
 
 /// Entry point of the `splatforge` binary.
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Render(args)) => render::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Gpu(args)) => gpu::run(args),
         None => {
             eprintln!("usage: splatforge <command>; see `splatforge --help`");
             Ok(())
