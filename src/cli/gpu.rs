@@ -33,20 +33,52 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
         l.max_compute_invocations_per_workgroup
     );
     if args.copy_mib > 0 {
-        let gbs = copy_bandwidth(&ctx, args.copy_mib)?;
-        println!(
-            "buffer copy: {gbs:.0} GB/s (bytes read + written, {} MiB buffer, median of 10)",
-            args.copy_mib
-        );
+        for method in [CopyMethod::CopyCommand, CopyMethod::ComputeShader] {
+            let gbs = copy_bandwidth(&ctx, args.copy_mib, method)?;
+            println!(
+                "{}: {gbs:.0} GB/s (bytes read + written, {} MiB buffer, median of 10)",
+                method.label(),
+                args.copy_mib
+            );
+        }
     }
     Ok(())
 }
 
+#[derive(Clone, Copy)]
+enum CopyMethod {
+    /// `copy_buffer_to_buffer` (the driver's copy path).
+    CopyCommand,
+    /// A vec4 compute kernel (what our kernels can reach).
+    ComputeShader,
+}
+
+impl CopyMethod {
+    fn label(self) -> &'static str {
+        match self {
+            CopyMethod::CopyCommand => "buffer copy command",
+            CopyMethod::ComputeShader => "compute-shader copy",
+        }
+    }
+}
+
 /// Median bandwidth of a device-local buffer-to-buffer copy, counting bytes read and written.
-fn copy_bandwidth(ctx: &GpuContext, mib: u64) -> anyhow::Result<f64> {
-    let bytes = (mib << 20).min(ctx.limits.max_buffer_size);
+fn copy_bandwidth(ctx: &GpuContext, mib: u64, method: CopyMethod) -> anyhow::Result<f64> {
+    let bytes = (mib << 20)
+        .min(ctx.limits.max_buffer_size)
+        .min(ctx.limits.max_storage_buffer_binding_size)
+        / 16
+        * 16;
     let src = gpu::storage_buffer(ctx, "copy src", bytes);
     let dst = gpu::storage_buffer(ctx, "copy dst", bytes);
+    let pipeline = gpu::compute_pipeline(
+        ctx,
+        "bandwidth.wgsl",
+        "copy_vec4",
+        &gpu::ShaderDefs::new(),
+        &[],
+    );
+    let bind = gpu::bind_buffers(ctx, "copy", &pipeline, 0, &[&src, &dst]);
     let mut timer = StageTimer::new(ctx, 2);
     let mut samples = Vec::new();
     for round in 0..13 {
@@ -55,7 +87,17 @@ fn copy_bandwidth(ctx: &GpuContext, mib: u64) -> anyhow::Result<f64> {
             t.reset();
             t.mark(&mut encoder, "start");
         }
-        encoder.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        match method {
+            CopyMethod::CopyCommand => encoder.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes),
+            CopyMethod::ComputeShader => {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind, &[]);
+                // Enough workgroups to fill any GPU; each thread loops over the rest.
+                let workgroups = (bytes / 16).div_ceil(256).min(65_535 * 4) as u32;
+                pass.dispatch_workgroups(workgroups.min(65_535), workgroups.div_ceil(65_535), 1);
+            }
+        }
         if let Some(t) = timer.as_mut() {
             t.mark(&mut encoder, "copy");
             t.resolve(&mut encoder);
