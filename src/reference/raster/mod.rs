@@ -316,8 +316,11 @@ pub struct RenderDecisions {
     /// channels and whether the Jacobian clamp was active on x and y.
     pub gaussians: Vec<GaussianDecisions>,
     /// Per pixel (`y * W + x`): the composited Gaussians in order, each with whether its alpha was
-    /// capped at 0.99. This also records every 1/255 skip, the 1e-4 stop and the depth order.
+    /// capped at 0.99. This also records every 1/255 skip and the depth order.
     pub pixels: Vec<Vec<(usize, bool)>>,
+    /// Per pixel: whether compositing stopped because the transmittance would have fallen
+    /// below 1e-4.
+    pub stopped: Vec<bool>,
 }
 
 /// The discrete decisions of one Gaussian's projection.
@@ -392,7 +395,12 @@ impl Forward {
             })
             .collect();
         let pixels = self.traces.iter().map(PixelTrace::decisions).collect();
-        RenderDecisions { gaussians, pixels }
+        let stopped = self.traces.iter().map(|t| t.stopped).collect();
+        RenderDecisions {
+            gaussians,
+            pixels,
+            stopped,
+        }
     }
 }
 
