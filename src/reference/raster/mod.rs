@@ -28,7 +28,11 @@
 //!   `tx = t.z * limit`, whose exact derivative is 0 with respect to `t.x` and `limit` with
 //!   respect to `t.z` (inria and gsplat drop that second term; the exact one is used here);
 //! - tile rectangles use `floor` on the f64 values, then clamp to `[0, grid]`;
-//! - the reported screen radius saturates at `u32::MAX`.
+//! - the tight bound's sigma count is `min(3.33, sqrt(max(0, 2 ln(255 opacity))))`;
+//! - equal depths composite in index order (sort key `(depth, index)`);
+//! - the reported screen radius saturates at `u32::MAX`;
+//! - [`Gradients::color`] is `dL/d(colour)` as the compositing sees it, before clamped channels
+//!   are zeroed (the zeroing happens on the way to the SH coefficients).
 
 mod colour;
 mod composite;
