@@ -12,7 +12,12 @@ use crate::dataset::{Dataset, DatasetFormat, DatasetOptions};
 pub struct InfoArgs {
     /// Dataset folder: a COLMAP scene (sparse/0 + images) or a Blender scene
     /// (transforms_train.json).
-    #[arg(short = 's', long = "source_path", alias = "source-path", alias = "source")]
+    #[arg(
+        short = 's',
+        long = "source_path",
+        alias = "source-path",
+        alias = "source"
+    )]
     pub source_path: PathBuf,
     /// COLMAP images folder, relative to the dataset folder.
     #[arg(short = 'i', long, default_value = "images")]
@@ -124,7 +129,11 @@ fn summarise(dataset: &Dataset, args: &InfoArgs) -> Summary {
 }
 
 fn print_text(summary: &Summary) {
-    println!("dataset      {} ({})", summary.source.display(), summary.format);
+    println!(
+        "dataset      {} ({})",
+        summary.source.display(),
+        summary.format
+    );
     for file in &summary.metadata_files {
         println!("metadata     {}", file.display());
     }
@@ -135,16 +144,15 @@ fn print_text(summary: &Summary) {
         summary.test_views,
         if summary.eval { "" } else { " (no --eval)" }
     );
-    let resized = if (summary.original_width, summary.original_height)
-        != (summary.width, summary.height)
-    {
-        format!(
-            " (files {}x{}, resolution {})",
-            summary.original_width, summary.original_height, summary.resolution
-        )
-    } else {
-        String::new()
-    };
+    let resized =
+        if (summary.original_width, summary.original_height) != (summary.width, summary.height) {
+            format!(
+                " (files {}x{}, resolution {})",
+                summary.original_width, summary.original_height, summary.resolution
+            )
+        } else {
+            String::new()
+        };
     if summary.uniform_size {
         println!(
             "image size   {}x{}, all views{resized}",
@@ -158,7 +166,9 @@ fn print_text(summary: &Summary) {
     }
     match summary.format {
         DatasetFormat::Colmap => println!("points       {}", summary.points),
-        DatasetFormat::Blender => println!("points       none (Blender scene: random initialisation)"),
+        DatasetFormat::Blender => {
+            println!("points       none (Blender scene: random initialisation)")
+        }
     }
     println!("extent       {:.6}", summary.extent);
     println!("cameras      {} distinct intrinsics", summary.cameras.len());

@@ -103,8 +103,14 @@ fn expect_error<T>(result: Result<T, DatasetError>, file: &str, phrase: &str) ->
         panic!("the damaged dataset loaded (expected an error naming {file})");
     };
     let message = error.to_string();
-    assert!(message.contains(file), "message does not name {file}: {message}");
-    assert!(message.contains(phrase), "message lacks `{phrase}`: {message}");
+    assert!(
+        message.contains(file),
+        "message does not name {file}: {message}"
+    );
+    assert!(
+        message.contains(phrase),
+        "message lacks `{phrase}`: {message}"
+    );
     message
 }
 
@@ -157,7 +163,13 @@ fn folder_without_a_dataset_lists_what_was_looked_for() {
         &dir.path().display().to_string(),
         "no dataset found",
     );
-    for looked_for in ["sparse/0/", "cameras", ".bin", ".txt", "transforms_train.json"] {
+    for looked_for in [
+        "sparse/0/",
+        "cameras",
+        ".bin",
+        ".txt",
+        "transforms_train.json",
+    ] {
         assert!(message.contains(looked_for), "{message}");
     }
 }
@@ -188,7 +200,10 @@ fn invalid_resolution() {
         let mut options = fixture.options();
         options.resolution = resolution;
         let message = Dataset::load(&options).unwrap_err().to_string();
-        assert!(message.contains(&format!("invalid resolution {resolution}")), "{message}");
+        assert!(
+            message.contains(&format!("invalid resolution {resolution}")),
+            "{message}"
+        );
     }
 }
 
@@ -199,7 +214,12 @@ fn truncated_binary_files_are_errors_at_every_length() {
     let fixture = Fixture::colmap();
     let originals: Vec<(&str, Vec<u8>)> = ["cameras.bin", "images.bin", "points3D.bin"]
         .into_iter()
-        .map(|name| (name, fs::read(fixture.path(&format!("sparse/0/{name}"))).unwrap()))
+        .map(|name| {
+            (
+                name,
+                fs::read(fixture.path(&format!("sparse/0/{name}"))).unwrap(),
+            )
+        })
         .collect();
     for (name, original) in &originals {
         let relative = format!("sparse/0/{name}");
@@ -260,7 +280,11 @@ fn trailing_bytes_mean_a_wrong_count() {
 #[test]
 fn unknown_binary_camera_model_id() {
     let fixture = Fixture::colmap();
-    fixture.patch("sparse/0/cameras.bin", CAMERA_MODEL_ID_AT, &77i32.to_le_bytes());
+    fixture.patch(
+        "sparse/0/cameras.bin",
+        CAMERA_MODEL_ID_AT,
+        &77i32.to_le_bytes(),
+    );
     expect_error(fixture.load(), "cameras.bin", "unknown model id 77");
 }
 
@@ -268,7 +292,11 @@ fn unknown_binary_camera_model_id() {
 fn unsupported_camera_model_binary() {
     // SIMPLE_RADIAL (id 2) has 4 parameters like PINHOLE, so the file stays well formed.
     let fixture = Fixture::colmap();
-    fixture.patch("sparse/0/cameras.bin", CAMERA_MODEL_ID_AT, &2i32.to_le_bytes());
+    fixture.patch(
+        "sparse/0/cameras.bin",
+        CAMERA_MODEL_ID_AT,
+        &2i32.to_le_bytes(),
+    );
     let message = expect_error(fixture.load(), "cameras.bin", "SIMPLE_RADIAL");
     assert!(message.contains("undistort") && message.contains("colmap image_undistorter"));
 }
@@ -288,8 +316,16 @@ fn unsupported_camera_model_text() {
 #[test]
 fn nan_in_binary_pose() {
     let fixture = Fixture::colmap();
-    fixture.patch("sparse/0/images.bin", FIRST_IMAGE_QVEC_AT, &f64::NAN.to_le_bytes());
-    expect_error(fixture.load(), "images.bin", "img_0029.jpg is not a finite number");
+    fixture.patch(
+        "sparse/0/images.bin",
+        FIRST_IMAGE_QVEC_AT,
+        &f64::NAN.to_le_bytes(),
+    );
+    expect_error(
+        fixture.load(),
+        "images.bin",
+        "img_0029.jpg is not a finite number",
+    );
 }
 
 #[test]
@@ -348,12 +384,42 @@ fn text_model_loads_like_the_binary_one() {
 fn malformed_text_lines_give_the_line_number() {
     // Line 5 of images.txt is the first image line (after 4 comment lines).
     let cases: [(&str, usize, &str, &str); 6] = [
-        ("sparse/0/cameras.txt", 4, "1 PINHOLE wide 240 275 269 160 120", "cameras.txt:4: WIDTH"),
-        ("sparse/0/cameras.txt", 4, "1 PINHOLE 320 240 275 269 160", "cameras.txt:4: missing"),
-        ("sparse/0/cameras.txt", 4, "1 PINHOLE 320 240 275 269 160 120 7", "cameras.txt:4: unexpected"),
-        ("sparse/0/images.txt", 5, "30 0.99 -0.04 x -0.03 0 -1.3 3.5 1 img_0029.jpg", "images.txt:5: a quaternion"),
-        ("sparse/0/images.txt", 6, "1.0 2.0", "images.txt:6: 2D point list"),
-        ("sparse/0/points3D.txt", 4, "1 0.1 2.1 -1.3 116 95 66 0.16 29 149 30", "points3D.txt:4: track"),
+        (
+            "sparse/0/cameras.txt",
+            4,
+            "1 PINHOLE wide 240 275 269 160 120",
+            "cameras.txt:4: WIDTH",
+        ),
+        (
+            "sparse/0/cameras.txt",
+            4,
+            "1 PINHOLE 320 240 275 269 160",
+            "cameras.txt:4: missing",
+        ),
+        (
+            "sparse/0/cameras.txt",
+            4,
+            "1 PINHOLE 320 240 275 269 160 120 7",
+            "cameras.txt:4: unexpected",
+        ),
+        (
+            "sparse/0/images.txt",
+            5,
+            "30 0.99 -0.04 x -0.03 0 -1.3 3.5 1 img_0029.jpg",
+            "images.txt:5: a quaternion",
+        ),
+        (
+            "sparse/0/images.txt",
+            6,
+            "1.0 2.0",
+            "images.txt:6: 2D point list",
+        ),
+        (
+            "sparse/0/points3D.txt",
+            4,
+            "1 0.1 2.1 -1.3 116 95 66 0.16 29 149 30",
+            "points3D.txt:4: track",
+        ),
     ];
     for (file, line, text, expected) in cases {
         let fixture = Fixture::colmap_text();
@@ -388,8 +454,14 @@ fn empty_text_model() {
 #[test]
 fn undefined_camera_id_text() {
     let fixture = Fixture::colmap_text();
-    fixture.edit_text("sparse/0/cameras.txt", |text| text.replace("\n1 PINHOLE", "\n2 PINHOLE"));
-    expect_error(fixture.load(), "images.txt", "camera 1, which is not defined");
+    fixture.edit_text("sparse/0/cameras.txt", |text| {
+        text.replace("\n1 PINHOLE", "\n2 PINHOLE")
+    });
+    expect_error(
+        fixture.load(),
+        "images.txt",
+        "camera 1, which is not defined",
+    );
 }
 
 // ---------------------------------------------------------------- layout variants that load
@@ -460,7 +532,10 @@ fn image_listed_but_absent() {
 fn image_size_disagrees_with_camera() {
     let fixture = Fixture::colmap();
     image::RgbImage::new(100, 100)
-        .save_with_format(fixture.path("images/img_0011.jpg"), image::ImageFormat::Jpeg)
+        .save_with_format(
+            fixture.path("images/img_0011.jpg"),
+            image::ImageFormat::Jpeg,
+        )
         .unwrap();
     let message = expect_error(fixture.load(), "img_0011.jpg", "100x100");
     assert!(message.contains("320x240") && message.contains("cameras.bin"));
@@ -482,7 +557,11 @@ fn truncated_image_fails_at_load_images() {
     // The header is intact, so the metadata loads...
     let dataset = fixture.load().unwrap();
     // ...and decoding names the file.
-    expect_error(load_images(&dataset, true), "img_0021.jpg", "cannot decode image");
+    expect_error(
+        load_images(&dataset, true),
+        "img_0021.jpg",
+        "cannot decode image",
+    );
 }
 
 // ---------------------------------------------------------------- Blender
@@ -498,10 +577,14 @@ fn blender_missing_frame_image() {
 #[test]
 fn blender_malformed_json() {
     let fixture = Fixture::blender();
-    fixture.edit_text("transforms_train.json", |text| text.replacen("\"frames\"", "\"frames", 1));
+    fixture.edit_text("transforms_train.json", |text| {
+        text.replacen("\"frames\"", "\"frames", 1)
+    });
     expect_error(fixture.load(), "transforms_train.json", "line");
     let fixture = Fixture::blender();
-    fixture.edit_text("transforms_test.json", |text| text.replace("camera_angle_x", "fov"));
+    fixture.edit_text("transforms_test.json", |text| {
+        text.replace("camera_angle_x", "fov")
+    });
     expect_error(fixture.load(), "transforms_test.json", "camera_angle_x");
 }
 
@@ -544,13 +627,30 @@ fn blender_corrupt_png_fails_at_load_images() {
     let length = fs::metadata(fixture.path("train/r_5.png")).unwrap().len() as usize;
     fixture.truncate("train/r_5.png", length / 2);
     let dataset = fixture.load().unwrap();
-    expect_error(load_images(&dataset, true), "r_5.png", "cannot decode image");
+    expect_error(
+        load_images(&dataset, true),
+        "r_5.png",
+        "cannot decode image",
+    );
 }
 
 #[test]
 fn blender_extension_is_kept_when_given() {
     let fixture = Fixture::blender();
-    fixture.edit_text("transforms_train.json", |text| text.replace("\"./train/r_0\"", "\"./train/r_0.png\""));
+    fixture.edit_text("transforms_train.json", |text| {
+        text.replace("\"./train/r_0\"", "\"./train/r_0.png\"")
+    });
     let dataset = fixture.load().unwrap();
     assert_eq!(dataset.views[0].name, "train/r_0.png");
+}
+
+#[test]
+fn zero_camera_size() {
+    let fixture = Fixture::colmap();
+    fixture.patch("sparse/0/cameras.bin", 16, &0u64.to_le_bytes());
+    expect_error(
+        fixture.load(),
+        "cameras.bin",
+        "width 0 is not a valid image size",
+    );
 }

@@ -5,8 +5,8 @@
 use std::io::{Cursor, IsTerminal};
 use std::path::Path;
 
-use image::imageops::{self, FilterType};
 use image::error::{DecodingError, ImageError};
+use image::imageops::{self, FilterType};
 use image::{ImageFormat, ImageReader, RgbImage, RgbaImage};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -134,7 +134,9 @@ pub fn load_view_image(dataset: &Dataset, view: &ViewInfo) -> Result<LoadedImage
         ));
     }
     let rgb = match dataset.format {
-        DatasetFormat::Blender => composite_on_background(&decoded.into_rgba8(), dataset.background),
+        DatasetFormat::Blender => {
+            composite_on_background(&decoded.into_rgba8(), dataset.background)
+        }
         DatasetFormat::Colmap => decoded.into_rgb8(),
     };
     let (width, height) = (view.camera.width, view.camera.height);
@@ -230,12 +232,22 @@ mod tests {
                     LumaA([gray.get_pixel(x, y)[0], 255])
                 })),
             ),
-            ("rgb8.png", DynamicImage::ImageRgb8(DynamicImage::ImageLuma8(gray.clone()).into_rgb8())),
+            (
+                "rgb8.png",
+                DynamicImage::ImageRgb8(DynamicImage::ImageLuma8(gray.clone()).into_rgb8()),
+            ),
             (
                 "rgb16.png",
                 DynamicImage::ImageRgb16(ImageBuffer::from_fn(4, 2, |x, y| {
                     let v = u16::from(gray.get_pixel(x, y)[0]) * 257;
                     Rgb([v, v, v])
+                })),
+            ),
+            (
+                "rgba16.png",
+                DynamicImage::ImageRgba16(ImageBuffer::from_fn(4, 2, |x, y| {
+                    let v = u16::from(gray.get_pixel(x, y)[0]) * 257;
+                    Rgba([v, v, v, u16::MAX])
                 })),
             ),
             (
@@ -255,7 +267,11 @@ mod tests {
             let decoded = ImageReader::open(&path).unwrap().decode().unwrap();
             for background in [[0.0; 3], [1.0; 3]] {
                 let composited = composite_on_background(&decoded.to_rgba8(), background);
-                assert_eq!(LoadedImage::from_rgb(&composited).pixels, expected, "{name}");
+                assert_eq!(
+                    LoadedImage::from_rgb(&composited).pixels,
+                    expected,
+                    "{name}"
+                );
             }
         }
     }

@@ -22,8 +22,8 @@ use glam::DVec3;
 use crate::camera::Camera;
 
 pub use error::DatasetError;
-pub use images::{LoadedImage, composite_on_background, load_images, load_view_image};
 pub(crate) use images::read_image_size;
+pub use images::{LoadedImage, composite_on_background, load_images, load_view_image};
 pub use resolution::Resolution;
 
 /// The sparse SfM points of a COLMAP scene (initialisation input).
@@ -176,10 +176,7 @@ pub fn camera_extent(centres: &[DVec3]) -> f64 {
         return 0.0;
     }
     let mean = centres.iter().sum::<DVec3>() / centres.len() as f64;
-    let farthest = centres
-        .iter()
-        .map(|c| c.distance(mean))
-        .fold(0.0, f64::max);
+    let farthest = centres.iter().map(|c| c.distance(mean)).fold(0.0, f64::max);
     1.1 * farthest
 }
 
@@ -314,7 +311,11 @@ mod tests {
 
     #[test]
     fn extent_is_inria_nerfpp_radius() {
-        let centres = [DVec3::new(1.0, 0.0, 0.0), DVec3::new(-1.0, 0.0, 0.0), DVec3::new(0.0, 3.0, 0.0)];
+        let centres = [
+            DVec3::new(1.0, 0.0, 0.0),
+            DVec3::new(-1.0, 0.0, 0.0),
+            DVec3::new(0.0, 3.0, 0.0),
+        ];
         // Mean (0, 1, 0); distances sqrt(2), sqrt(2), 2.
         assert!((camera_extent(&centres) - 2.2).abs() < 1e-12);
     }
@@ -327,7 +328,13 @@ mod tests {
         let test: Vec<&str> = dataset.test_views().map(|v| v.name.as_str()).collect();
         assert_eq!(
             test,
-            ["img_0000.jpg", "img_0008.jpg", "img_0016.jpg", "img_0024.jpg", "img_0032.jpg"]
+            [
+                "img_0000.jpg",
+                "img_0008.jpg",
+                "img_0016.jpg",
+                "img_0024.jpg",
+                "img_0032.jpg"
+            ]
         );
         assert_eq!(dataset.train_views().count(), 35);
         // The extent uses the training cameras only.
@@ -373,11 +380,19 @@ mod tests {
             let camera = &view.camera;
             assert!((camera.fx - 177.7778).abs() < 1e-3 && camera.fx == camera.fy);
             assert_eq!((camera.cx, camera.cy), (64.0, 64.0));
-            assert!((camera.center().length() - 4.0).abs() < 1e-4, "{}", view.name);
+            assert!(
+                (camera.center().length() - 4.0).abs() < 1e-4,
+                "{}",
+                view.name
+            );
             let origin = camera.to_camera(DVec3::ZERO);
             assert!(origin.z > 3.9, "{}: origin behind the camera", view.name);
             let (u, v) = camera.project(origin);
-            assert!((u - 64.0).abs() < 2.0 && (v - 64.0).abs() < 2.0, "{}", view.name);
+            assert!(
+                (u - 64.0).abs() < 2.0 && (v - 64.0).abs() < 2.0,
+                "{}",
+                view.name
+            );
         }
         let mut options = blender_options();
         options.eval = true;
@@ -433,7 +448,10 @@ mod tests {
             }
         }
         let mean_error = total_error / (160.0 * 120.0 * 3.0);
-        assert!(mean_error < 4.0, "mean |resized - box average| = {mean_error}");
+        assert!(
+            mean_error < 4.0,
+            "mean |resized - box average| = {mean_error}"
+        );
     }
 
     #[test]
@@ -479,7 +497,12 @@ mod tests {
         let mut options = blender_options();
         options.resolution = 2;
         let dataset = Dataset::load(&options).unwrap();
-        assert!(dataset.views.iter().all(|v| (v.camera.width, v.camera.height) == (64, 64)));
+        assert!(
+            dataset
+                .views
+                .iter()
+                .all(|v| (v.camera.width, v.camera.height) == (64, 64))
+        );
         assert!((dataset.views[0].camera.fx - 177.7778 / 2.0).abs() < 1e-3);
         let image = load_view_image(&dataset, &dataset.views[1]).unwrap();
         assert_eq!((image.width, image.height), (64, 64));

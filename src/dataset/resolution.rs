@@ -35,7 +35,10 @@ impl Resolution {
         let size = match self {
             Self::Divide(factor) => {
                 let factor = f64::from(factor);
-                ((w / factor).round_ties_even(), (h / factor).round_ties_even())
+                (
+                    (w / factor).round_ties_even(),
+                    (h / factor).round_ties_even(),
+                )
             }
             Self::Auto | Self::Width(_) => {
                 let scale = match self {

@@ -209,28 +209,19 @@ impl ColmapModel {
                     camera_id: image.camera_id,
                 })?;
         let (fx, fy, cx, cy) = pinhole_intrinsics(colmap_camera, &self.cameras_file)?;
-        let size_error = |what: &str| {
-            DatasetError::invalid(
-                &self.cameras_file,
-                format!(
-                    "camera {}: {what} {} is not a valid image size",
-                    colmap_camera.id,
-                    if what == "width" {
-                        colmap_camera.width
-                    } else {
-                        colmap_camera.height
-                    }
-                ),
-            )
+        let side = |what: &str, value: u64| {
+            u32::try_from(value).ok().filter(|&v| v > 0).ok_or_else(|| {
+                DatasetError::invalid(
+                    &self.cameras_file,
+                    format!(
+                        "camera {}: {what} {value} is not a valid image size",
+                        colmap_camera.id
+                    ),
+                )
+            })
         };
-        let width = u32::try_from(colmap_camera.width)
-            .ok()
-            .filter(|&w| w > 0)
-            .ok_or_else(|| size_error("width"))?;
-        let height = u32::try_from(colmap_camera.height)
-            .ok()
-            .filter(|&h| h > 0)
-            .ok_or_else(|| size_error("height"))?;
+        let width = side("width", colmap_camera.width)?;
+        let height = side("height", colmap_camera.height)?;
         let rotation = image_rotation(image, &self.images_file)?;
         let camera = Camera {
             width,
@@ -294,7 +285,8 @@ fn image_rotation(image: &ColmapImage, images_file: &Path) -> Result<DMat3, Data
     }
     let quaternion = DQuat::from_xyzw(x, y, z, w);
     let norm = quaternion.length();
-    if !(norm > 1e-6) {
+    // Finite here: the components were checked above.
+    if norm <= 1e-6 {
         return Err(DatasetError::invalid(
             images_file,
             format!(
@@ -423,21 +415,32 @@ mod tests {
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(1.0);
         assert_eq!(binary.cameras.len(), text.cameras.len());
         for (b, t) in binary.cameras.iter().zip(&text.cameras) {
-            assert_eq!((b.id, b.model, b.width, b.height), (t.id, t.model, t.width, t.height));
+            assert_eq!(
+                (b.id, b.model, b.width, b.height),
+                (t.id, t.model, t.width, t.height)
+            );
             assert!(b.params.iter().zip(&t.params).all(|(x, y)| close(*x, *y)));
         }
         assert_eq!(binary.images.len(), text.images.len());
         let mut max_difference = 0.0f64;
         for (b, t) in binary.images.iter().zip(&text.images) {
             assert_eq!((b.id, b.camera_id, &b.name), (t.id, t.camera_id, &t.name));
-            for (x, y) in b.qvec.iter().chain(&b.tvec).zip(t.qvec.iter().chain(&t.tvec)) {
+            for (x, y) in b
+                .qvec
+                .iter()
+                .chain(&b.tvec)
+                .zip(t.qvec.iter().chain(&t.tvec))
+            {
                 assert!(close(*x, *y), "{}: {x} vs {y}", b.name);
                 max_difference = max_difference.max((x - y).abs());
             }
         }
         assert_eq!(binary.points.len(), text.points.len());
         for (b, t) in binary.points.iter().zip(&text.points) {
-            assert_eq!((b.id, b.color, b.track_length), (t.id, t.color, t.track_length));
+            assert_eq!(
+                (b.id, b.color, b.track_length),
+                (t.id, t.color, t.track_length)
+            );
             assert!(close(b.error, t.error));
             for (x, y) in b.position.iter().zip(&t.position) {
                 assert!(close(*x, *y), "point {}: {x} vs {y}", b.id);

@@ -45,9 +45,7 @@ impl<'a> Fields<'a> {
             self.rest = trimmed;
             return None;
         }
-        let end = trimmed
-            .find(char::is_whitespace)
-            .unwrap_or(trimmed.len());
+        let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
         let (token, rest) = trimmed.split_at(end);
         self.rest = rest;
         Some(token)
@@ -197,7 +195,7 @@ fn check_points2d_line(content: &str, path: &Path, line: usize) -> Result<(), Da
         }
         count += 1;
     }
-    if count % 3 != 0 {
+    if !count.is_multiple_of(3) {
         return Err(fields.error(format!(
             "2D point list has {count} values, not a multiple of 3 (X Y POINT3D_ID)"
         )));
@@ -227,7 +225,7 @@ pub(super) fn read_points(path: &Path) -> Result<Vec<ColmapPoint>, DatasetError>
             }
             track_values += 1;
         }
-        if track_values % 2 != 0 {
+        if !track_values.is_multiple_of(2) {
             return Err(fields.error(format!(
                 "track has {track_values} values, not (IMAGE_ID, POINT2D_IDX) pairs"
             )));
