@@ -87,7 +87,8 @@ pub struct HeadlessOptions {
 /// A windowless Bevy app on `gpu`: Bevy's default plugins (as far as splatforge enables them),
 /// no window, the renderer on `gpu`, and [`Gpu`] available from the start.
 ///
-/// Drive it with `app.update()` (the trainer does, one step batch per update) or `app.run()`.
+/// Add your plugins, then either `app.run()`, or [`finish_setup`] and drive it with
+/// `app.update()` (the trainer does).
 pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     let mut app = App::new();
     let mut plugins = DefaultPlugins
@@ -113,9 +114,16 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
         .add_plugins(ScheduleRunnerPlugin::run_loop(std::time::Duration::ZERO))
         .insert_resource(Gpu(gpu.clone()))
         .add_plugins(GpuPlugin);
+    app
+}
+
+/// Completes plugin setup (what `app.run()` does first) for apps driven by `app.update()`.
+pub fn finish_setup(app: &mut App) {
+    while app.plugins_state() == bevy::app::PluginsState::Adding {
+        bevy::tasks::tick_global_task_pools_on_main_thread();
+    }
     app.finish();
     app.cleanup();
-    app
 }
 
 #[cfg(test)]
@@ -127,6 +135,7 @@ mod tests {
     fn headless_app_shares_the_device_with_bevy() {
         let gpu = test_context();
         let mut app = headless_app(gpu, &HeadlessOptions::default());
+        finish_setup(&mut app);
         app.update();
         let world = app.world();
         let render_device = world.resource::<RenderDevice>();

@@ -24,6 +24,7 @@ pub mod render_settings;
 pub mod rng;
 pub mod sh;
 pub mod train;
+pub mod views;
 
 pub use camera::Camera;
 pub use model::{GaussianCloud, Gaussians, ParamGroup};

@@ -128,7 +128,9 @@ impl Checkpoint {
             bytes: body,
             pos: MAGIC.len(),
         };
-        let meta_len = reader.u64().ok_or_else(|| damaged("truncated header".into()))?;
+        let meta_len = reader
+            .u64()
+            .ok_or_else(|| damaged("truncated header".into()))?;
         let meta_bytes = reader
             .take(meta_len)
             .ok_or_else(|| damaged("truncated metadata".into()))?;
@@ -366,14 +368,20 @@ mod tests {
         let truncated = dir.path().join("truncated.sfck");
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
         let err = Checkpoint::read(&truncated).unwrap_err().to_string();
-        assert!(err.contains("truncated.sfck") && err.contains("damaged"), "{err}");
+        assert!(
+            err.contains("truncated.sfck") && err.contains("damaged"),
+            "{err}"
+        );
 
         let mut flipped = bytes.clone();
         flipped[bytes.len() / 2] ^= 0x40;
         let corrupt = dir.path().join("corrupt.sfck");
         std::fs::write(&corrupt, &flipped).unwrap();
         let err = Checkpoint::read(&corrupt).unwrap_err().to_string();
-        assert!(err.contains("corrupt.sfck") && err.contains("checksum"), "{err}");
+        assert!(
+            err.contains("corrupt.sfck") && err.contains("checksum"),
+            "{err}"
+        );
 
         let other = dir.path().join("other.sfck");
         std::fs::write(&other, b"PLY not a checkpoint").unwrap();
