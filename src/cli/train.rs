@@ -211,3 +211,130 @@ fn train(_config: &Config) -> anyhow::Result<()> {
          and written)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// `splatforge train` alone, to parse argument lists in tests.
+    #[derive(Parser)]
+    struct TrainCommand {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn parse(args: &[&str]) -> TrainArgs {
+        let argv = std::iter::once("train").chain(args.iter().copied());
+        TrainCommand::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .args
+    }
+
+    #[test]
+    fn flags_parse_like_train_py() {
+        let args = parse(&[
+            "-s",
+            "scene",
+            "-r",
+            "-1",
+            "--test_iterations",
+            "10",
+            "20",
+            "30",
+            "--eval",
+            "-w",
+            "--debug_from",
+            "-1",
+            "--set",
+            "run.seed=1",
+            "--set",
+            "run.seed=2",
+        ]);
+        assert_eq!(args.source_path, Some(PathBuf::from("scene")));
+        assert_eq!(args.resolution, Some(-1));
+        assert_eq!(args.test_iterations, Some(vec![10, 20, 30]));
+        assert!(args.eval && args.white_background);
+        assert_eq!(args.debug_from, Some(-1));
+        assert_eq!(args.set, ["run.seed=1", "run.seed=2"]);
+        // Kebab-case spellings are accepted too.
+        let args = parse(&["--source-path", "x", "--sh-degree", "2"]);
+        assert_eq!(args.source_path, Some(PathBuf::from("x")));
+        assert_eq!(args.sh_degree, Some(2));
+    }
+
+    #[test]
+    fn flags_become_overrides_before_set_assignments() {
+        let args = parse(&["--set", "model.sh_degree=0", "--sh_degree", "2", "--quiet"]);
+        let overrides = args.overrides().unwrap();
+        let keys: Vec<_> = overrides
+            .assignments()
+            .iter()
+            .map(|a| (a.key.as_str(), a.value.as_str(), a.origin.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("model.sh_degree", "2", "--sh_degree"),
+                ("run.quiet", "true", "--quiet"),
+                ("model.sh_degree", "0", "--set model.sh_degree=0"),
+            ]
+        );
+        assert!(
+            parse(&[]).overrides().unwrap().is_empty(),
+            "absent flags set nothing"
+        );
+    }
+
+    #[test]
+    fn resolve_config_applies_every_flag() {
+        let args = parse(&[
+            "-s",
+            "scene",
+            "-m",
+            "out/x",
+            "-i",
+            "imgs",
+            "-r",
+            "2",
+            "-w",
+            "--sh_degree",
+            "1",
+            "--eval",
+            "--iterations",
+            "500",
+            "--test_iterations",
+            "100",
+            "500",
+            "--save_iterations",
+            "250",
+            "--checkpoint_iterations",
+            "300",
+            "--start_checkpoint",
+            "c.ckpt",
+            "--quiet",
+            "--debug_from",
+            "7",
+            "--detect_anomaly",
+        ]);
+        let config = resolve_config(&args).unwrap();
+        let mut expected = Config::default();
+        expected.model.source_path = "scene".into();
+        expected.model.model_path = "out/x".into();
+        expected.model.images = "imgs".into();
+        expected.model.resolution = 2;
+        expected.model.white_background = true;
+        expected.model.sh_degree = 1;
+        expected.model.eval = true;
+        expected.optimization.iterations = 500;
+        expected.run.test_iterations = vec![100, 500];
+        expected.run.save_iterations = vec![250, 500];
+        expected.run.checkpoint_iterations = vec![300];
+        expected.run.start_checkpoint = Some("c.ckpt".into());
+        expected.run.quiet = true;
+        expected.run.debug_from = 7;
+        expected.run.detect_anomaly = true;
+        assert_eq!(config, expected);
+    }
+}
