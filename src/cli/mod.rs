@@ -22,6 +22,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup: its size does not matter
 pub enum Command {
     /// Describe a dataset: format, views, image size, points, camera extent.
     Info(info::InfoArgs),
