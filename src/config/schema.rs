@@ -117,7 +117,8 @@ config_section! {
         /// units. 0.2 is the value hard-coded in the reference rasterizer.
         near_plane: f32 = 0.2,
         /// Ours: tile rectangles from per-axis, opacity-aware extents (gsplat) instead of the
-        /// reference's 3-sigma square. Same image, fewer tile intersections. Off: reference.
+        /// reference's 3-sigma square: fewer tile intersections, nearly the same image.
+        /// Off: reference.
         tight_tile_bounds: bool = false,
     }
 }

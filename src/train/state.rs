@@ -1,0 +1,231 @@
+//! The training run's resources: configuration, GPU state, kernels, step state and metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bevy::prelude::*;
+
+use crate::config::Config;
+use crate::gpu::adam::Adam;
+use crate::gpu::densify::Densifier;
+use crate::gpu::loss::LossKernels;
+use crate::gpu::raster::{RasterFrame, Rasterizer};
+use crate::gpu::{self, GpuContext};
+use crate::model::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers};
+use crate::render_settings::RenderSettings;
+use crate::rng::Pcg32;
+
+/// The run's configuration. Systems read it every step, so edits (from the editor's inspector)
+/// take effect at the next step.
+#[derive(Resource, Clone, Debug, Deref, DerefMut)]
+pub struct TrainConfig(pub Config);
+
+impl TrainConfig {
+    /// Rasterizer settings for a render on `background`.
+    pub fn render_settings(&self, background: [f32; 3], active_sh_degree: u32) -> RenderSettings {
+        RenderSettings {
+            background,
+            active_sh_degree,
+            near_plane: self.pipeline.near_plane,
+            antialiased: self.pipeline.antialiasing,
+            tight_tile_bounds: self.pipeline.tight_tile_bounds,
+        }
+    }
+}
+
+/// Everything on the GPU that training optimises: the cloud (the viewer draws it too), its
+/// gradients, Adam's moments and the densification statistics.
+#[derive(Resource)]
+pub struct TrainGpuState {
+    pub cloud: GaussianCloud,
+    pub grads: ParamBuffers,
+    pub optimizer: OptimizerState,
+    pub stats: DensifyStats,
+}
+
+impl TrainGpuState {
+    /// Bytes of GPU memory held by the cloud and its training state.
+    pub fn bytes(&self) -> u64 {
+        self.cloud.params.bytes()
+            + self.grads.bytes()
+            + self.optimizer.exp_avg.bytes()
+            + self.optimizer.exp_avg_sq.bytes()
+            + 3 * u64::from(self.stats.capacity) * 4
+    }
+}
+
+/// The kernels of one training run (pipelines and their cached scratch buffers).
+#[derive(Resource)]
+pub struct TrainKernels {
+    pub rasterizer: Rasterizer,
+    pub loss: LossKernels,
+    pub adam: Adam,
+    pub densifier: Densifier,
+}
+
+impl TrainKernels {
+    pub fn new(ctx: &GpuContext) -> Self {
+        Self {
+            rasterizer: Rasterizer::new(ctx),
+            loss: LossKernels::new(ctx),
+            adam: Adam::new(ctx),
+            densifier: Densifier::new(ctx),
+        }
+    }
+}
+
+/// Per-step GPU buffers: the render, the loss gradient and the loss value.
+#[derive(Resource)]
+pub struct StepBuffers {
+    pub frame: RasterFrame,
+    /// dLoss/d(image), planar CHW.
+    pub d_image: wgpu::Buffer,
+    d_image_pixels: u32,
+    /// `[total, L1, SSIM, unused]` of the current step.
+    pub loss: wgpu::Buffer,
+}
+
+impl StepBuffers {
+    pub fn new(ctx: &GpuContext) -> Self {
+        Self {
+            frame: RasterFrame::new(ctx),
+            d_image: gpu::storage_buffer(ctx, "step.d_image", 16),
+            d_image_pixels: 0,
+            loss: gpu::storage_buffer(ctx, "step.loss", 16),
+        }
+    }
+
+    /// Grows `d_image` to hold a `width x height` RGB image.
+    pub fn ensure_image_size(&mut self, ctx: &GpuContext, width: u32, height: u32) {
+        let pixels = width * height;
+        if pixels > self.d_image_pixels {
+            self.d_image = gpu::storage_buffer(ctx, "step.d_image", u64::from(pixels) * 3 * 4);
+            self.d_image_pixels = pixels;
+        }
+    }
+}
+
+/// The command encoder of the current step: stages record into it and `submit_step` sends it.
+/// Stages that must see earlier work finished (evaluation, densification) call
+/// [`StepEncoder::flush`] first.
+#[derive(Resource, Default)]
+pub struct StepEncoder(Option<wgpu::CommandEncoder>);
+
+impl StepEncoder {
+    /// The encoder of this step, created on first use.
+    pub fn get(&mut self, ctx: &GpuContext) -> &mut wgpu::CommandEncoder {
+        self.0.get_or_insert_with(|| {
+            ctx.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("train step"),
+                })
+        })
+    }
+
+    /// Submits what was recorded so far (no wait).
+    pub fn flush(&mut self, ctx: &GpuContext) {
+        if let Some(encoder) = self.0.take() {
+            ctx.queue.submit([encoder.finish()]);
+        }
+    }
+}
+
+/// Where the run is: the iteration, the active SH degree, view sampling and the smoothed loss.
+#[derive(Resource, Clone, Debug)]
+pub struct TrainState {
+    /// The iteration being run (1-based, as the reference counts); after a step, the last one
+    /// completed.
+    pub iteration: u32,
+    /// Iterations to run in all (`optimization.iterations`).
+    pub last_iteration: u32,
+    pub active_sh_degree: u32,
+    /// View sampling: a seeded RNG popping from a stack of training views refilled per epoch.
+    pub rng: Pcg32,
+    pub view_stack: Vec<u32>,
+    /// The view of the current step (index into `SceneInfo::views`).
+    pub current_view: usize,
+    /// The background the current step renders on.
+    pub background: [f32; 3],
+    /// Smoothed loss (0.4 new + 0.6 old at each readback), for the progress display.
+    pub ema_loss: Option<f64>,
+    /// Training time so far, evaluation and saving excluded.
+    pub elapsed: Duration,
+    /// Densifications so far (seeds the split RNG so resumed runs draw the same numbers).
+    pub densify_count: u32,
+    /// This step densified / reset opacities: the reference's optimiser then skips the
+    /// replaced parameters (they have no gradient in PyTorch).
+    pub densified_this_step: bool,
+    pub opacity_reset_this_step: bool,
+    /// All iterations ran.
+    pub finished: bool,
+}
+
+impl TrainState {
+    pub fn new(seed: u64, last_iteration: u32) -> Self {
+        Self {
+            iteration: 0,
+            last_iteration,
+            active_sh_degree: 0,
+            // Stream 1: view sampling (the split RNG on the GPU is seeded separately).
+            rng: Pcg32::new(seed, 1),
+            view_stack: Vec::new(),
+            current_view: 0,
+            background: [0.0; 3],
+            ema_loss: None,
+            elapsed: Duration::ZERO,
+            densify_count: 0,
+            densified_this_step: false,
+            opacity_reset_this_step: false,
+            finished: last_iteration == 0,
+        }
+    }
+}
+
+/// Asks a run to stop after the current step (Ctrl-C, the editor's stop button).
+#[derive(Resource, Clone, Debug, Default)]
+pub struct StopRequest(pub Arc<AtomicBool>);
+
+impl StopRequest {
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One evaluation of one split.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EvalRecord {
+    pub iteration: u32,
+    /// "test" or "train".
+    pub split: &'static str,
+    pub views: usize,
+    pub l1: f64,
+    pub psnr: f64,
+    pub ssim: f64,
+    pub num_gaussians: u32,
+    /// Training seconds so far (evaluation excluded).
+    pub elapsed_s: f64,
+}
+
+/// History of the run, for logs, plots and the final summary.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct TrainMetrics {
+    /// `(iteration, loss)` at every loss readback.
+    pub loss: Vec<(u32, f64)>,
+    /// `(iteration, live Gaussians)` after every densification.
+    pub gaussians: Vec<(u32, u32)>,
+    pub evaluations: Vec<EvalRecord>,
+    /// Largest number of live Gaussians seen.
+    pub peak_gaussians: u32,
+    /// Largest GPU memory of the training state seen, bytes.
+    pub peak_state_bytes: u64,
+}
+
+/// A fatal problem found during a step (non-finite values, a file that could not be written).
+/// The driver stops the run and reports it.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct TrainFailure(pub Option<String>);
