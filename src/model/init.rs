@@ -338,8 +338,7 @@ impl NearestK {
     }
 
     fn offer(&mut self, d: f64) {
-        // `!(d < worst)` also rejects NaN.
-        if !(d < self.worst()) {
+        if d.is_nan() || d >= self.worst() {
             return;
         }
         let at = self.distances.partition_point(|&x| x <= d);
@@ -434,13 +433,15 @@ mod tests {
                     .sum()
             })
             .collect();
-        d.sort_by(f64::total_cmp);
         let m = k.min(d.len());
         if m == 0 {
-            0.0
-        } else {
-            (d[..m].iter().sum::<f64>() / m as f64) as f32
+            return 0.0;
         }
+        // The m smallest, in ascending order.
+        d.select_nth_unstable_by(m - 1, f64::total_cmp);
+        let nearest = &mut d[..m];
+        nearest.sort_by(f64::total_cmp);
+        (nearest.iter().sum::<f64>() / m as f64) as f32
     }
 
     fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
@@ -491,10 +492,18 @@ mod tests {
             [4.0, 4.0]
         );
         // Points at 0, 1, 3, 6 on a line, k = 3 (all others): 0 -> (1 + 9 + 36) / 3.
-        let line = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0], [6.0, 0.0, 0.0]];
+        let line = [
+            [0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [3.0, 0.0, 0.0],
+            [6.0, 0.0, 0.0],
+        ];
         let d = knn_mean_sq_dist(&line, 3);
         // 1 -> (1 + 4 + 25) / 3, 3 -> (9 + 4 + 9) / 3, 6 -> (36 + 25 + 9) / 3.
-        assert_eq!(d, [46.0 / 3.0, 30.0 / 3.0, 22.0 / 3.0, 70.0 / 3.0].map(|v| v as f32));
+        assert_eq!(
+            d,
+            [46.0 / 3.0, 30.0 / 3.0, 22.0 / 3.0, 70.0 / 3.0].map(|v| v as f32)
+        );
         // A duplicate counts as a neighbour at distance 0.
         let dup = [[0.0; 3], [0.0; 3], [1.0, 0.0, 0.0]];
         assert_eq!(knn_mean_sq_dist(&dup, 1), [0.0, 0.0, 1.0]);
@@ -514,7 +523,10 @@ mod tests {
             .filter(|p| p.iter().all(|v| v.is_finite()))
             .collect();
         let expected = brute_force(&finite, 3);
-        let actual: Vec<f32> = (0..100).filter(|&i| i != 5 && i != 6).map(|i| d[i]).collect();
+        let actual: Vec<f32> = (0..100)
+            .filter(|&i| i != 5 && i != 6)
+            .map(|i| d[i])
+            .collect();
         assert_close(&actual, &expected, "finite points");
     }
 
@@ -528,7 +540,10 @@ mod tests {
         for i in 0..n / 10 {
             clustered_set.push(clustered_set[(i * 7919) % (n - n / 10)]);
         }
-        let sets = [("uniform", uniform(n, &mut rng)), ("clustered", clustered_set)];
+        let sets = [
+            ("uniform", uniform(n, &mut rng)),
+            ("clustered", clustered_set),
+        ];
         for (name, positions) in &sets {
             let start = Instant::now();
             let d = knn_mean_sq_dist(positions, 3);
@@ -567,9 +582,9 @@ mod tests {
             g.check_shapes().unwrap();
             assert_eq!(g.len(), points.len());
             assert_eq!(g.sh_degree, degree);
-            for i in 0..g.len() {
+            for (i, d2) in d2.iter().enumerate() {
                 assert_eq!(g.means[3 * i..3 * i + 3], points.positions[i]);
-                let expected_scale = f64::from(d2[i].max(1e-7)).sqrt().ln();
+                let expected_scale = f64::from(d2.max(1e-7)).sqrt().ln();
                 for a in 0..3 {
                     let s = g.log_scales[3 * i + a];
                     assert!(
@@ -586,7 +601,10 @@ mod tests {
                 }
             }
             assert!(g.sh_rest.iter().all(|&v| v == 0.0));
-            assert_eq!(g.sh_rest.len(), g.len() * 3 * sh::rest_coeffs_for_degree(degree));
+            assert_eq!(
+                g.sh_rest.len(),
+                g.len() * 3 * sh::rest_coeffs_for_degree(degree)
+            );
         }
     }
 
@@ -616,8 +634,8 @@ mod tests {
         assert_eq!(initial_logit_opacity(), (1.0f64 / 9.0).ln() as f32);
         // Neighbour distances: point 0 has 1 and 4 -> mean of the 2 there are = 2.5.
         let expected_scales = [2.5f64, 3.0, 4.5].map(|d2| d2.sqrt().ln() as f32);
-        for i in 0..3 {
-            assert_eq!(g.log_scales[3 * i..3 * i + 3], [expected_scales[i]; 3]);
+        for (scales, expected) in g.log_scales.chunks_exact(3).zip(expected_scales) {
+            assert_eq!(scales, [expected; 3]);
         }
     }
 
@@ -639,7 +657,12 @@ mod tests {
             positions: vec![[0.5; 3]; 5],
             colors: vec![[0; 3]; 5],
         };
-        assert!(gaussians_from_points(&dups, 1).log_scales.iter().all(|&s| s == floor));
+        assert!(
+            gaussians_from_points(&dups, 1)
+                .log_scales
+                .iter()
+                .all(|&s| s == floor)
+        );
         assert!((f64::from(floor) - (-8.059_047_825_479_573)).abs() < 1e-6);
     }
 
