@@ -105,7 +105,10 @@ pub(crate) fn record_upload(
 }
 
 /// A binding of `buffer` from its start, as long as the device allows one binding to be.
-pub(crate) fn bind_whole<'a>(ctx: &GpuContext, buffer: &'a wgpu::Buffer) -> wgpu::BindingResource<'a> {
+pub(crate) fn bind_whole<'a>(
+    ctx: &GpuContext,
+    buffer: &'a wgpu::Buffer,
+) -> wgpu::BindingResource<'a> {
     let limit = ctx.max_binding_bytes() / 4 * 4;
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
         buffer,
@@ -268,7 +271,11 @@ impl PrefixScan {
             reduce: pipeline("reduce"),
             scan_top: pipeline("scan_top"),
             scan_add: pipeline("scan_add"),
-            call: buffer("scan call", (CALL_WORDS * 4) as u64, U::STORAGE | U::COPY_DST),
+            call: buffer(
+                "scan call",
+                (CALL_WORDS * 4) as u64,
+                U::STORAGE | U::COPY_DST,
+            ),
             level_params: buffer(
                 "scan level parameters",
                 u64::from(MAX_LEVELS + 1) * PARAM_SLOT_BYTES,
@@ -303,7 +310,15 @@ impl PrefixScan {
         count: u32,
     ) {
         let count_source = CountSource::new(ctx, &self.call, DIRECT_COUNT_WORD);
-        self.prepare(ctx, encoder, input, output, count_source, count, Some(count));
+        self.prepare(
+            ctx,
+            encoder,
+            input,
+            output,
+            count_source,
+            count,
+            Some(count),
+        );
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("prefix scan"),
             timestamp_writes: None,
@@ -366,7 +381,10 @@ impl PrefixScan {
         );
         let level_counts = self.config.level_counts(max_count);
         let levels = level_counts.len() as u32;
-        assert!(levels <= MAX_LEVELS, "PrefixScan: {max_count} values need too many levels");
+        assert!(
+            levels <= MAX_LEVELS,
+            "PrefixScan: {max_count} values need too many levels"
+        );
         self.ensure_scratch(ctx, &level_counts);
         self.levels = levels;
 
@@ -588,6 +606,9 @@ pub(crate) mod tests {
     #[test]
     fn scan_matches_cpu() {
         let ctx = test_util::test_context();
+        // lavapipe has subgroups (of 8): this is the subgroup path.
+        assert!(ctx.capabilities.subgroups, "{}", ctx.describe());
+        assert!(kernel_defs(ctx, 256).is_defined("SUBGROUPS"));
         let mut scan = PrefixScan::new(ctx);
         // 4M values take three levels' worth of tiles (2048 of them) at default tiles.
         check_sizes(ctx, &mut scan, &EDGE_SIZES);
@@ -604,7 +625,10 @@ pub(crate) mod tests {
 
     #[test]
     fn small_tiles_use_several_levels_and_folded_dispatches() {
-        for ctx in [test_util::test_context(), test_util::test_context_fallback()] {
+        for ctx in [
+            test_util::test_context(),
+            test_util::test_context_fallback(),
+        ] {
             let config = ScanConfig {
                 workgroup_size: 64,
                 items_per_thread: 2,
@@ -621,7 +645,10 @@ pub(crate) mod tests {
 
     #[test]
     fn indirect_scan_reads_the_count_on_the_gpu() {
-        for ctx in [test_util::test_context(), test_util::test_context_fallback()] {
+        for ctx in [
+            test_util::test_context(),
+            test_util::test_context_fallback(),
+        ] {
             let mut scan = PrefixScan::new(ctx);
             let max_count = 20_000u32;
             let values = random_values(max_count as usize, 7);
@@ -659,10 +686,17 @@ pub(crate) mod tests {
         let ctx = test_util::test_context();
         let mut scan = PrefixScan::new(ctx);
         let sizes = [5000usize, 300, 70_000];
-        let inputs: Vec<Vec<u32>> = (0..3).map(|i| random_values(sizes[i], 40 + i as u64)).collect();
+        let inputs: Vec<Vec<u32>> = (0..3)
+            .map(|i| random_values(sizes[i], 40 + i as u64))
+            .collect();
         let buffers: Vec<(wgpu::Buffer, wgpu::Buffer)> = inputs
             .iter()
-            .map(|v| (gpu::storage_buffer_from(ctx, "in", v), poisoned(ctx, v.len() + 1)))
+            .map(|v| {
+                (
+                    gpu::storage_buffer_from(ctx, "in", v),
+                    poisoned(ctx, v.len() + 1),
+                )
+            })
             .collect();
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         for (values, (input, output)) in inputs.iter().zip(&buffers) {
