@@ -1,13 +1,15 @@
 // Stable key/value LSD radix sort of u32 pairs (src/gpu/sort.rs), 8-bit digits, reduce-then-scan.
 //
 // Each pass sorts by one 8-bit digit of the key (ascending, stable), least significant first,
-// ping-ponging between the caller's buffers and scratch buffers. A pass is three steps over
-// blocks of BLOCK_SIZE = WORKGROUP_SIZE * KEYS_PER_THREAD consecutive keys, one workgroup each:
-// `upsweep` counts each digit in each block into `digit_counts[digit * num_blocks + block]`
-// (digit-major), one exclusive prefix scan (scan.wgsl) of that array gives every (digit, block)
-// its first output position, and `downsweep` ranks the block's keys stably by digit and scatters
-// keys and values there. No workgroup waits on another, so it is correct on any adapter (a
-// single-pass "onesweep" sort would need forward-progress guarantees WebGPU does not give).
+// ping-ponging between the caller's buffers and scratch buffers. A pass is three dispatches over
+// blocks of BLOCK_SIZE = WORKGROUP_SIZE * KEYS_PER_THREAD consecutive keys: `upsweep` (one
+// workgroup per block) counts each digit in each block into `digit_counts[digit * num_blocks +
+// block]`; `digit_scan` (one workgroup per digit) turns each digit's row into an exclusive prefix
+// sum over the blocks and appends the digit's total; `downsweep` (one workgroup per block) scans
+// the 256 totals itself to find where each digit starts, ranks the block's keys stably by digit
+// and scatters keys and values. No workgroup waits on another, so it is correct on any adapter
+// (a single-pass "onesweep" sort would need forward-progress guarantees WebGPU does not give),
+// and few dispatches (3 per pass, 13 for 32-bit keys) keep small sorts cheap.
 //
 // Ranking in `downsweep`: the block is split into one contiguous chunk per ranking group (a
 // subgroup, or without subgroups a virtual group of FALLBACK_GROUP_SIZE invocations), and each
@@ -60,9 +62,9 @@ struct PassParams {
 @group(0) @binding(2) var<storage, read> values_in: array<u32>;
 @group(0) @binding(3) var<storage, read_write> keys_out: array<u32>;
 @group(0) @binding(4) var<storage, read_write> values_out: array<u32>;
-// upsweep: per (digit, block) counts; downsweep: their exclusive prefix sum.
+// Per (digit, block) counts (upsweep), then their exclusive prefix sums over the blocks of each
+// digit followed by the RADIX digit totals (digit_scan).
 @group(0) @binding(5) var<storage, read_write> digit_counts: array<u32>;
-@group(0) @binding(6) var<storage, read> digit_offsets: array<u32>;
 
 fn digit_of(key: u32) -> u32 {
     return (key >> params.shift) & params.digit_mask;
@@ -103,19 +105,62 @@ fn upsweep(ids: ComputeIds) {
         atomicStore(&block_counts[d], 0u);
     }
     workgroupBarrier();
+    // All loads first, so they are in flight together (the counting loop has subgroup
+    // operations and atomics the compiler will not move loads across).
     let start = block * BLOCK_SIZE;
+    var digits: array<u32, MAX_KEYS_PER_THREAD>;
     for (var k = 0u; k < KEYS_PER_THREAD; k++) {
         let i = start + k * WORKGROUP_SIZE + ids.local_index;
-        let valid = i < params.count;
-        var digit = 0u;
-        if valid {
-            digit = digit_of(keys_in[i]);
+        digits[k] = RADIX;
+        if i < params.count {
+            digits[k] = digit_of(keys_in[i]);
         }
-        count_digit(ids, digit, valid);
+    }
+    for (var k = 0u; k < KEYS_PER_THREAD; k++) {
+        count_digit(ids, digits[k], digits[k] < RADIX);
     }
     workgroupBarrier();
     for (var d = ids.local_index; d < RADIX; d += WORKGROUP_SIZE) {
         digit_counts[d * params.num_blocks + block] = atomicLoad(&block_counts[d]);
+    }
+}
+
+// ---- digit_scan: for each digit, exclusive prefix sum of its counts over the blocks ----
+
+// Counts per invocation per step: a step scans WORKGROUP_SIZE * DIGIT_SCAN_ITEMS blocks.
+const DIGIT_SCAN_ITEMS: u32 = 8u;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn digit_scan(ids: ComputeIds) {
+    let digit = linear_workgroup_id(ids.workgroup, ids.workgroups);
+    let lane = lane_of(ids, FALLBACK_GROUP_SIZE);
+    let blocks = params.num_blocks;
+    let row = digit * blocks;
+    var carry = 0u;
+    for (var step = 0u; step < blocks; step += WORKGROUP_SIZE * DIGIT_SCAN_ITEMS) {
+        // Each invocation scans DIGIT_SCAN_ITEMS consecutive counts, in place.
+        let first = step + lane.index * DIGIT_SCAN_ITEMS;
+        var counts: array<u32, DIGIT_SCAN_ITEMS>;
+        var sum = 0u;
+        for (var k = 0u; k < DIGIT_SCAN_ITEMS; k++) {
+            counts[k] = 0u;
+            if first + k < blocks {
+                counts[k] = digit_counts[row + first + k];
+            }
+            sum += counts[k];
+        }
+        let scan = workgroup_exclusive_scan(sum, lane);
+        var running = carry + scan.exclusive;
+        for (var k = 0u; k < DIGIT_SCAN_ITEMS; k++) {
+            if first + k < blocks {
+                digit_counts[row + first + k] = running;
+            }
+            running += counts[k];
+        }
+        carry += scan.total;
+    }
+    if ids.local_index == 0u {
+        digit_counts[RADIX * blocks + digit] = carry;
     }
 }
 
@@ -223,30 +268,45 @@ fn downsweep(ids: ComputeIds) {
     let start = block * BLOCK_SIZE;
     let valid = min(params.count - start, BLOCK_SIZE);
 
-    // Each invocation owns DIGITS_PER_THREAD consecutive digits for the digit-level steps. Their
-    // global offsets are fetched now, to be ready at the scatter.
+    // Each invocation owns `digits_per_thread` consecutive digits for the digit-level steps.
+    // Where this block's keys of each digit go: the digit's start (an exclusive scan of the
+    // digit totals, redone by every block: 256 words) plus the earlier blocks' keys of that
+    // digit (digit_scan's result).
     let digits_per_thread = RADIX / WORKGROUP_SIZE;
     let first_digit = lane.index * digits_per_thread;
     var global_offsets: array<u32, MAX_DIGITS_PER_THREAD>;
+    var totals: array<u32, MAX_DIGITS_PER_THREAD>;
+    var thread_digits_total = 0u;
     for (var j = 0u; j < digits_per_thread; j++) {
-        global_offsets[j] = digit_offsets[(first_digit + j) * params.num_blocks + block];
+        let digit = first_digit + j;
+        global_offsets[j] = digit_counts[digit * params.num_blocks + block];
+        totals[j] = digit_counts[RADIX * params.num_blocks + digit];
+        thread_digits_total += totals[j];
     }
     for (var i = ids.local_index; i < GROUP_HISTOGRAM_WORDS; i += WORKGROUP_SIZE) {
         group_histograms[i] = 0u;
     }
-    workgroupBarrier();
+    // (The scan's barriers also order the histogram clearing before the ranking.)
+    let digit_starts = workgroup_exclusive_scan(thread_digits_total, lane);
+    var digit_start = digit_starts.exclusive;
+    for (var j = 0u; j < digits_per_thread; j++) {
+        global_offsets[j] += digit_start;
+        digit_start += totals[j];
+    }
 
-    // 1. Rank every key within its group's chunk, row by row.
+    // 1. Rank every key within its group's chunk, row by row. The loads come first, so that
+    // they are all in flight at once rather than one per barrier-separated row.
     var keys: array<u32, MAX_KEYS_PER_THREAD>;
-    var positions: array<u32, MAX_KEYS_PER_THREAD>;
     for (var row = 0u; row < KEYS_PER_THREAD; row++) {
         let offset = key_offset(lane, row);
-        var key = 0xffffffffu;
+        keys[row] = 0xffffffffu;
         if offset < valid {
-            key = keys_in[start + offset];
+            keys[row] = keys_in[start + offset];
         }
-        keys[row] = key;
-        positions[row] = rank_in_group(digit_of(key), lane);
+    }
+    var positions: array<u32, MAX_KEYS_PER_THREAD>;
+    for (var row = 0u; row < KEYS_PER_THREAD; row++) {
+        positions[row] = rank_in_group(digit_of(keys[row]), lane);
         // The next row reads the counts this row wrote.
         workgroupBarrier();
     }
@@ -267,13 +327,13 @@ fn downsweep(ids: ComputeIds) {
     }
     let scan = workgroup_exclusive_scan(thread_total, lane);
     var local_offsets: array<u32, MAX_DIGITS_PER_THREAD>;
-    var digit_start = scan.exclusive;
+    var local_start = scan.exclusive;
     for (var j = 0u; j < digits_per_thread; j++) {
-        local_offsets[j] = digit_start;
+        local_offsets[j] = local_start;
         for (var group = 0u; group < lane.group_count; group++) {
-            group_histograms[group * RADIX + first_digit + j] += digit_start;
+            group_histograms[group * RADIX + first_digit + j] += local_start;
         }
-        digit_start += digit_totals[j];
+        local_start += digit_totals[j];
     }
     workgroupBarrier();
 
@@ -350,8 +410,7 @@ const DIGIT_BITS: u32 = 8u;
 
 @group(0) @binding(10) var<storage, read> call: SortCall;
 @group(0) @binding(11) var<storage, read> count_source: array<u32>;
-// Slots 0..MAX_PASSES: PassParams; slot MAX_PASSES: the length of the digit-count array (the
-// element count of the histogram scan).
+// Slots 0..MAX_PASSES: PassParams.
 @group(0) @binding(12) var<storage, read_write> pass_slots: array<u32>;
 // (x, y, z) for upsweep/downsweep, then for copy_back.
 @group(0) @binding(13) var<storage, read_write> dispatch_args: array<u32>;
@@ -373,7 +432,6 @@ fn setup() {
         pass_slots[slot + 3u] = (1u << bits) - 1u;
         pass_slots[slot + 4u] = bits;
     }
-    pass_slots[MAX_PASSES * PASS_SLOT_WORDS] = RADIX * blocks;
     let block_groups = fold_dispatch(blocks, call.max_per_dimension);
     let copy_groups = fold_dispatch(
         (count + call.workgroup_size - 1u) / call.workgroup_size,

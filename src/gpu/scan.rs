@@ -356,7 +356,7 @@ impl PrefixScan {
     /// the bind groups of a scan of at most `max_count` values whose count `setup` will read
     /// from `count_source`. `direct_count` is the count to upload for [`PrefixScan::encode`].
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn prepare(
+    fn prepare(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
@@ -514,7 +514,7 @@ impl PrefixScan {
     }
 
     /// Records the `setup` kernel (count -> level parameters and dispatch arguments).
-    pub(crate) fn record_setup(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn record_setup(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.setup);
         pass.set_bind_group(0, &self.bindings().setup, &[]);
         pass.dispatch_workgroups(1, 1, 1);
@@ -522,7 +522,7 @@ impl PrefixScan {
 
     /// Records the scan itself (after [`PrefixScan::record_setup`]; may be recorded several
     /// times after one setup when the input changes in between).
-    pub(crate) fn record_levels(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn record_levels(&self, pass: &mut wgpu::ComputePass<'_>) {
         let bindings = self.bindings();
         let levels = self.levels as usize;
         pass.set_pipeline(&self.reduce);

@@ -1,8 +1,8 @@
 //! Stable key/value radix sort of `u32` pairs on the GPU (`shaders/radix_sort.wgsl`).
 //!
-//! LSD radix sort with 8-bit digits: `ceil(key_bits / 8)` passes, each an `upsweep` (digit
-//! counts per block), an exclusive [`PrefixScan`] of the digit-major counts and a `downsweep`
-//! (stable rank within the block, scatter). Passes ping-pong between the caller's buffers and
+//! LSD radix sort with 8-bit digits: `ceil(key_bits / 8)` passes, each three dispatches: an
+//! `upsweep` (digit counts per block), a `digit_scan` (per digit, prefix sums over the blocks)
+//! and a `downsweep` (stable rank within the block, scatter). Passes ping-pong between the caller's buffers and
 //! scratch buffers chosen so that the last pass writes the caller's buffers: `user -> A -> user`
 //! for two passes, `user -> A -> B -> user` for three, `user -> A -> user -> A -> user` for
 //! four; a single pass writes A and copies back. As in the scan, the element count lives on
@@ -10,8 +10,7 @@
 //! [`RadixSort::encode_indirect`] sorts a count another kernel produced without a readback.
 
 use super::scan::{
-    CountSource, PARAM_SLOT_BYTES, PrefixScan, bind_group, bind_slot, bind_whole, kernel_defs,
-    record_upload,
+    CountSource, PARAM_SLOT_BYTES, bind_group, bind_slot, bind_whole, kernel_defs, record_upload,
 };
 use super::{GpuContext, compute_pipeline};
 
@@ -127,9 +126,8 @@ struct SortScratch {
     values_a: wgpu::Buffer,
     /// Only for three passes.
     b: Option<(wgpu::Buffer, wgpu::Buffer)>,
-    /// `RADIX * blocks` digit counts and their exclusive scan (one more word).
+    /// `RADIX * blocks` digit counts (then their per-digit prefix sums), and the digit totals.
     digit_counts: wgpu::Buffer,
-    digit_offsets: wgpu::Buffer,
     capacity: u32,
 }
 
@@ -146,6 +144,7 @@ struct Bindings {
     key: BindingKey,
     setup: wgpu::BindGroup,
     upsweep: Vec<wgpu::BindGroup>,
+    digit_scan: Vec<wgpu::BindGroup>,
     downsweep: Vec<wgpu::BindGroup>,
     copy_back: Option<wgpu::BindGroup>,
 }
@@ -156,17 +155,17 @@ pub struct RadixSort {
     config: SortConfig,
     setup: wgpu::ComputePipeline,
     upsweep: wgpu::ComputePipeline,
+    digit_scan: wgpu::ComputePipeline,
     downsweep: wgpu::ComputePipeline,
     copy_back: wgpu::ComputePipeline,
     /// `SortCall`, rewritten (by a recorded copy) before each sort.
     call: wgpu::Buffer,
-    /// One `PassParams` slot per pass, then the digit-count length; written by `setup`.
+    /// One `PassParams` slot per pass, written by `setup`.
     pass_params: wgpu::Buffer,
     /// Indirect (x, y, z) of the block kernels, then of `copy_back`; written by `setup`.
     dispatch_args: wgpu::Buffer,
     scratch: Option<SortScratch>,
     scratch_generation: u64,
-    scan: PrefixScan,
     bindings: Option<Bindings>,
 }
 
@@ -217,12 +216,11 @@ impl RadixSort {
             })
         };
         use wgpu::BufferUsages as U;
-        let mut scan_config = super::scan::ScanConfig::for_device(ctx);
-        scan_config.max_workgroups_per_dimension = config.max_workgroups_per_dimension;
         Self {
             config,
             setup: pipeline("setup"),
             upsweep: pipeline("upsweep"),
+            digit_scan: pipeline("digit_scan"),
             downsweep: pipeline("downsweep"),
             copy_back: pipeline("copy_back"),
             call: buffer(
@@ -232,13 +230,12 @@ impl RadixSort {
             ),
             pass_params: buffer(
                 "sort pass parameters",
-                u64::from(MAX_PASSES + 1) * PARAM_SLOT_BYTES,
+                u64::from(MAX_PASSES) * PARAM_SLOT_BYTES,
                 U::UNIFORM | U::STORAGE,
             ),
             dispatch_args: buffer("sort dispatch arguments", 24, U::INDIRECT | U::STORAGE),
             scratch: None,
             scratch_generation: 0,
-            scan: PrefixScan::with_config(ctx, scan_config),
             bindings: None,
         }
     }
@@ -340,26 +337,6 @@ impl RadixSort {
         call[DIRECT_COUNT_WORD as usize] = direct_count.unwrap_or(0);
         record_upload(ctx, encoder, &self.call, &call);
 
-        // The histogram scan reads its length from the slot `setup` writes after the passes.
-        let max_blocks = max_count.div_ceil(self.config.block_size());
-        let scratch = self.scratch.as_ref().expect("scratch was just sized");
-        let (digit_counts, digit_offsets) =
-            (scratch.digit_counts.clone(), scratch.digit_offsets.clone());
-        let histogram_length = CountSource::new(
-            ctx,
-            &self.pass_params,
-            MAX_PASSES * (PARAM_SLOT_BYTES / 4) as u32,
-        );
-        self.scan.prepare(
-            ctx,
-            encoder,
-            &digit_counts,
-            &digit_offsets,
-            histogram_length,
-            RADIX * max_blocks,
-            None,
-        );
-
         let key = BindingKey {
             keys: keys.clone(),
             values: values.clone(),
@@ -379,12 +356,13 @@ impl RadixSort {
         pass.set_pipeline(&self.setup);
         pass.set_bind_group(0, &bindings.setup, &[]);
         pass.dispatch_workgroups(1, 1, 1);
-        self.scan.record_setup(&mut pass);
         for p in 0..passes as usize {
             pass.set_pipeline(&self.upsweep);
             pass.set_bind_group(0, &bindings.upsweep[p], &[]);
             pass.dispatch_workgroups_indirect(&self.dispatch_args, 0);
-            self.scan.record_levels(&mut pass);
+            pass.set_pipeline(&self.digit_scan);
+            pass.set_bind_group(0, &bindings.digit_scan[p], &[]);
+            pass.dispatch_workgroups(RADIX, 1, 1);
             pass.set_pipeline(&self.downsweep);
             pass.set_bind_group(0, &bindings.downsweep[p], &[]);
             pass.dispatch_workgroups_indirect(&self.dispatch_args, 0);
@@ -429,12 +407,7 @@ impl RadixSort {
             digit_counts: super::storage_buffer(
                 ctx,
                 "sort digit counts",
-                u64::from(RADIX) * blocks * 4,
-            ),
-            digit_offsets: super::storage_buffer(
-                ctx,
-                "sort digit offsets",
-                (u64::from(RADIX) * blocks + 1) * 4,
+                u64::from(RADIX) * (blocks + 1) * 4,
             ),
             capacity,
         });
@@ -467,6 +440,7 @@ impl RadixSort {
         );
         let chain = pass_chain(key.passes);
         let mut upsweep = Vec::new();
+        let mut digit_scan = Vec::new();
         let mut downsweep = Vec::new();
         for p in 0..key.passes as usize {
             let (keys_in, values_in) = pair(chain[p]);
@@ -481,6 +455,12 @@ impl RadixSort {
                     (5, bind_whole(ctx, &scratch.digit_counts)),
                 ],
             ));
+            digit_scan.push(bind_group(
+                ctx,
+                "sort digit scan",
+                &self.digit_scan,
+                vec![(0, params(p)), (5, bind_whole(ctx, &scratch.digit_counts))],
+            ));
             downsweep.push(bind_group(
                 ctx,
                 "sort downsweep",
@@ -491,7 +471,7 @@ impl RadixSort {
                     (2, bind_whole(ctx, values_in)),
                     (3, bind_whole(ctx, keys_out)),
                     (4, bind_whole(ctx, values_out)),
-                    (6, bind_whole(ctx, &scratch.digit_offsets)),
+                    (5, bind_whole(ctx, &scratch.digit_counts)),
                 ],
             ));
         }
@@ -514,6 +494,7 @@ impl RadixSort {
             key,
             setup,
             upsweep,
+            digit_scan,
             downsweep,
             copy_back,
         }
@@ -683,10 +664,11 @@ mod tests {
             } else {
                 2
             };
-            // 128-key blocks: 20,000 keys are 157 blocks in a 53 x 3 grid.
+            // 128-key blocks: 70,000 keys are 547 blocks in a 183 x 3 grid, and more than one
+            // digit_scan step (512 blocks each at 64 invocations).
             config.max_workgroups_per_dimension = 3;
             let mut sort = RadixSort::with_config(ctx, config);
-            let keys = random_keys(20_000, 12);
+            let keys = random_keys(70_000, 12);
             check(ctx, &mut sort, &keys, 32, "small blocks");
             check(ctx, &mut sort, &keys, 13, "small blocks");
         }
