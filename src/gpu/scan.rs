@@ -15,7 +15,7 @@ use std::num::NonZeroU64;
 
 use wgpu::util::DeviceExt;
 
-use super::{GpuContext, ShaderDefs, compute_pipeline};
+use super::{GpuCapabilities, GpuContext, ShaderDefs, compute_pipeline};
 
 /// Bytes per parameter slot (one per scan level or sort pass): the largest uniform offset
 /// alignment wgpu allows, so any slot can be bound at its offset on any adapter.
@@ -56,8 +56,8 @@ impl ScanConfig {
     }
 
     /// Element counts of the levels below the top one, for `count` values: level 0 is the
-    /// input, level `l + 1` holds one sum per tile of level `l`. The top level (one tile) is
-    /// `ceil(last / tile)`.
+    /// input, level `l + 1` holds one sum per tile of level `l`. The top level (at most one
+    /// tile) holds the tile sums of the last of them, or is the input when there are none.
     fn level_counts(&self, count: u32) -> Vec<u32> {
         let tile = self.tile_size();
         let mut counts = Vec::new();
@@ -70,16 +70,20 @@ impl ScanConfig {
     }
 }
 
-/// Shader definitions for the scan and sort kernels on this device with workgroups of
-/// `workgroup_size`: `SUBGROUPS` when the device has subgroups and every workgroup is made of
-/// whole subgroups (the kernels order invocations by subgroup id and lane).
-pub(crate) fn kernel_defs(ctx: &GpuContext, workgroup_size: u32) -> ShaderDefs {
-    let caps = &ctx.capabilities;
-    let whole_subgroups = caps.subgroup_min_size > 0
+/// Whether the scan and sort kernels can use subgroups with workgroups of `workgroup_size`: the
+/// device has them and every workgroup is made of whole subgroups (the kernels order
+/// invocations by subgroup id and lane).
+pub(crate) fn subgroups_usable(caps: &GpuCapabilities, workgroup_size: u32) -> bool {
+    caps.subgroups
+        && caps.subgroup_min_size > 0
         && caps.subgroup_max_size <= workgroup_size
-        && workgroup_size.is_multiple_of(caps.subgroup_max_size);
+        && workgroup_size.is_multiple_of(caps.subgroup_max_size)
+}
+
+/// Shader definitions for the scan and sort kernels: `SUBGROUPS` or nothing.
+pub(crate) fn kernel_defs(subgroups: bool) -> ShaderDefs {
     let mut defs = ShaderDefs::new();
-    if caps.subgroups && whole_subgroups {
+    if subgroups {
         defs.define("SUBGROUPS");
     }
     defs
@@ -113,7 +117,7 @@ pub(crate) fn bind_whole<'a>(
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
         buffer,
         offset: 0,
-        size: NonZeroU64::new(buffer.size().min(limit)),
+        size: NonZeroU64::new(buffer.size().min(limit) / 4 * 4),
     })
 }
 
@@ -250,7 +254,7 @@ impl PrefixScan {
                 && config.max_workgroups_per_dimension >= 1,
             "unsupported scan configuration {config:?}"
         );
-        let defs = kernel_defs(ctx, config.workgroup_size);
+        let defs = kernel_defs(subgroups_usable(&ctx.capabilities, config.workgroup_size));
         let constants = [
             ("WORKGROUP_SIZE", f64::from(config.workgroup_size)),
             ("ITEMS_PER_THREAD", f64::from(config.items_per_thread)),
@@ -608,7 +612,7 @@ pub(crate) mod tests {
         let ctx = test_util::test_context();
         // lavapipe has subgroups (of 8): this is the subgroup path.
         assert!(ctx.capabilities.subgroups, "{}", ctx.describe());
-        assert!(kernel_defs(ctx, 256).is_defined("SUBGROUPS"));
+        assert!(subgroups_usable(&ctx.capabilities, 256));
         let mut scan = PrefixScan::new(ctx);
         // 4M values take three levels' worth of tiles (2048 of them) at default tiles.
         check_sizes(ctx, &mut scan, &EDGE_SIZES);
@@ -618,7 +622,7 @@ pub(crate) mod tests {
     #[test]
     fn scan_fallback_matches_cpu() {
         let ctx = test_util::test_context_fallback();
-        assert!(!kernel_defs(ctx, 256).is_defined("SUBGROUPS"));
+        assert!(!subgroups_usable(&ctx.capabilities, 256));
         let mut scan = PrefixScan::new(ctx);
         check_sizes(ctx, &mut scan, &EDGE_SIZES);
     }
