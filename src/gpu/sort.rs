@@ -1,13 +1,14 @@
 //! Stable key/value radix sort of `u32` pairs on the GPU (`shaders/radix_sort.wgsl`).
 //!
-//! LSD radix sort with 8-bit digits: `ceil(key_bits / 8)` passes, each three dispatches: an
+//! LSD radix sort with 8-bit digits: `ceil(key_bits / 8)` passes of three dispatches each: an
 //! `upsweep` (digit counts per block), a `digit_scan` (per digit, prefix sums over the blocks)
-//! and a `downsweep` (stable rank within the block, scatter). Passes ping-pong between the caller's buffers and
-//! scratch buffers chosen so that the last pass writes the caller's buffers: `user -> A -> user`
-//! for two passes, `user -> A -> B -> user` for three, `user -> A -> user -> A -> user` for
-//! four; a single pass writes A and copies back. As in the scan, the element count lives on
-//! the GPU (a `setup` kernel writes the pass parameters and indirect dispatch arguments), so
-//! [`RadixSort::encode_indirect`] sorts a count another kernel produced without a readback.
+//! and a `downsweep` (stable rank within the block, scatter). Passes ping-pong between the
+//! caller's buffers and scratch buffers chosen so that the last pass writes the caller's
+//! buffers: `user -> A -> user` for two passes, `user -> A -> B -> user` for three,
+//! `user -> A -> user -> A -> user` for four; a single pass writes A and copies back. As in the
+//! scan, the element count lives on the GPU (a `setup` kernel writes the pass parameters and
+//! indirect dispatch arguments), so [`RadixSort::encode_indirect`] sorts a count another kernel
+//! produced without a readback.
 
 use super::scan::{
     CountSource, PARAM_SLOT_BYTES, bind_group, bind_slot, bind_whole, kernel_defs, record_upload,
@@ -509,6 +510,7 @@ impl RadixSort {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::scan::PrefixScan;
     use crate::gpu::scan::tests::assert_same;
     use crate::gpu::{self, test_util};
     use crate::rng::Pcg32;
@@ -757,6 +759,51 @@ mod tests {
                 assert_same(&got_keys, &want_keys, &format!("keys of {what}"));
                 assert_same(&got_values, &want_values, &format!("values of {what}"));
             }
+        }
+    }
+
+    /// The rasterizer's binning without a readback: scan per-item counts, then sort as many
+    /// pairs as the scan's total (read from the scan's output on the GPU), in one encoder.
+    #[test]
+    fn sorts_as_many_pairs_as_a_scan_counted() {
+        for ctx in both_contexts() {
+            let mut rng = Pcg32::new(31, 2);
+            let items = 5000usize;
+            let counts: Vec<u32> = (0..items).map(|_| rng.below(5)).collect();
+            let max_count = 4 * items as u32;
+            let keys = random_keys(max_count as usize, 32);
+            let values: Vec<u32> = (0..max_count).collect();
+            let count_buffer = gpu::storage_buffer_from(ctx, "counts", &counts);
+            let offsets = gpu::storage_buffer(ctx, "offsets", (items as u64 + 1) * 4);
+            let key_buffer = gpu::storage_buffer_from(ctx, "keys", &keys);
+            let value_buffer = gpu::storage_buffer_from(ctx, "values", &values);
+            let mut scan = PrefixScan::new(ctx);
+            let mut sort = RadixSort::new(ctx);
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            scan.encode(ctx, &mut encoder, &count_buffer, &offsets, items as u32);
+            sort.encode_indirect(
+                ctx,
+                &mut encoder,
+                &key_buffer,
+                &value_buffer,
+                &offsets,
+                items as u32,
+                max_count,
+                12,
+            );
+            ctx.queue.submit([encoder.finish()]);
+            let total = counts.iter().sum::<u32>() as usize;
+            let (mut want_keys, mut want_values) = cpu_sort(&keys[..total], &values[..total], 12);
+            want_keys.extend_from_slice(&keys[total..]);
+            want_values.extend_from_slice(&values[total..]);
+            let got_keys: Vec<u32> = gpu::read_buffer(ctx, &key_buffer, keys.len());
+            let got_values: Vec<u32> = gpu::read_buffer(ctx, &value_buffer, keys.len());
+            assert_same(&got_keys, &want_keys, "keys sorted by a scanned count");
+            assert_same(
+                &got_values,
+                &want_values,
+                "values sorted by a scanned count",
+            );
         }
     }
 
