@@ -326,7 +326,7 @@ impl RadixSort {
         let bytes = u64::from(max_count) * 4;
         assert!(
             keys.size() >= bytes && values.size() >= bytes,
-            "RadixSort: {max_count} pairs need {bytes} bytes per buffer, keys have {} and values {}",
+            "RadixSort: {max_count} pairs need {bytes} bytes per buffer; keys: {}, values: {}",
             keys.size(),
             values.size()
         );
