@@ -342,8 +342,11 @@ struct ViewDirection {
 
 fn view_direction(i: u32) -> ViewDirection {
     let to_mean = load_mean(i) - render.camera_centre_near.xyz;
-    let distance = length(to_mean);
-    return ViewDirection(to_mean / distance, distance);
+    // Scaled by the largest component first: |v|^2 overflows f32 beyond ~1e19.
+    let largest = max(abs(to_mean.x), max(abs(to_mean.y), abs(to_mean.z)));
+    let scaled = to_mean / largest;
+    let scaled_length = length(scaled);
+    return ViewDirection(scaled / scaled_length, scaled_length * largest);
 }
 
 // Step 11 before the clamp: sum of basis * coefficient + 0.5 per channel.

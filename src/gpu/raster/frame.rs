@@ -62,7 +62,9 @@ pub struct RasterFrame {
 impl RasterFrame {
     /// An empty frame; buffers grow on the first render.
     pub fn new(ctx: &GpuContext) -> Self {
-        let small = |label: &str| gpu::storage_buffer(ctx, label, 0);
+        // Room for one element of every array (bindings must hold at least one: a splat is 48
+        // bytes), so an empty cloud can be rendered before anything has grown.
+        let small = |label: &str| gpu::storage_buffer(ctx, label, 64);
         Self {
             width: 0,
             height: 0,
