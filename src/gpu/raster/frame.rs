@@ -36,6 +36,8 @@ pub struct RasterFrame {
     /// Per pixel: the number of entries of its tile's list up to its last composited splat.
     pub(super) last_counts: wgpu::Buffer,
     pub(super) uniforms: wgpu::Buffer,
+    /// What `uniforms` holds: the backward pass checks it was given the forward's inputs.
+    pub(super) uniforms_value: RenderUniforms,
     /// Per Gaussian.
     pub(super) splats: wgpu::Buffer,
     pub(super) depth_keys: wgpu::Buffer,
@@ -75,6 +77,7 @@ impl RasterFrame {
             radii: small("raster.radii"),
             last_counts: small("raster.last_counts"),
             uniforms: gpu::uniform_buffer_from(ctx, "raster.uniforms", &RenderUniforms::default()),
+            uniforms_value: RenderUniforms::default(),
             splats: small("raster.splats"),
             depth_keys: small("raster.depth_keys"),
             depth_ids: small("raster.depth_ids"),
@@ -146,6 +149,13 @@ impl RasterFrame {
 
     pub(super) fn pixel_count(&self) -> usize {
         (self.width * self.height) as usize
+    }
+
+    /// Writes the uniforms of a render (applied at the next submission).
+    pub(super) fn write_uniforms(&mut self, ctx: &GpuContext, uniforms: RenderUniforms) {
+        ctx.queue
+            .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&uniforms));
+        self.uniforms_value = uniforms;
     }
 
     /// Sizes the per-Gaussian, per-pixel and per-tile buffers for a render.

@@ -48,8 +48,8 @@ pub enum RasterError {
     InvalidCamera,
     #[error("the cloud has SH degree {0}; at most {MAX_SH_DEGREE} is supported")]
     ShDegree(u32),
-    #[error("the near plane must be finite and not negative, got {0}")]
-    NearPlane(f32),
+    #[error("invalid render settings: {0}")]
+    InvalidSettings(String),
     #[error(
         "{what} would need {bytes} bytes, more than this GPU allows in one buffer binding \
          ({max} bytes): render fewer Gaussians or a smaller image"
@@ -108,9 +108,10 @@ impl Rasterizer {
     ) -> Result<(), RasterError> {
         validate(cloud, camera, settings)?;
         frame.prepare(ctx, cloud.len, camera.width, camera.height)?;
-        let uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
-        ctx.queue
-            .write_buffer(&frame.uniforms, 0, bytemuck::bytes_of(&uniforms));
+        frame.write_uniforms(
+            ctx,
+            RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
+        );
 
         let mut encoder = new_encoder(ctx, "raster forward: projection");
         mark(&mut timer, &mut encoder, "begin");
@@ -167,19 +168,16 @@ impl Rasterizer {
         stats: Option<&DensifyStats>,
         mut timer: Option<&mut StageTimer>,
     ) {
-        assert_eq!(
-            frame.num_gaussians, cloud.len,
-            "Rasterizer::backward: the frame was rendered from a cloud of another size"
-        );
+        // The forward's uniforms are reused: the inputs must be the forward's.
         assert!(
-            frame.width == camera.width && frame.height == camera.height,
-            "Rasterizer::backward: the frame was rendered at another image size"
+            frame.uniforms_value
+                == RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
+            "Rasterizer::backward: camera, settings or cloud size differ from the forward's"
         );
         assert!(
             grads.capacity >= cloud.len && grads.sh_degree == cloud.sh_degree(),
             "Rasterizer::backward: the gradient buffers do not match the cloud"
         );
-        let _ = settings; // The forward's uniforms (written from `settings`) are reused.
         mark(&mut timer, encoder, WAIT_BEFORE_BACKWARD);
         let n = u64::from(cloud.len);
         encoder.clear_buffer(&frame.grad_2d, 0, Some(n * frame::GRAD_2D_STRIDE * 4));
@@ -528,7 +526,16 @@ fn validate(
         return Err(RasterError::ShDegree(cloud.sh_degree()));
     }
     if !(settings.near_plane.is_finite() && settings.near_plane >= 0.0) {
-        return Err(RasterError::NearPlane(settings.near_plane));
+        return Err(RasterError::InvalidSettings(format!(
+            "the near plane must be finite and not negative, got {}",
+            settings.near_plane
+        )));
+    }
+    if !settings.background.iter().all(|c| c.is_finite()) {
+        return Err(RasterError::InvalidSettings(format!(
+            "the background colour must be finite, got {:?}",
+            settings.background
+        )));
     }
     Ok(())
 }

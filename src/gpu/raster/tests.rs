@@ -74,9 +74,10 @@ fn forward_with_cpu_binning(
     frame
         .prepare(ctx, cloud.len, camera.width, camera.height)
         .unwrap();
-    let uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
-    ctx.queue
-        .write_buffer(&frame.uniforms, 0, bytemuck::bytes_of(&uniforms));
+    frame.write_uniforms(
+        ctx,
+        RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
+    );
     let n = cloud.len as usize;
     let mut count = 0;
     if n > 0 {
@@ -192,14 +193,6 @@ fn read_splats(ctx: &GpuContext, frame: &RasterFrame) -> Vec<GpuSplat> {
 
 // ---------------------------------------------------------------------------------------------
 // Comparisons
-
-fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - y).abs())
-        .fold(0.0, f64::max)
-}
 
 /// Per-Gaussian projection check. Returns the Gaussians whose radius or tile rectangle differ
 /// by one (rounding boundaries); panics on anything else.
@@ -1257,7 +1250,7 @@ fn invalid_inputs_are_errors() {
         ..RenderSettings::default()
     };
     let err = rasterizer.forward(ctx, &cloud, &camera, &settings, &mut frame, None);
-    assert!(matches!(err, Err(RasterError::NearPlane(_))));
+    assert!(matches!(err, Err(RasterError::InvalidSettings(_))));
     settings.near_plane = 0.2;
     camera.fx = -1.0;
     let err = rasterizer.forward(ctx, &cloud, &camera, &settings, &mut frame, None);
