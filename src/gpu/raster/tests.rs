@@ -1256,3 +1256,99 @@ fn invalid_inputs_are_errors() {
     let err = rasterizer.forward(ctx, &cloud, &camera, &settings, &mut frame, None);
     assert!(matches!(err, Err(RasterError::InvalidCamera)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// GPU binning (gpu::sort, gpu::scan)
+
+#[test]
+fn random_scenes_match_reference_fast_path() {
+    random_scenes_match_reference(test_context(), Binning::Gpu, 3);
+}
+
+#[test]
+fn random_scenes_match_reference_fallback_path() {
+    random_scenes_match_reference(test_context_fallback(), Binning::Gpu, 4);
+}
+
+#[test]
+fn edge_cases_with_gpu_binning() {
+    edge_cases_match_reference(test_context(), Binning::Gpu);
+    empty_and_single(test_context(), Binning::Gpu);
+    all_cover_all(test_context(), Binning::Gpu);
+    densify_stats_two_views(test_context(), Binning::Gpu);
+}
+
+/// The GPU's depth order, intersection list and tile ranges equal the ones built on the CPU
+/// from the same projection: sorted by (tile, depth, index), exactly.
+#[test]
+fn gpu_binning_equals_cpu_binning() {
+    let ctx = test_context();
+    let mut rasterizer = Rasterizer::new(ctx);
+    let mut frame = RasterFrame::new(ctx);
+    let mut rng = Pcg32::new(51, 0);
+    for (n, width, height) in [(3000, 96, 80), (500, 33, 17), (1, 16, 16)] {
+        let (mut g, camera) = random_scene(&mut rng, n, 1, width, height);
+        // Equal depths: the sort must keep index order among them.
+        if n > 10 {
+            for i in 0..5 {
+                let (a, b) = (3 * i, 3 * (i + 5));
+                g.means.copy_within(a..a + 3, b);
+            }
+        }
+        let cloud = upload(ctx, &g);
+        let settings = RenderSettings::default();
+        rasterizer
+            .forward(ctx, &cloud, &camera, &settings, &mut frame, None)
+            .unwrap();
+        let n = n as usize;
+        let keys: Vec<u32> = read_buffer(ctx, &frame.depth_keys, n);
+        let ids: Vec<u32> = read_buffer(ctx, &frame.depth_ids, n);
+        let mut seen = vec![false; n];
+        for &id in &ids {
+            assert!(!seen[id as usize], "depth ids are not a permutation");
+            seen[id as usize] = true;
+        }
+        for k in 1..n {
+            assert!(
+                (keys[k - 1], ids[k - 1]) < (keys[k], ids[k]),
+                "depth order broken at {k}: ({}, {}) then ({}, {})",
+                keys[k - 1],
+                ids[k - 1],
+                keys[k],
+                ids[k]
+            );
+        }
+        let splats = read_splats(ctx, &frame);
+        let [gx, gy] = frame.tile_grid();
+        let mut expected: Vec<(u32, u32)> = Vec::new();
+        for &id in &ids {
+            let s = &splats[id as usize];
+            if s.radius == 0 {
+                continue;
+            }
+            for y in s.tile_min[1]..s.tile_max[1] {
+                for x in s.tile_min[0]..s.tile_max[0] {
+                    expected.push((y * gx + x, id));
+                }
+            }
+        }
+        expected.sort_by_key(|p| p.0);
+        let m = frame.num_intersections as usize;
+        assert_eq!(m, expected.len());
+        let tiles: Vec<u32> = read_buffer(ctx, &frame.intersection_tiles, m);
+        let gaussians: Vec<u32> = read_buffer(ctx, &frame.intersection_gaussians, m);
+        let actual: Vec<(u32, u32)> = tiles.into_iter().zip(gaussians).collect();
+        assert!(actual == expected, "intersection lists differ");
+        let ranges: Vec<[u32; 2]> = read_buffer(ctx, &frame.tile_ranges, (gx * gy) as usize);
+        for tile in 0..gx * gy {
+            let start = expected.partition_point(|p| p.0 < tile) as u32;
+            let end = expected.partition_point(|p| p.0 <= tile) as u32;
+            let expected_range = if start == end { [0, 0] } else { [start, end] };
+            assert_eq!(
+                ranges[tile as usize], expected_range,
+                "range of tile {tile}"
+            );
+        }
+        eprintln!("{n} Gaussians {width}x{height}: {m} intersections binned exactly");
+    }
+}
