@@ -117,6 +117,7 @@ fn forward_with_cpu_binning(
 
 /// Runs the backward pass for `d_image` and returns the raw-parameter gradients and the 2D
 /// gradients (9 floats per Gaussian).
+#[allow(clippy::too_many_arguments)]
 fn backward(
     ctx: &GpuContext,
     rasterizer: &mut Rasterizer,
@@ -1300,7 +1301,6 @@ fn gpu_binning_equals_cpu_binning() {
         rasterizer
             .forward(ctx, &cloud, &camera, &settings, &mut frame, None)
             .unwrap();
-        let n = n as usize;
         let keys: Vec<u32> = read_buffer(ctx, &frame.depth_keys, n);
         let ids: Vec<u32> = read_buffer(ctx, &frame.depth_ids, n);
         let mut seen = vec![false; n];
