@@ -1,9 +1,469 @@
-//! `splatforge bench` (in progress).
+//! `splatforge bench`: GPU benchmarks.
+//!
+//! `splatforge bench raster` times the rasterizer (`gpu::raster`) on synthetic scenes: per stage
+//! (GPU timestamps, median over iterations), and wall clock per render, with each stage's
+//! minimum memory traffic and the time that traffic takes at a given bandwidth (the floor no
+//! implementation of that stage can beat).
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use glam::{DMat3, DVec3};
+
+use crate::camera::Camera;
+use crate::gpu::raster::{RasterFrame, Rasterizer, WAIT_BEFORE_BACKWARD, WAIT_FOR_COUNT};
+use crate::gpu::timing::StageTimer;
+use crate::gpu::{self, GpuContext, GpuOptions};
+use crate::model::{GaussianCloud, Gaussians, ParamBuffers, ParamGroup};
+use crate::render_settings::{RenderSettings, TILE_SIZE};
+use crate::rng::Pcg32;
+use crate::sh;
 
 /// Arguments of `splatforge bench`.
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub target: BenchTarget,
+}
 
-pub fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`splatforge bench` is not available yet")
+/// What to benchmark.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchTarget {
+    /// The differentiable rasterizer, forward and forward + backward, per stage.
+    Raster(RasterBenchArgs),
+}
+
+/// Arguments of `splatforge bench raster`.
+#[derive(clap::Args, Debug)]
+pub struct RasterBenchArgs {
+    /// Cloud sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000,3000000")]
+    pub gaussians: Vec<u32>,
+    /// Image sizes WIDTHxHEIGHT, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1280x720,1920x1080")]
+    pub sizes: Vec<String>,
+    /// Timed iterations per configuration (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    pub iters: u32,
+    /// Untimed iterations first (pipeline warm-up, buffer growth).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u32,
+    /// Memory bandwidth for the floor column, GB/s (3350: H100 SXM HBM3).
+    #[arg(long, default_value_t = 3350.0)]
+    pub bandwidth_gbs: f64,
+    /// SH degree of the synthetic clouds (all bands active).
+    #[arg(long, default_value_t = 3)]
+    pub sh_degree: u32,
+    /// Average number of Gaussians whose 3-sigma ellipse covers a pixel; sets the projected
+    /// sizes (smaller Gaussians in bigger clouds, as in trained scenes).
+    #[arg(long, default_value_t = 40.0)]
+    pub coverage: f64,
+    /// gsplat's opacity-aware tile bounds instead of inria's square ones.
+    #[arg(long)]
+    pub tight_tile_bounds: bool,
+    /// gsplat's antialiased mode.
+    #[arg(long)]
+    pub antialiased: bool,
+    /// Use the fallback kernels (no float atomics, no subgroups).
+    #[arg(long)]
+    pub fallback: bool,
+    /// Seed of the synthetic scenes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.target {
+        BenchTarget::Raster(args) => bench_raster(&args),
+    }
+}
+
+fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .with_context(|| format!("image size {text:?} is not WIDTHxHEIGHT (e.g. 1920x1080)"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&v| v > 0)
+            .with_context(|| format!("image size {text:?}: {v:?} is not a positive integer"))
+    };
+    Ok((parse(w)?, parse(h)?))
+}
+
+fn bench_raster(args: &RasterBenchArgs) -> anyhow::Result<()> {
+    let sizes = args
+        .sizes
+        .iter()
+        .map(|s| parse_size(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.sh_degree > sh::MAX_SH_DEGREE {
+        bail!(
+            "--sh-degree {} is above {}",
+            args.sh_degree,
+            sh::MAX_SH_DEGREE
+        );
+    }
+    if args.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    if !(args.coverage > 0.0 && args.bandwidth_gbs > 0.0) {
+        bail!("--coverage and --bandwidth-gbs must be positive");
+    }
+    let ctx = GpuContext::new_headless(&GpuOptions {
+        force_fallbacks: args.fallback,
+    })?;
+    println!("# splatforge bench raster\n");
+    println!("device: {}", ctx.describe());
+    println!(
+        "settings: SH degree {} (all bands active), {} tile bounds, antialiased {}, coverage \
+         {} Gaussians per pixel (3 sigma), {} warm-up + {} timed iterations, floor at {} GB/s",
+        args.sh_degree,
+        if args.tight_tile_bounds {
+            "tight"
+        } else {
+            "inria square"
+        },
+        args.antialiased,
+        args.coverage,
+        args.warmup,
+        args.iters,
+        args.bandwidth_gbs
+    );
+    let mut timer = StageTimer::new(&ctx, 32);
+    if timer.is_none() {
+        println!("(this device has no timestamp queries inside encoders: wall clock only)");
+    }
+    let mut rasterizer = Rasterizer::new(&ctx);
+    for &n in &args.gaussians {
+        for &(width, height) in &sizes {
+            bench_config(
+                &ctx,
+                &mut rasterizer,
+                timer.as_mut(),
+                args,
+                n,
+                width,
+                height,
+            )
+            .with_context(|| format!("{n} Gaussians at {width}x{height}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A camera at the origin looking down +z, and `n` Gaussians in a box in front of it: depths 2
+/// to 10, positions spread over the image plus a 5% margin, random rotations, anisotropic
+/// log-normal sizes whose median projected sigma gives `coverage` Gaussians per pixel, opacity
+/// logits uniform in [-3, 4], random SH colours.
+fn synthetic_scene(
+    rng: &mut Pcg32,
+    n: u32,
+    width: u32,
+    height: u32,
+    sh_degree: u32,
+    coverage: f64,
+) -> (Gaussians, Camera) {
+    let (w, h) = (f64::from(width), f64::from(height));
+    let focal = 0.9 * w;
+    let camera = Camera::from_world_pose(
+        width,
+        height,
+        focal,
+        focal,
+        w / 2.0,
+        h / 2.0,
+        DMat3::IDENTITY,
+        DVec3::ZERO,
+    );
+    // Pixels covered by one 3-sigma disc: 9 pi sigma^2 (times e^{2 s^2} for log-sd s).
+    let log_sd: f64 = 0.5;
+    let median_sigma = (coverage * w * h
+        / (f64::from(n.max(1)) * 9.0 * std::f64::consts::PI * (2.0 * log_sd * log_sd).exp()))
+    .sqrt();
+    let uniform = |rng: &mut Pcg32, low: f64, high: f64| low + (high - low) * rng.next_f64();
+    let mut g = Gaussians::empty(sh_degree);
+    let rest = 3 * sh::rest_coeffs_for_degree(sh_degree);
+    let capacity = n as usize;
+    g.means.reserve(3 * capacity);
+    g.log_scales.reserve(3 * capacity);
+    g.rotations.reserve(4 * capacity);
+    g.logit_opacities.reserve(capacity);
+    g.sh_dc.reserve(3 * capacity);
+    g.sh_rest.reserve(rest * capacity);
+    for _ in 0..n {
+        let depth = uniform(rng, 2.0, 10.0);
+        let u = uniform(rng, -0.05, 1.05) * w;
+        let v = uniform(rng, -0.05, 1.05) * h;
+        g.means.extend([
+            ((u - w / 2.0) * depth / focal) as f32,
+            ((v - h / 2.0) * depth / focal) as f32,
+            depth as f32,
+        ]);
+        let sigma = median_sigma * (log_sd * rng.normal()).exp();
+        let world = (sigma * depth / focal).ln();
+        for _ in 0..3 {
+            g.log_scales.push((world + 0.3 * rng.normal()) as f32);
+        }
+        g.rotations.extend([
+            rng.normal() as f32,
+            rng.normal() as f32,
+            rng.normal() as f32,
+            rng.normal() as f32,
+        ]);
+        g.logit_opacities.push(uniform(rng, -3.0, 4.0) as f32);
+        for _ in 0..3 {
+            g.sh_dc.push(sh::rgb_to_sh_dc(rng.next_f64()) as f32);
+        }
+        for _ in 0..rest {
+            g.sh_rest.push((0.1 * rng.normal()) as f32);
+        }
+    }
+    (g, camera)
+}
+
+/// Minimum bytes each stage must move (every input read once, every output written once), for
+/// the layout the kernels use.
+struct Traffic {
+    n: f64,
+    visible: f64,
+    intersections: f64,
+    tiles: f64,
+    pixels: f64,
+    params_per_gaussian: f64,
+}
+
+impl Traffic {
+    fn stage_bytes(&self, stage: &str) -> Option<f64> {
+        let Traffic {
+            n,
+            visible,
+            intersections: m,
+            tiles,
+            pixels,
+            params_per_gaussian: params,
+        } = *self;
+        Some(match stage {
+            // All raw parameters (finiteness check); splat 48 B, depth key + id, tile count,
+            // rectangle, radius.
+            "project" => n * params * 4.0 + n * (48.0 + 4.0 + 4.0 + 4.0 + 8.0 + 4.0),
+            // One pass over the (key, id) pairs in and out, then the gather of counts.
+            "depth sort" => n * 16.0 + n * 12.0,
+            "scan" => n * 8.0,
+            // Ids, offsets, rectangles of visible Gaussians; (tile, id) pairs out.
+            "emit keys" => n * 8.0 + visible * 8.0 + m * 8.0,
+            "tile sort" => m * 16.0,
+            "tile ranges" => m * 4.0 + tiles * 8.0,
+            // Per intersection an id and a 48-byte splat; per pixel 3 colours, T and a count.
+            "rasterize" => m * (4.0 + 48.0) + tiles * 8.0 + pixels * 20.0,
+            // The same reads, d_image, T and count per pixel; 2D gradients written once.
+            "rasterize backward" => m * (4.0 + 48.0) + tiles * 8.0 + pixels * 20.0 + n * 36.0,
+            // Parameters and 2D gradients in, parameter gradients out.
+            "project backward" => n * params * 8.0 + n * (36.0 + 4.0),
+            "densify stats" => n * (4.0 + 8.0 + 24.0),
+            _ => return None,
+        })
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        0.5 * (values[mid - 1] + values[mid])
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_config(
+    ctx: &GpuContext,
+    rasterizer: &mut Rasterizer,
+    mut timer: Option<&mut StageTimer>,
+    args: &RasterBenchArgs,
+    n: u32,
+    width: u32,
+    height: u32,
+) -> anyhow::Result<()> {
+    let mut rng = Pcg32::new(args.seed, u64::from(n) ^ (u64::from(width) << 32));
+    let (gaussians, camera) =
+        synthetic_scene(&mut rng, n, width, height, args.sh_degree, args.coverage);
+    let cloud = GaussianCloud::from_gaussians(ctx, &gaussians, n);
+    drop(gaussians);
+    let settings = RenderSettings {
+        active_sh_degree: args.sh_degree,
+        antialiased: args.antialiased,
+        tight_tile_bounds: args.tight_tile_bounds,
+        ..RenderSettings::default()
+    };
+    let mut frame = RasterFrame::new(ctx);
+    let pixels = width * height;
+    let d_image_values: Vec<f32> = (0..3 * pixels).map(|_| rng.next_f32() - 0.5).collect();
+    let d_image = gpu::storage_buffer_from(ctx, "bench d_image", &d_image_values);
+    let grads = ParamBuffers::zeroed(ctx, "bench grads", n, args.sh_degree);
+
+    let mut forward_wall = Vec::new();
+    let mut full_wall = Vec::new();
+    let mut stage_samples: Vec<(String, Vec<f64>)> = Vec::new();
+    for iteration in 0..args.warmup + args.iters {
+        let timed = iteration >= args.warmup;
+        // Forward only.
+        let start = Instant::now();
+        rasterizer.forward(ctx, &cloud, &camera, &settings, &mut frame, None)?;
+        ctx.wait_idle();
+        if timed {
+            forward_wall.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        // Forward + backward, with stage timestamps.
+        if let Some(t) = timer.as_deref_mut() {
+            t.reset();
+        }
+        let start = Instant::now();
+        rasterizer.forward(
+            ctx,
+            &cloud,
+            &camera,
+            &settings,
+            &mut frame,
+            timer.as_deref_mut(),
+        )?;
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("bench backward"),
+            });
+        rasterizer.backward(
+            ctx,
+            &mut encoder,
+            &cloud,
+            &camera,
+            &settings,
+            &frame,
+            &d_image,
+            &grads,
+            None,
+            timer.as_deref_mut(),
+        );
+        if let Some(t) = timer.as_deref() {
+            t.resolve(&mut encoder);
+        }
+        ctx.queue.submit([encoder.finish()]);
+        ctx.wait_idle();
+        if timed {
+            full_wall.push(start.elapsed().as_secs_f64() * 1e3);
+            if let Some(t) = timer.as_deref() {
+                for (label, ms) in t.read_ms(ctx) {
+                    match stage_samples.iter_mut().find(|(l, _)| *l == label) {
+                        Some((_, samples)) => samples.push(ms),
+                        None => stage_samples.push((label, vec![ms])),
+                    }
+                }
+            }
+        }
+    }
+
+    let radii = frame.read_radii(ctx);
+    let visible = radii.iter().filter(|&&r| r > 0).count();
+    let [gx, gy] = [width.div_ceil(TILE_SIZE), height.div_ceil(TILE_SIZE)];
+    let m = frame.num_intersections;
+    let params_per_gaussian: usize = ParamGroup::ALL
+        .iter()
+        .map(|g| g.width(args.sh_degree))
+        .sum();
+    let traffic = Traffic {
+        n: f64::from(n),
+        visible: visible as f64,
+        intersections: f64::from(m),
+        tiles: f64::from(gx * gy),
+        pixels: f64::from(pixels),
+        params_per_gaussian: params_per_gaussian as f64,
+    };
+
+    println!("\n## {n} Gaussians, {width}x{height}\n");
+    println!(
+        "visible: {visible} ({:.1}%); tile intersections: {m} = {:.2} per Gaussian ({:.2} per \
+         visible one), {:.0} per tile; GPU memory: cloud {:.1} MB, frame {:.1} MB\n",
+        100.0 * visible as f64 / f64::from(n.max(1)),
+        f64::from(m) / f64::from(n.max(1)),
+        f64::from(m) / (visible.max(1) as f64),
+        f64::from(m) / f64::from(gx * gy),
+        cloud.params.bytes() as f64 / 1e6,
+        frame.bytes() as f64 / 1e6,
+    );
+    println!("| stage | median ms | min traffic MB | floor ms | floor / median |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut gpu_forward = 0.0;
+    let mut gpu_backward = 0.0;
+    let mut in_backward = false;
+    for (label, samples) in &mut stage_samples {
+        let ms = median(samples);
+        if label == WAIT_BEFORE_BACKWARD {
+            in_backward = true;
+            continue;
+        }
+        if label == WAIT_FOR_COUNT {
+            println!("| ({label}) | {ms:.3} | | | |");
+            continue;
+        }
+        if in_backward {
+            gpu_backward += ms;
+        } else {
+            gpu_forward += ms;
+        }
+        match traffic.stage_bytes(label) {
+            Some(bytes) => {
+                let floor = bytes / (args.bandwidth_gbs * 1e9) * 1e3;
+                println!(
+                    "| {label} | {ms:.3} | {:.1} | {floor:.3} | {:.0}% |",
+                    bytes / 1e6,
+                    100.0 * floor / ms.max(1e-9)
+                );
+            }
+            None => println!("| {label} | {ms:.3} | | | |"),
+        }
+    }
+    if !stage_samples.is_empty() {
+        println!("| **forward, GPU stages** | {gpu_forward:.3} | | | |");
+        println!("| **backward, GPU stages** | {gpu_backward:.3} | | | |");
+    }
+    println!(
+        "| **forward, wall clock** | {:.3} | | | |",
+        median(&mut forward_wall)
+    );
+    println!(
+        "| **forward + backward, wall clock** | {:.3} | | | |",
+        median(&mut full_wall)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_size("1920x1080").unwrap(), (1920, 1080));
+        assert_eq!(parse_size("64X48").unwrap(), (64, 48));
+        let error = format!("{:#}", parse_size("1920*1080").unwrap_err());
+        assert!(error.contains("1920*1080"), "{error}");
+        assert!(parse_size("0x10").is_err());
+    }
+
+    #[test]
+    fn synthetic_scene_is_in_front_of_the_camera() {
+        let mut rng = Pcg32::new(0, 0);
+        let (g, camera) = synthetic_scene(&mut rng, 1000, 320, 240, 3, 40.0);
+        g.check_shapes().unwrap();
+        for i in 0..g.len() {
+            let z = camera.to_camera(DVec3::new(
+                f64::from(g.means[3 * i]),
+                f64::from(g.means[3 * i + 1]),
+                f64::from(g.means[3 * i + 2]),
+            ));
+            assert!(z.z >= 2.0 - 1e-5 && z.z <= 10.0 + 1e-5);
+        }
+    }
 }

@@ -1,0 +1,266 @@
+//! [`RasterFrame`]: the buffers of one render, grown as needed and reused across renders.
+
+use super::RasterError;
+use super::uniforms::{RenderUniforms, tile_grid};
+use crate::gpu::{self, GpuContext};
+
+/// Bytes of one projected splat (`Splat` in `shaders/raster_types.wgsl`).
+pub(super) const SPLAT_BYTES: u64 = 48;
+/// Floats of dL/d(2D quantities) per Gaussian: mean (2), conic (3), opacity (1), colour (3).
+pub(super) const GRAD_2D_STRIDE: u64 = 9;
+
+/// The per-render state of the rasterizer: projected splats, binning buffers, the image and what
+/// the backward pass needs from the forward.
+///
+/// Buffers are sized by capacity and only grow (with 25% headroom for the per-Gaussian and
+/// per-intersection ones, so a training run with a growing cloud reallocates rarely); only their
+/// first elements are meaningful:
+/// - `image`: `3 * height * width` floats, planar CHW (channel `c` of pixel `(x, y)` at
+///   `c * H * W + y * W + x`);
+/// - `final_transmittance`: `height * width` floats;
+/// - `radii`: `num_gaussians` u32 screen radii in pixels (0 = culled).
+///
+/// A frame holds the result of its last [`super::Rasterizer::forward`]; the backward pass of
+/// that render reads it, so render each view that needs a backward into its own frame (or run
+/// the backward before the next forward).
+pub struct RasterFrame {
+    pub width: u32,
+    pub height: u32,
+    /// Number of Gaussians of the last render.
+    pub num_gaussians: u32,
+    /// Number of (tile, Gaussian) intersections of the last render.
+    pub num_intersections: u32,
+    pub image: wgpu::Buffer,
+    pub final_transmittance: wgpu::Buffer,
+    pub radii: wgpu::Buffer,
+    /// Per pixel: the number of entries of its tile's list up to its last composited splat.
+    pub(super) last_counts: wgpu::Buffer,
+    pub(super) uniforms: wgpu::Buffer,
+    /// What `uniforms` holds: the backward pass checks it was given the forward's inputs.
+    pub(super) uniforms_value: RenderUniforms,
+    /// Per Gaussian.
+    pub(super) splats: wgpu::Buffer,
+    pub(super) depth_keys: wgpu::Buffer,
+    pub(super) depth_ids: wgpu::Buffer,
+    pub(super) tile_counts: wgpu::Buffer,
+    pub(super) tile_rects: wgpu::Buffer,
+    pub(super) depth_order_counts: wgpu::Buffer,
+    /// `num_gaussians + 1` entries: the exclusive scan and the total.
+    pub(super) offsets: wgpu::Buffer,
+    pub(super) grad_2d: wgpu::Buffer,
+    /// Per intersection.
+    pub(super) intersection_tiles: wgpu::Buffer,
+    pub(super) intersection_gaussians: wgpu::Buffer,
+    /// Per tile.
+    pub(super) tile_ranges: wgpu::Buffer,
+    /// 4 bytes, mappable: the intersection count on its way to the CPU.
+    count_readback: wgpu::Buffer,
+    gaussian_capacity: u32,
+    intersection_capacity: u32,
+    pixel_capacity: u32,
+    tile_capacity: u32,
+}
+
+impl RasterFrame {
+    /// An empty frame; buffers grow on the first render.
+    pub fn new(ctx: &GpuContext) -> Self {
+        // Room for one element of every array (bindings must hold at least one: a splat is 48
+        // bytes), so an empty cloud can be rendered before anything has grown.
+        let small = |label: &str| gpu::storage_buffer(ctx, label, 64);
+        Self {
+            width: 0,
+            height: 0,
+            num_gaussians: 0,
+            num_intersections: 0,
+            image: small("raster.image"),
+            final_transmittance: small("raster.final_transmittance"),
+            radii: small("raster.radii"),
+            last_counts: small("raster.last_counts"),
+            uniforms: gpu::uniform_buffer_from(ctx, "raster.uniforms", &RenderUniforms::default()),
+            uniforms_value: RenderUniforms::default(),
+            splats: small("raster.splats"),
+            depth_keys: small("raster.depth_keys"),
+            depth_ids: small("raster.depth_ids"),
+            tile_counts: small("raster.tile_counts"),
+            tile_rects: small("raster.tile_rects"),
+            depth_order_counts: small("raster.depth_order_counts"),
+            offsets: small("raster.offsets"),
+            grad_2d: small("raster.grad_2d"),
+            intersection_tiles: small("raster.intersection_tiles"),
+            intersection_gaussians: small("raster.intersection_gaussians"),
+            tile_ranges: small("raster.tile_ranges"),
+            count_readback: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("raster.count_readback"),
+                size: 4,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            gaussian_capacity: 0,
+            intersection_capacity: 0,
+            pixel_capacity: 0,
+            tile_capacity: 0,
+        }
+    }
+
+    /// Number of tiles per row and column of the last render.
+    pub fn tile_grid(&self) -> [u32; 2] {
+        tile_grid(self.width, self.height)
+    }
+
+    /// Downloads the image (planar CHW, `3 * height * width` floats; blocking, for tests and
+    /// tools).
+    pub fn read_image(&self, ctx: &GpuContext) -> Vec<f32> {
+        gpu::read_buffer(ctx, &self.image, 3 * self.pixel_count())
+    }
+
+    /// Downloads the final transmittance per pixel (blocking).
+    pub fn read_final_transmittance(&self, ctx: &GpuContext) -> Vec<f32> {
+        gpu::read_buffer(ctx, &self.final_transmittance, self.pixel_count())
+    }
+
+    /// Downloads the screen radius per Gaussian (blocking).
+    pub fn read_radii(&self, ctx: &GpuContext) -> Vec<u32> {
+        gpu::read_buffer(ctx, &self.radii, self.num_gaussians as usize)
+    }
+
+    /// Bytes of GPU memory held by this frame.
+    pub fn bytes(&self) -> u64 {
+        [
+            &self.image,
+            &self.final_transmittance,
+            &self.radii,
+            &self.last_counts,
+            &self.splats,
+            &self.depth_keys,
+            &self.depth_ids,
+            &self.tile_counts,
+            &self.tile_rects,
+            &self.depth_order_counts,
+            &self.offsets,
+            &self.grad_2d,
+            &self.intersection_tiles,
+            &self.intersection_gaussians,
+            &self.tile_ranges,
+        ]
+        .iter()
+        .map(|b| b.size())
+        .sum()
+    }
+
+    pub(super) fn pixel_count(&self) -> usize {
+        (self.width * self.height) as usize
+    }
+
+    /// Writes the uniforms of a render (applied at the next submission).
+    pub(super) fn write_uniforms(&mut self, ctx: &GpuContext, uniforms: RenderUniforms) {
+        ctx.queue
+            .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&uniforms));
+        self.uniforms_value = uniforms;
+    }
+
+    /// Sizes the per-Gaussian, per-pixel and per-tile buffers for a render.
+    pub(super) fn prepare(
+        &mut self,
+        ctx: &GpuContext,
+        num_gaussians: u32,
+        width: u32,
+        height: u32,
+    ) -> Result<(), RasterError> {
+        self.width = width;
+        self.height = height;
+        self.num_gaussians = num_gaussians;
+        self.num_intersections = 0;
+        if num_gaussians > self.gaussian_capacity {
+            // The splats are the largest per-Gaussian buffer.
+            let capacity = grown_capacity(ctx, "the projected splats", num_gaussians, SPLAT_BYTES)?;
+            let n = u64::from(capacity);
+            let buffer = |label: &str, bytes: u64| gpu::storage_buffer(ctx, label, bytes);
+            self.splats = buffer("raster.splats", n * SPLAT_BYTES);
+            self.depth_keys = buffer("raster.depth_keys", n * 4);
+            self.depth_ids = buffer("raster.depth_ids", n * 4);
+            self.tile_counts = buffer("raster.tile_counts", n * 4);
+            self.tile_rects = buffer("raster.tile_rects", n * 8);
+            self.radii = buffer("raster.radii", n * 4);
+            self.depth_order_counts = buffer("raster.depth_order_counts", (n + 1) * 4);
+            self.offsets = buffer("raster.offsets", (n + 1) * 4);
+            self.grad_2d = buffer("raster.grad_2d", n * GRAD_2D_STRIDE * 4);
+            self.gaussian_capacity = capacity;
+        }
+        let pixels = width * height;
+        if pixels > self.pixel_capacity {
+            let p = u64::from(pixels);
+            grown_capacity(ctx, "the image", pixels, 3 * 4)?;
+            self.image = gpu::storage_buffer(ctx, "raster.image", 3 * p * 4);
+            self.final_transmittance =
+                gpu::storage_buffer(ctx, "raster.final_transmittance", p * 4);
+            self.last_counts = gpu::storage_buffer(ctx, "raster.last_counts", p * 4);
+            self.pixel_capacity = pixels;
+        }
+        let [gx, gy] = tile_grid(width, height);
+        if gx * gy > self.tile_capacity {
+            self.tile_ranges =
+                gpu::storage_buffer(ctx, "raster.tile_ranges", u64::from(gx * gy) * 8);
+            self.tile_capacity = gx * gy;
+        }
+        Ok(())
+    }
+
+    /// Sizes the intersection list for `count` entries.
+    pub(super) fn prepare_intersections(
+        &mut self,
+        ctx: &GpuContext,
+        count: u32,
+    ) -> Result<(), RasterError> {
+        self.num_intersections = count;
+        if count > self.intersection_capacity {
+            let capacity = grown_capacity(ctx, "the tile intersection list", count, 4)?;
+            let bytes = u64::from(capacity) * 4;
+            self.intersection_tiles = gpu::storage_buffer(ctx, "raster.intersection_tiles", bytes);
+            self.intersection_gaussians =
+                gpu::storage_buffer(ctx, "raster.intersection_gaussians", bytes);
+            self.intersection_capacity = capacity;
+        }
+        Ok(())
+    }
+
+    /// Encodes the copy of the scan total (`offsets[num_gaussians]`) to the readback buffer.
+    pub(super) fn encode_count_copy(&self, encoder: &mut wgpu::CommandEncoder) {
+        let offset = u64::from(self.num_gaussians) * 4;
+        encoder.copy_buffer_to_buffer(&self.offsets, offset, &self.count_readback, 0, 4);
+    }
+
+    /// Blocks until the submitted work finished and returns the copied intersection count.
+    pub(super) fn read_count(&self, ctx: &GpuContext) -> u32 {
+        let slice = self.count_readback.slice(..);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        ctx.wait_idle();
+        receiver
+            .recv()
+            .expect("map_async callback runs during poll")
+            .expect("mapping the intersection count failed");
+        let count = bytemuck::pod_read_unaligned::<u32>(&slice.get_mapped_range()[..4]);
+        self.count_readback.unmap();
+        count
+    }
+}
+
+/// A capacity of at least `needed` elements of `element_bytes` each, with 25% headroom where
+/// the device's binding limit allows it; an error when even `needed` does not fit.
+fn grown_capacity(
+    ctx: &GpuContext,
+    what: &'static str,
+    needed: u32,
+    element_bytes: u64,
+) -> Result<u32, RasterError> {
+    let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+    let bytes = u64::from(needed) * element_bytes;
+    if bytes > max {
+        return Err(RasterError::TooLarge { what, bytes, max });
+    }
+    let headroom = needed.saturating_add(needed / 4);
+    let fitting = u32::try_from(max / element_bytes).unwrap_or(u32::MAX);
+    Ok(headroom.min(fitting).max(needed))
+}

@@ -1,0 +1,552 @@
+//! The differentiable Gaussian rasterizer on the GPU: projection, binning, tile rasterization
+//! and their backward passes (ARCHITECTURE.md, "The rasterizer (forward)", "(backward)",
+//! "Binning"; the f64 reference is `reference::raster`).
+//!
+//! ```text
+//! forward:  project ─ depth sort ─ scan ─╳─ emit keys ─ tile sort ─ tile ranges ─ rasterize
+//!                      (N ids)   (N counts) │  (M pairs)   (M pairs)
+//!                                    readback of M (the one blocking wait)
+//! backward: rasterize backward (2D gradients, atomics) ─ project backward (raw parameters)
+//!           [─ densification statistics]
+//! ```
+//!
+//! Kernels live in `shaders/project.wgsl` (projection forward/backward, densification
+//! statistics), `shaders/bin.wgsl` (binning) and `shaders/rasterize.wgsl` (rasterization
+//! forward/backward); sorting and scanning are `gpu::sort` and `gpu::scan`.
+//!
+//! Usage: one [`Rasterizer`] per device (pipelines and cached bind groups), one [`RasterFrame`]
+//! per view being rendered (its buffers are reused across renders).
+
+mod frame;
+mod kernels;
+mod uniforms;
+
+#[cfg(test)]
+mod tests;
+
+pub use frame::RasterFrame;
+
+use kernels::{BindGroups, Kernels, dispatch_elements, dispatch_tiles};
+use uniforms::RenderUniforms;
+
+use crate::camera::Camera;
+mod pending_scan_sort;
+use crate::gpu::GpuContext;
+use crate::gpu::timing::StageTimer;
+use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
+use crate::render_settings::RenderSettings;
+use crate::sh::MAX_SH_DEGREE;
+use pending_scan_sort::{PrefixScan, RadixSort};
+
+/// Why a render could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum RasterError {
+    #[error(
+        "invalid camera: focal lengths must be positive, the image non-empty, every number \
+         finite and the rotation orthonormal"
+    )]
+    InvalidCamera,
+    #[error("the cloud has SH degree {0}; at most {MAX_SH_DEGREE} is supported")]
+    ShDegree(u32),
+    #[error("invalid render settings: {0}")]
+    InvalidSettings(String),
+    #[error(
+        "{what} would need {bytes} bytes, more than this GPU allows in one buffer binding \
+         ({max} bytes): render fewer Gaussians or a smaller image"
+    )]
+    TooLarge {
+        what: &'static str,
+        bytes: u64,
+        max: u64,
+    },
+}
+
+/// Bits of the depth-sort keys (`bitcast<u32>(depth)`, culled = `u32::MAX`).
+const DEPTH_KEY_BITS: u32 = 32;
+
+/// Timer labels of the waits between stages, which are not GPU work of the rasterizer. They
+/// start with "wait:" so reports can tell them from stages.
+pub const WAIT_FOR_COUNT: &str = "wait: intersection count readback";
+pub const WAIT_BEFORE_BACKWARD: &str = "wait: before backward";
+
+/// The rasterizer's pipelines (one variant, chosen by the device's capabilities), its sort and
+/// scan helpers, and cached bind groups.
+pub struct Rasterizer {
+    kernels: Kernels,
+    binds: BindGroups,
+    depth_sort: RadixSort,
+    tile_sort: RadixSort,
+    scan: PrefixScan,
+}
+
+impl Rasterizer {
+    pub fn new(ctx: &GpuContext) -> Self {
+        Self {
+            kernels: Kernels::new(ctx),
+            binds: BindGroups::default(),
+            depth_sort: RadixSort::new(ctx),
+            tile_sort: RadixSort::new(ctx),
+            scan: PrefixScan::new(ctx),
+        }
+    }
+
+    /// Renders `cloud` from `camera` into `frame.image` (and the final transmittance, radii and
+    /// what the backward pass needs).
+    ///
+    /// Submits its GPU work and blocks exactly once, for the number of tile intersections: the
+    /// key buffers and the tile sort are sized by it. Returns once the rest is submitted (not
+    /// finished). With a `timer`, marks each stage; the caller resets the timer before and
+    /// resolves it after its last mark (the backward pass may add more).
+    pub fn forward(
+        &mut self,
+        ctx: &GpuContext,
+        cloud: &GaussianCloud,
+        camera: &Camera,
+        settings: &RenderSettings,
+        frame: &mut RasterFrame,
+        mut timer: Option<&mut StageTimer>,
+    ) -> Result<(), RasterError> {
+        validate(cloud, camera, settings)?;
+        frame.prepare(ctx, cloud.len, camera.width, camera.height)?;
+        frame.write_uniforms(
+            ctx,
+            RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
+        );
+
+        let mut encoder = new_encoder(ctx, "raster forward: projection");
+        mark(&mut timer, &mut encoder, "begin");
+        let count = if cloud.len == 0 {
+            0
+        } else {
+            self.encode_project(ctx, &mut encoder, cloud, frame);
+            mark(&mut timer, &mut encoder, "project");
+            self.encode_depth_sort(ctx, &mut encoder, frame);
+            mark(&mut timer, &mut encoder, "depth sort");
+            self.scan.encode(
+                ctx,
+                &mut encoder,
+                &frame.depth_order_counts,
+                &frame.offsets,
+                cloud.len,
+            );
+            mark(&mut timer, &mut encoder, "scan");
+            frame.encode_count_copy(&mut encoder);
+            ctx.queue.submit([encoder.finish()]);
+            encoder = new_encoder(ctx, "raster forward: rasterization");
+            let count = frame.read_count(ctx);
+            mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
+            count
+        };
+        frame.prepare_intersections(ctx, count)?;
+        self.encode_binning(ctx, &mut encoder, frame, timer.as_deref_mut());
+        self.encode_rasterize(ctx, &mut encoder, frame);
+        mark(&mut timer, &mut encoder, "rasterize");
+        ctx.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+
+    /// Encodes the backward pass of the last [`Rasterizer::forward`] into `frame` for
+    /// dL/d(image) = `d_image` (planar CHW f32, like the image) into `encoder`; submits nothing.
+    ///
+    /// Overwrites (does not accumulate) `grads` with dL/d(every raw parameter) of the first
+    /// `cloud.len` Gaussians (zero for culled ones). With `stats`, adds the densification
+    /// statistics of the Gaussians visible in this view: `grad_norm_sum += |(dL/du W/2,
+    /// dL/dv H/2)|`, `visible_count += 1`, `max_radius = max(max_radius, radius)`.
+    ///
+    /// `cloud`, `camera` and `settings` must be those of the forward (its uniforms are reused).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        cloud: &GaussianCloud,
+        camera: &Camera,
+        settings: &RenderSettings,
+        frame: &RasterFrame,
+        d_image: &wgpu::Buffer,
+        grads: &ParamBuffers,
+        stats: Option<&DensifyStats>,
+        mut timer: Option<&mut StageTimer>,
+    ) {
+        // The forward's uniforms are reused: the inputs must be the forward's.
+        assert!(
+            frame.uniforms_value
+                == RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
+            "Rasterizer::backward: camera, settings or cloud size differ from the forward's"
+        );
+        assert!(
+            grads.capacity >= cloud.len && grads.sh_degree == cloud.sh_degree(),
+            "Rasterizer::backward: the gradient buffers do not match the cloud"
+        );
+        mark(&mut timer, encoder, WAIT_BEFORE_BACKWARD);
+        let n = u64::from(cloud.len);
+        encoder.clear_buffer(&frame.grad_2d, 0, Some(n * frame::GRAD_2D_STRIDE * 4));
+        self.encode_rasterize_backward(ctx, encoder, frame, d_image);
+        mark(&mut timer, encoder, "rasterize backward");
+        self.encode_project_backward(ctx, encoder, cloud, frame, grads);
+        mark(&mut timer, encoder, "project backward");
+        if let Some(stats) = stats {
+            assert!(
+                stats.capacity >= cloud.len,
+                "DensifyStats smaller than the cloud"
+            );
+            self.encode_densify_stats(ctx, encoder, frame, stats);
+            mark(&mut timer, encoder, "densify stats");
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Stages
+
+    fn encode_project(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        cloud: &GaussianCloud,
+        frame: &RasterFrame,
+    ) {
+        let p = &cloud.params;
+        let bind = self.binds.project_forward.get(
+            ctx,
+            "project_forward",
+            &self.kernels.project_forward,
+            &[
+                (0, &frame.uniforms),
+                (1, p.get(ParamGroup::Means)),
+                (2, p.get(ParamGroup::LogScales)),
+                (3, p.get(ParamGroup::Rotations)),
+                (4, p.get(ParamGroup::Opacities)),
+                (5, p.get(ParamGroup::ShDc)),
+                (6, p.get(ParamGroup::ShRest)),
+                (7, &frame.splats),
+                (8, &frame.depth_keys),
+                (9, &frame.depth_ids),
+                (10, &frame.tile_counts),
+                (11, &frame.tile_rects),
+                (12, &frame.radii),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "project_forward",
+            &self.kernels.project_forward,
+            bind,
+            cloud.len,
+        );
+    }
+
+    /// Sorts the Gaussian ids by depth and gathers their tile counts in that order.
+    fn encode_depth_sort(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        self.depth_sort.encode(
+            ctx,
+            encoder,
+            &frame.depth_keys,
+            &frame.depth_ids,
+            frame.num_gaussians,
+            DEPTH_KEY_BITS,
+        );
+        self.encode_gather_depth_order_counts(ctx, encoder, frame);
+    }
+
+    fn encode_gather_depth_order_counts(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let bind = self.binds.gather_depth_order_counts.get(
+            ctx,
+            "gather_depth_order_counts",
+            &self.kernels.gather_depth_order_counts,
+            &[
+                (0, &frame.uniforms),
+                (1, &frame.depth_ids),
+                (2, &frame.tile_counts),
+                (3, &frame.depth_order_counts),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "gather_depth_order_counts",
+            &self.kernels.gather_depth_order_counts,
+            bind,
+            frame.num_gaussians,
+        );
+    }
+
+    /// Emits the intersection list, sorts it by tile and finds each tile's range.
+    fn encode_binning(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+        mut timer: Option<&mut StageTimer>,
+    ) {
+        let count = frame.num_intersections;
+        if count > 0 {
+            self.encode_emit(ctx, encoder, frame);
+            mark(&mut timer, encoder, "emit keys");
+            let [gx, gy] = frame.tile_grid();
+            let tile_bits = tile_key_bits(gx * gy);
+            if tile_bits > 0 {
+                self.tile_sort.encode(
+                    ctx,
+                    encoder,
+                    &frame.intersection_tiles,
+                    &frame.intersection_gaussians,
+                    count,
+                    tile_bits,
+                );
+            }
+            mark(&mut timer, encoder, "tile sort");
+        }
+        self.encode_tile_ranges(ctx, encoder, frame);
+        mark(&mut timer, encoder, "tile ranges");
+    }
+
+    fn encode_emit(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let bind = self.binds.emit_intersections.get(
+            ctx,
+            "emit_intersections",
+            &self.kernels.emit_intersections,
+            &[
+                (0, &frame.uniforms),
+                (1, &frame.depth_ids),
+                (4, &frame.offsets),
+                (5, &frame.tile_rects),
+                (6, &frame.intersection_tiles),
+                (7, &frame.intersection_gaussians),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "emit_intersections",
+            &self.kernels.emit_intersections,
+            bind,
+            frame.num_gaussians,
+        );
+    }
+
+    /// Clears the tile ranges and, when there are intersections, marks each tile's run.
+    fn encode_tile_ranges(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let [gx, gy] = frame.tile_grid();
+        encoder.clear_buffer(&frame.tile_ranges, 0, Some(u64::from(gx * gy) * 8));
+        if frame.num_intersections == 0 {
+            return;
+        }
+        let bind = self.binds.tile_ranges.get(
+            ctx,
+            "tile_ranges",
+            &self.kernels.tile_ranges,
+            &[
+                (0, &frame.uniforms),
+                (4, &frame.offsets),
+                (6, &frame.intersection_tiles),
+                (8, &frame.tile_ranges),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "tile_ranges",
+            &self.kernels.tile_ranges,
+            bind,
+            frame.num_intersections,
+        );
+    }
+
+    fn encode_rasterize(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let bind = self.binds.rasterize_forward.get(
+            ctx,
+            "rasterize_forward",
+            &self.kernels.rasterize_forward,
+            &[
+                (0, &frame.uniforms),
+                (1, &frame.tile_ranges),
+                (2, &frame.intersection_gaussians),
+                (3, &frame.splats),
+                (4, &frame.image),
+                (5, &frame.final_transmittance),
+                (6, &frame.last_counts),
+            ],
+        );
+        dispatch_tiles(
+            encoder,
+            "rasterize_forward",
+            &self.kernels.rasterize_forward,
+            bind,
+            frame.tile_grid(),
+        );
+    }
+
+    fn encode_rasterize_backward(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+        d_image: &wgpu::Buffer,
+    ) {
+        let bind = self.binds.rasterize_backward.get(
+            ctx,
+            "rasterize_backward",
+            &self.kernels.rasterize_backward,
+            &[
+                (0, &frame.uniforms),
+                (1, &frame.tile_ranges),
+                (2, &frame.intersection_gaussians),
+                (3, &frame.splats),
+                (5, &frame.final_transmittance),
+                (6, &frame.last_counts),
+                (7, d_image),
+                (8, &frame.grad_2d),
+            ],
+        );
+        dispatch_tiles(
+            encoder,
+            "rasterize_backward",
+            &self.kernels.rasterize_backward,
+            bind,
+            frame.tile_grid(),
+        );
+    }
+
+    fn encode_project_backward(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        cloud: &GaussianCloud,
+        frame: &RasterFrame,
+        grads: &ParamBuffers,
+    ) {
+        let p = &cloud.params;
+        let bind = self.binds.project_backward.get(
+            ctx,
+            "project_backward",
+            &self.kernels.project_backward,
+            &[
+                (0, &frame.uniforms),
+                (1, p.get(ParamGroup::Means)),
+                (2, p.get(ParamGroup::LogScales)),
+                (3, p.get(ParamGroup::Rotations)),
+                (4, p.get(ParamGroup::Opacities)),
+                (5, p.get(ParamGroup::ShDc)),
+                (6, p.get(ParamGroup::ShRest)),
+                (12, &frame.radii),
+                (13, &frame.grad_2d),
+                (14, grads.get(ParamGroup::Means)),
+                (15, grads.get(ParamGroup::LogScales)),
+                (16, grads.get(ParamGroup::Rotations)),
+                (17, grads.get(ParamGroup::Opacities)),
+                (18, grads.get(ParamGroup::ShDc)),
+                (19, grads.get(ParamGroup::ShRest)),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "project_backward",
+            &self.kernels.project_backward,
+            bind,
+            cloud.len,
+        );
+    }
+
+    fn encode_densify_stats(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+        stats: &DensifyStats,
+    ) {
+        let bind = self.binds.densify_stats.get(
+            ctx,
+            "accumulate_densify_stats",
+            &self.kernels.densify_stats,
+            &[
+                (0, &frame.uniforms),
+                (12, &frame.radii),
+                (13, &frame.grad_2d),
+                (20, &stats.grad_norm_sum),
+                (21, &stats.visible_count),
+                (22, &stats.max_radius),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "accumulate_densify_stats",
+            &self.kernels.densify_stats,
+            bind,
+            frame.num_gaussians,
+        );
+    }
+}
+
+/// Bits of the tile id that the tile sort must order: `ceil(log2(tiles))`.
+fn tile_key_bits(tiles: u32) -> u32 {
+    if tiles <= 1 {
+        0
+    } else {
+        u32::BITS - (tiles - 1).leading_zeros()
+    }
+}
+
+fn validate(
+    cloud: &GaussianCloud,
+    camera: &Camera,
+    settings: &RenderSettings,
+) -> Result<(), RasterError> {
+    if !camera.is_valid() {
+        return Err(RasterError::InvalidCamera);
+    }
+    if cloud.sh_degree() > MAX_SH_DEGREE {
+        return Err(RasterError::ShDegree(cloud.sh_degree()));
+    }
+    if !(settings.near_plane.is_finite() && settings.near_plane >= 0.0) {
+        return Err(RasterError::InvalidSettings(format!(
+            "the near plane must be finite and not negative, got {}",
+            settings.near_plane
+        )));
+    }
+    if !settings.background.iter().all(|c| c.is_finite()) {
+        return Err(RasterError::InvalidSettings(format!(
+            "the background colour must be finite, got {:?}",
+            settings.background
+        )));
+    }
+    Ok(())
+}
+
+fn new_encoder(ctx: &GpuContext, label: &str) -> wgpu::CommandEncoder {
+    ctx.device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+}
+
+fn mark(timer: &mut Option<&mut StageTimer>, encoder: &mut wgpu::CommandEncoder, label: &str) {
+    if let Some(timer) = timer.as_deref_mut() {
+        timer.mark(encoder, label);
+    }
+}

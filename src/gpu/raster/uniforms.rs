@@ -1,0 +1,113 @@
+//! The per-render uniform block shared by every rasterizer kernel (`RenderUniforms` in
+//! `shaders/raster_types.wgsl`; same field order, WGSL uniform layout).
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::camera::Camera;
+use crate::render_settings::{RenderSettings, TILE_SIZE};
+
+/// Extra field of view the Jacobian clamp allows, as a fraction of the image size (gsplat's 0.3,
+/// equal to inria's `1.3 tan(fov / 2)` for centred principal points).
+const JACOBIAN_CLAMP_MARGIN: f64 = 0.3;
+
+pub(super) const FLAG_ANTIALIASED: u32 = 1;
+pub(super) const FLAG_TIGHT_TILE_BOUNDS: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub(super) struct RenderUniforms {
+    view_row0: [f32; 4],
+    view_row1: [f32; 4],
+    view_row2: [f32; 4],
+    camera_centre_near: [f32; 4],
+    focal: [f32; 2],
+    principal: [f32; 2],
+    clamp_positive: [f32; 2],
+    clamp_negative: [f32; 2],
+    background: [f32; 4],
+    image_size: [u32; 2],
+    tile_grid: [u32; 2],
+    pub num_gaussians: u32,
+    sh_degree: u32,
+    eval_sh_degree: u32,
+    flags: u32,
+}
+
+impl RenderUniforms {
+    pub fn new(
+        camera: &Camera,
+        settings: &RenderSettings,
+        num_gaussians: u32,
+        sh_degree: u32,
+    ) -> Self {
+        let row = |r: usize| {
+            let rotation = camera.rotation.row(r);
+            [
+                rotation.x as f32,
+                rotation.y as f32,
+                rotation.z as f32,
+                camera.translation[r] as f32,
+            ]
+        };
+        let centre = camera.center();
+        let (width, height) = (f64::from(camera.width), f64::from(camera.height));
+        let margin_x = JACOBIAN_CLAMP_MARGIN * width / (2.0 * camera.fx);
+        let margin_y = JACOBIAN_CLAMP_MARGIN * height / (2.0 * camera.fy);
+        let mut flags = 0;
+        if settings.antialiased {
+            flags |= FLAG_ANTIALIASED;
+        }
+        if settings.tight_tile_bounds {
+            flags |= FLAG_TIGHT_TILE_BOUNDS;
+        }
+        Self {
+            view_row0: row(0),
+            view_row1: row(1),
+            view_row2: row(2),
+            camera_centre_near: [
+                centre.x as f32,
+                centre.y as f32,
+                centre.z as f32,
+                settings.near_plane,
+            ],
+            focal: [camera.fx as f32, camera.fy as f32],
+            principal: [camera.cx as f32, camera.cy as f32],
+            clamp_positive: [
+                ((width - camera.cx) / camera.fx + margin_x) as f32,
+                ((height - camera.cy) / camera.fy + margin_y) as f32,
+            ],
+            clamp_negative: [
+                (camera.cx / camera.fx + margin_x) as f32,
+                (camera.cy / camera.fy + margin_y) as f32,
+            ],
+            background: [
+                settings.background[0],
+                settings.background[1],
+                settings.background[2],
+                0.0,
+            ],
+            image_size: [camera.width, camera.height],
+            tile_grid: tile_grid(camera.width, camera.height),
+            num_gaussians,
+            sh_degree,
+            eval_sh_degree: settings.active_sh_degree.min(sh_degree),
+            flags,
+        }
+    }
+}
+
+/// Tiles per row and per column.
+pub fn tile_grid(width: u32, height: u32) -> [u32; 2] {
+    [width.div_ceil(TILE_SIZE), height.div_ceil(TILE_SIZE)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_wgsl() {
+        // 4 vec4 + 4 vec2 + vec4 + 2 vec2<u32> + 4 u32 = 144 bytes, no implicit padding.
+        assert_eq!(std::mem::size_of::<RenderUniforms>(), 144);
+    }
+}
