@@ -312,7 +312,15 @@ mod tests {
             }
             let before_disabled = params.download(ctx, len);
             let mut encoder = ctx.device.create_command_encoder(&Default::default());
-            adam.encode(ctx, &mut encoder, &params, &grads, &state, len as u32, &steps);
+            adam.encode(
+                ctx,
+                &mut encoder,
+                &params,
+                &grads,
+                &state,
+                len as u32,
+                &steps,
+            );
             ctx.queue.submit([encoder.finish()]);
 
             for group in ParamGroup::ALL {
@@ -390,7 +398,15 @@ mod tests {
         }; 6];
         steps[ParamGroup::Opacities.index()].enabled = true;
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        adam.encode(ctx, &mut encoder, &params, &grads, &state, len as u32, &steps);
+        adam.encode(
+            ctx,
+            &mut encoder,
+            &params,
+            &grads,
+            &state,
+            len as u32,
+            &steps,
+        );
         ctx.queue.submit([encoder.finish()]);
         let after = params.download(ctx, len);
         let m = state.exp_avg.download(ctx, len);

@@ -41,8 +41,7 @@ impl ExponentialLr {
         let step = f64::from(step);
         let delay_rate = if self.delay_steps > 0 {
             let ramp = (step / f64::from(self.delay_steps)).clamp(0.0, 1.0);
-            self.delay_mult
-                + (1.0 - self.delay_mult) * (0.5 * std::f64::consts::PI * ramp).sin()
+            self.delay_mult + (1.0 - self.delay_mult) * (0.5 * std::f64::consts::PI * ramp).sin()
         } else {
             1.0
         };
@@ -151,7 +150,10 @@ mod tests {
         };
         assert!(close(lr.at(0), 0.01));
         // At half the delay: 0.01 + 0.99 * sin(pi/4).
-        assert!(close(lr.at(50), 0.01 + 0.99 * std::f64::consts::FRAC_1_SQRT_2));
+        assert!(close(
+            lr.at(50),
+            0.01 + 0.99 * std::f64::consts::FRAC_1_SQRT_2
+        ));
         assert!(close(lr.at(100), 1.0));
         assert!(close(lr.at(500), 1.0));
     }
