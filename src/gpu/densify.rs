@@ -542,7 +542,15 @@ mod tests {
     }
 
     fn densify(ctx: &GpuContext, state: &mut GpuState, params: &DensifyParams) -> DensifyReport {
-        let mut densifier = Densifier::new(ctx);
+        densify_with(&mut Densifier::new(ctx), ctx, state, params)
+    }
+
+    fn densify_with(
+        densifier: &mut Densifier,
+        ctx: &GpuContext,
+        state: &mut GpuState,
+        params: &DensifyParams,
+    ) -> DensifyReport {
         densifier
             .densify_and_prune(
                 ctx,
@@ -765,7 +773,8 @@ mod tests {
             let params = hand_params(screen_size.then_some(20.0));
             let capacity = g.len() as u32;
             let mut state = upload(ctx, &g, &moments, &stats, capacity);
-            let report = densify(ctx, &mut state, &params);
+            let mut densifier = Densifier::new(ctx);
+            let report = densify_with(&mut densifier, ctx, &mut state, &params);
             let expected_report = if screen_size {
                 // Pruned: 3, 4, 5, 7 and its clone, both children of 8.
                 DensifyReport {
@@ -798,6 +807,27 @@ mod tests {
             assert_eq!(reference.origins, expected_hand_origins(screen_size));
             assert_eq!(ref_stats, Stats::zeroed(report.after as usize));
             check_result(ctx, &state, &g, &moments, &reference, 1e-5);
+
+            // Again with the zeroed statistics: nothing to densify or prune, nothing moves.
+            let before = state.cloud.download(ctx);
+            let m_before = state.optimizer.exp_avg.download(ctx, before.len());
+            let again = densify_with(&mut densifier, ctx, &mut state, &params);
+            let after = report.after;
+            assert_eq!(
+                again,
+                DensifyReport {
+                    before: after,
+                    cloned: 0,
+                    split: 0,
+                    pruned: 0,
+                    after
+                }
+            );
+            assert_eq!(state.cloud.download(ctx), before);
+            assert_eq!(
+                state.optimizer.exp_avg.download(ctx, before.len()),
+                m_before
+            );
         }
     }
 
@@ -877,9 +907,7 @@ mod tests {
 
     /// Many splits of one Gaussian: in the parent's rotated frame the children's offsets have
     /// mean 0 and standard deviation `scale` per axis, and uncorrelated axes.
-    #[test]
-    fn split_children_are_normal_in_the_rotated_frame() {
-        let ctx = test_context();
+    fn split_statistics(ctx: &GpuContext) {
         let copies = 4096;
         let scales = [0.2f64, 0.5, 2.0];
         let mean = [1.0f32, -2.0, 3.0];
@@ -951,8 +979,23 @@ mod tests {
     }
 
     #[test]
-    fn empty_cloud_and_nothing_to_do() {
-        let ctx = test_context();
+    fn split_children_are_normal_in_the_rotated_frame() {
+        split_statistics(test_context());
+    }
+
+    #[test]
+    fn split_children_are_normal_in_the_rotated_frame_fallback() {
+        split_statistics(test_context_fallback());
+    }
+
+    #[test]
+    fn empty_cloud() {
+        for ctx in [test_context(), test_context_fallback()] {
+            empty_cloud_on(ctx);
+        }
+    }
+
+    fn empty_cloud_on(ctx: &GpuContext) {
         let g = Gaussians::empty(0);
         let mut state = upload(ctx, &g, &Moments::zeroed(0, 0), &Stats::default(), 8);
         let report = densify(ctx, &mut state, &hand_params(Some(20.0)));
@@ -966,6 +1009,19 @@ mod tests {
                 after: 0
             }
         );
+        assert_stats_zero_and_capacities_match(ctx, &state);
+
+        // Everything pruned (opacity far below 0.005).
+        let mut rng = Pcg32::new(1, 2);
+        let (mut g, moments, stats) = random_cloud(&mut rng, 50);
+        g.logit_opacities.fill(-10.0);
+        let mut state = upload(ctx, &g, &moments, &stats, 50);
+        let report = densify(ctx, &mut state, &hand_params(None));
+        assert_eq!(
+            (report.pruned, report.after),
+            (report.before + report.cloned + report.split, 0)
+        );
+        assert_eq!(state.cloud.len, 0);
         assert_stats_zero_and_capacities_match(ctx, &state);
     }
 
