@@ -166,7 +166,8 @@ impl Densifier {
     }
 
     /// Runs densify-and-prune now: submits the marking and the scan, waits once for the counts
-    /// (a blocking readback), then submits the scatter without waiting.
+    /// (a blocking readback), then submits the scatter without waiting. Work that writes the
+    /// statistics or parameters must have been submitted before the call.
     ///
     /// On success `cloud`, `optimizer` (moments; step counts are kept), `grads` (when grown)
     /// and `stats` (zeroed, reallocated when grown) describe the new cloud. When the result
@@ -237,8 +238,12 @@ impl Densifier {
             let scatter_targets = [&params_out, &exp_avg_out, &exp_avg_sq_out];
             self.encode_scatter(ctx, &mut encoder, cloud, optimizer, scatter_targets, params);
         }
-        if grown {
+        // Gradients need no copy (the next backward pass overwrites them); new buffers start
+        // at zero, kept statistics are cleared.
+        if grads.capacity < capacity {
             *grads = ParamBuffers::zeroed(ctx, "grads", capacity, sh_degree);
+        }
+        if stats.capacity < capacity {
             *stats = DensifyStats::zeroed(ctx, capacity);
         } else {
             stats.clear(&mut encoder);
