@@ -1,1 +1,1093 @@
-//! (in progress)
+//! Densify and prune on the GPU (`shaders/densify.wgsl`), exactly REFERENCE.md's "Densify and
+//! prune", by stream compaction; and the periodic opacity reset.
+//!
+//! [`Densifier::densify_and_prune`]:
+//! 1. a mark kernel decides per Gaussian whether the original, its clone and its two split
+//!    children survive, as 0/1 flags in four sections `[originals | clones | first children |
+//!    second children]`;
+//! 2. an exclusive prefix scan of those `4 N` flags gives each output Gaussian its index and
+//!    the total the new count;
+//! 3. the counts are read back (**one blocking readback per densification**, every 100 steps
+//!    in the reference schedule), to size the result;
+//! 4. a scatter kernel per parameter group writes the parameters and both Adam moments into
+//!    new buffers, and a split kernel overwrites the children's means and log-scales.
+//!
+//! Order of the result: the surviving originals in their original order, then the surviving
+//! clones in their parents' order, then the surviving first children of the split Gaussians in
+//! their parents' order, then the surviving second children (the reference's order).
+//!
+//! Memory: the parameters and both moments are scattered into freshly allocated buffers of the
+//! same capacity (or a grown one) that replace the old ones, so during a densification both
+//! copies exist. When the result exceeds the capacity, every per-Gaussian buffer (parameters,
+//! gradients, moments, statistics) is reallocated with 50% headroom; the gradients' contents are
+//! not kept (the next backward pass overwrites them), and the statistics are zero afterwards.
+//!
+//! Screen-size pruning: as REFERENCE.md states it, Gaussians whose `max_radius` exceeds
+//! `max_screen_size` are pruned. (In inria's code the radii are zeroed before that test, so the
+//! rule never fires there; `max_screen_size: Some(f32::INFINITY)` reproduces that, keeping only
+//! the world-size rule.)
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{GpuContext, ShaderDefs};
+use crate::gpu;
+use crate::model::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers, ParamGroup};
+use crate::reference::densify::{RESET_OPACITY, split_seed_key};
+
+const WORKGROUP_SIZE: u32 = 256;
+
+/// Headroom when the cloud outgrows its buffers: the new capacity is 1.5 x the new count.
+const GROWTH_NUMERATOR: u64 = 3;
+const GROWTH_DENOMINATOR: u64 = 2;
+
+/// The thresholds of one densification (REFERENCE.md; inria passes
+/// `densify_grad_threshold`, 0.005, the camera extent and 20 px after the first opacity reset).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DensifyParams {
+    /// Average screen-space gradient (NDC units) at or above which a Gaussian is densified.
+    pub grad_threshold: f32,
+    /// Gaussians with largest scale up to `percent_dense * extent` are cloned, larger ones split.
+    pub percent_dense: f32,
+    /// The scene extent (camera extent, `spatial_lr_scale`).
+    pub extent: f32,
+    /// Gaussians with sigmoid(opacity) below this are pruned.
+    pub min_opacity: f32,
+    /// When given, Gaussians whose screen radius exceeded it (pixels) or whose largest scale
+    /// exceeds `0.1 * extent` are pruned too.
+    pub max_screen_size: Option<f32>,
+    /// Seed of the split children's random offsets.
+    pub seed: u64,
+}
+
+/// What one densification did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DensifyReport {
+    /// Live Gaussians before.
+    pub before: u32,
+    /// Gaussians selected for cloning (each added one copy).
+    pub cloned: u32,
+    /// Gaussians selected for splitting (each replaced by two children).
+    pub split: u32,
+    /// Gaussians removed by pruning, counted over the densified cloud (new ones included).
+    pub pruned: u32,
+    /// Live Gaussians after: `before + cloned + split - pruned`.
+    pub after: u32,
+}
+
+/// The cloud would not fit in one storage binding of this device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityError {
+    pub needed: u64,
+    pub max: u64,
+}
+
+impl std::fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "densification would grow the cloud to {} Gaussians, but this GPU's storage \
+             bindings hold at most {} (lower the densification or the SH degree)",
+            self.needed, self.max
+        )
+    }
+}
+
+impl std::error::Error for CapacityError {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MarkUniforms {
+    count: u32,
+    grad_threshold: f32,
+    clone_max_scale: f32,
+    world_prune_scale: f32,
+    min_opacity: f32,
+    max_screen_size: f32,
+    prune_by_size: u32,
+    _padding: u32,
+}
+
+/// Uniforms of the scatter, split-children, opacity-reset and stand-in scan kernels.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CountUniforms {
+    count: u32,
+    /// Scatter: the group's width; split children: the seed key; reset: logit(0.01) bits.
+    extra: u32,
+    _padding: [u32; 2],
+}
+
+/// Per-densification scratch sized for a number of Gaussians.
+struct Scratch {
+    gaussians: u32,
+    /// The `4 N` keep flags.
+    flags: wgpu::Buffer,
+    /// Their exclusive scan, `4 N + 1` entries.
+    offsets: wgpu::Buffer,
+}
+
+/// The densification and opacity-reset kernels, with their scratch buffers.
+pub struct Densifier {
+    mark: wgpu::ComputePipeline,
+    scatter: wgpu::ComputePipeline,
+    split_children: wgpu::ComputePipeline,
+    reset: wgpu::ComputePipeline,
+    serial_scan: wgpu::ComputePipeline,
+    scratch: Option<Scratch>,
+    /// Clones and splits selected (u32 x 2), before pruning.
+    selected: wgpu::Buffer,
+    /// [new count, clones selected, splits selected], read back once per densification.
+    counts: wgpu::Buffer,
+}
+
+impl Densifier {
+    pub fn new(ctx: &GpuContext) -> Self {
+        let constants = [("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))];
+        let pipeline = |define: &str, entry: &str| {
+            let defs = ShaderDefs::new().with(define);
+            gpu::compute_pipeline(ctx, "densify.wgsl", entry, &defs, &constants)
+        };
+        Self {
+            mark: pipeline("MARK", "mark_gaussians"),
+            scatter: pipeline("SCATTER", "scatter_group"),
+            split_children: pipeline("SPLIT_CHILDREN", "split_children"),
+            reset: pipeline("RESET_OPACITY", "reset_opacity"),
+            serial_scan: gpu::compute_pipeline(
+                ctx,
+                "densify.wgsl",
+                "serial_scan",
+                &ShaderDefs::new().with("SERIAL_SCAN"),
+                &[],
+            ),
+            scratch: None,
+            selected: gpu::storage_buffer(ctx, "densify.selected", 8),
+            counts: gpu::storage_buffer(ctx, "densify.counts", 12),
+        }
+    }
+
+    /// Runs densify-and-prune now: submits the marking and the scan, waits once for the counts
+    /// (a blocking readback), then submits the scatter without waiting. Work that writes the
+    /// statistics or parameters must have been submitted before the call.
+    ///
+    /// On success `cloud`, `optimizer` (moments; step counts are kept), `grads` (when grown)
+    /// and `stats` (zeroed, reallocated when grown) describe the new cloud. When the result
+    /// would not fit in one storage binding of the device, nothing changes and the error says
+    /// so.
+    pub fn densify_and_prune(
+        &mut self,
+        ctx: &GpuContext,
+        cloud: &mut GaussianCloud,
+        grads: &mut ParamBuffers,
+        optimizer: &mut OptimizerState,
+        stats: &mut DensifyStats,
+        params: &DensifyParams,
+    ) -> Result<DensifyReport, CapacityError> {
+        let n = cloud.len;
+        let sh_degree = cloud.sh_degree();
+        for buffers in [&*grads, &optimizer.exp_avg, &optimizer.exp_avg_sq] {
+            assert!(
+                buffers.capacity >= n && buffers.sh_degree == sh_degree,
+                "densify: gradient and moment buffers must match the cloud"
+            );
+        }
+        assert!(
+            stats.capacity >= n,
+            "densify: statistics smaller than the cloud"
+        );
+
+        // 1-2. Mark and scan, then read the counts back.
+        let (after, cloned, split) = if n == 0 {
+            (0, 0, 0)
+        } else {
+            self.mark_and_count(ctx, cloud, stats, params)
+        };
+        let report = DensifyReport {
+            before: n,
+            cloned,
+            split,
+            pruned: n + cloned + split - after,
+            after,
+        };
+
+        // 3. Capacity: grow with headroom only when the result does not fit.
+        let max_gaussians = max_gaussians_per_binding(ctx, sh_degree);
+        if u64::from(after) > max_gaussians {
+            return Err(CapacityError {
+                needed: u64::from(after),
+                max: max_gaussians,
+            });
+        }
+        let grown = after > cloud.capacity();
+        let capacity = if grown {
+            let with_headroom = u64::from(after) * GROWTH_NUMERATOR / GROWTH_DENOMINATOR;
+            with_headroom.min(max_gaussians) as u32
+        } else {
+            cloud.capacity()
+        };
+
+        // 4. Scatter into new buffers.
+        let params_out = ParamBuffers::zeroed(ctx, "gaussians", capacity, sh_degree);
+        let exp_avg_out = ParamBuffers::zeroed(ctx, "adam.exp_avg", capacity, sh_degree);
+        let exp_avg_sq_out = ParamBuffers::zeroed(ctx, "adam.exp_avg_sq", capacity, sh_degree);
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("densify scatter"),
+            });
+        if n > 0 && after > 0 {
+            let scatter_targets = [&params_out, &exp_avg_out, &exp_avg_sq_out];
+            self.encode_scatter(ctx, &mut encoder, cloud, optimizer, scatter_targets, params);
+        }
+        // Gradients need no copy (the next backward pass overwrites them); new buffers start
+        // at zero, kept statistics are cleared.
+        if grads.capacity < capacity {
+            *grads = ParamBuffers::zeroed(ctx, "grads", capacity, sh_degree);
+        }
+        if stats.capacity < capacity {
+            *stats = DensifyStats::zeroed(ctx, capacity);
+        } else {
+            stats.clear(&mut encoder);
+        }
+        ctx.queue.submit([encoder.finish()]);
+
+        cloud.params = params_out;
+        cloud.len = after;
+        optimizer.exp_avg = exp_avg_out;
+        optimizer.exp_avg_sq = exp_avg_sq_out;
+        Ok(report)
+    }
+
+    /// Marks, scans and reads back `(new count, clones selected, splits selected)`.
+    fn mark_and_count(
+        &mut self,
+        ctx: &GpuContext,
+        cloud: &GaussianCloud,
+        stats: &DensifyStats,
+        params: &DensifyParams,
+    ) -> (u32, u32, u32) {
+        let n = cloud.len;
+        self.ensure_scratch(ctx, n);
+        let scratch = self.scratch.as_ref().expect("just ensured");
+        let uniforms = MarkUniforms {
+            count: n,
+            grad_threshold: params.grad_threshold,
+            clone_max_scale: params.percent_dense * params.extent,
+            world_prune_scale: 0.1 * params.extent,
+            min_opacity: params.min_opacity,
+            max_screen_size: params.max_screen_size.unwrap_or(0.0),
+            prune_by_size: u32::from(params.max_screen_size.is_some()),
+            _padding: 0,
+        };
+        let uniform = gpu::uniform_buffer_from(ctx, "densify.mark", &uniforms);
+        let mark_bindings = gpu::bind_buffers(
+            ctx,
+            "densify.mark",
+            &self.mark,
+            0,
+            &[
+                &uniform,
+                cloud.params.get(ParamGroup::LogScales),
+                cloud.params.get(ParamGroup::Opacities),
+                &stats.grad_norm_sum,
+                &stats.visible_count,
+                &stats.max_radius,
+                &scratch.flags,
+                &self.selected,
+            ],
+        );
+        let flag_count = 4 * n;
+        let scan_uniform =
+            gpu::uniform_buffer_from(ctx, "densify.scan", &count_uniforms(flag_count, 0));
+        let scan_bindings = gpu::bind_buffers(
+            ctx,
+            "densify.scan",
+            &self.serial_scan,
+            0,
+            &[&scan_uniform, &scratch.flags, &scratch.offsets],
+        );
+
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("densify mark"),
+            });
+        encoder.clear_buffer(&self.selected, 0, None);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("densify mark"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.mark);
+            pass.set_bind_group(0, &mark_bindings, &[]);
+            gpu::dispatch_1d(ctx, &mut pass, n, WORKGROUP_SIZE);
+            pass.set_pipeline(&self.serial_scan);
+            pass.set_bind_group(0, &scan_bindings, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+        encoder.copy_buffer_to_buffer(
+            &scratch.offsets,
+            u64::from(flag_count) * 4,
+            &self.counts,
+            0,
+            4,
+        );
+        encoder.copy_buffer_to_buffer(&self.selected, 0, &self.counts, 4, 8);
+        ctx.queue.submit([encoder.finish()]);
+        let counts: Vec<u32> = gpu::read_buffer(ctx, &self.counts, 3);
+        (counts[0], counts[1], counts[2])
+    }
+
+    /// Encodes the scatter of every group and the split children into `targets`
+    /// (parameters, first moments, second moments).
+    fn encode_scatter(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        cloud: &GaussianCloud,
+        optimizer: &OptimizerState,
+        targets: [&ParamBuffers; 3],
+        params: &DensifyParams,
+    ) {
+        let n = cloud.len;
+        let offsets = &self.scratch.as_ref().expect("marked before").offsets;
+        let sh_degree = cloud.sh_degree();
+        let [params_out, exp_avg_out, exp_avg_sq_out] = targets;
+        let mut dispatches = Vec::new();
+        for group in ParamGroup::ALL {
+            let width = group.width(sh_degree) as u32;
+            if width == 0 {
+                continue;
+            }
+            let uniform =
+                gpu::uniform_buffer_from(ctx, "densify.scatter", &count_uniforms(n, width));
+            let bindings = gpu::bind_buffers(
+                ctx,
+                &format!("densify.scatter.{}", group.name()),
+                &self.scatter,
+                0,
+                &[
+                    &uniform,
+                    offsets,
+                    cloud.params.get(group),
+                    optimizer.exp_avg.get(group),
+                    optimizer.exp_avg_sq.get(group),
+                    params_out.get(group),
+                    exp_avg_out.get(group),
+                    exp_avg_sq_out.get(group),
+                ],
+            );
+            dispatches.push((bindings, n * width));
+        }
+        let child_uniform = gpu::uniform_buffer_from(
+            ctx,
+            "densify.split_children",
+            &count_uniforms(n, split_seed_key(params.seed)),
+        );
+        let child_bindings = gpu::bind_buffers(
+            ctx,
+            "densify.split_children",
+            &self.split_children,
+            0,
+            &[
+                &child_uniform,
+                offsets,
+                cloud.params.get(ParamGroup::Means),
+                cloud.params.get(ParamGroup::LogScales),
+                cloud.params.get(ParamGroup::Rotations),
+                params_out.get(ParamGroup::Means),
+                params_out.get(ParamGroup::LogScales),
+            ],
+        );
+
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("densify scatter"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.scatter);
+        for (bindings, floats) in &dispatches {
+            pass.set_bind_group(0, bindings, &[]);
+            gpu::dispatch_1d(ctx, &mut pass, *floats, WORKGROUP_SIZE);
+        }
+        // After the scatter (which copied the parents' means and scales to the children).
+        pass.set_pipeline(&self.split_children);
+        pass.set_bind_group(0, &child_bindings, &[]);
+        gpu::dispatch_1d(ctx, &mut pass, 2 * n, WORKGROUP_SIZE);
+    }
+
+    /// Scratch buffers for at least `n` Gaussians (grown by the same rule as the cloud).
+    fn ensure_scratch(&mut self, ctx: &GpuContext, n: u32) {
+        if self.scratch.as_ref().is_none_or(|s| s.gaussians < n) {
+            let with_headroom = u64::from(n) * GROWTH_NUMERATOR / GROWTH_DENOMINATOR;
+            let gaussians = with_headroom
+                .min(max_gaussians_per_binding(ctx, 0))
+                .max(u64::from(n)) as u32;
+            let flags = u64::from(gaussians) * 4;
+            self.scratch = Some(Scratch {
+                gaussians,
+                flags: gpu::storage_buffer(ctx, "densify.flags", flags * 4),
+                offsets: gpu::storage_buffer(ctx, "densify.offsets", (flags + 1) * 4),
+            });
+        }
+    }
+
+    /// Encodes the opacity reset: `opacity = logit(min(sigmoid(opacity), 0.01))` for the live
+    /// Gaussians and zero Adam moments for the opacity group (step counts are kept, as in the
+    /// reference, which swaps the tensor and zeroes its state).
+    pub fn reset_opacity(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        cloud: &GaussianCloud,
+        optimizer: &OptimizerState,
+    ) {
+        let group = ParamGroup::Opacities;
+        encoder.clear_buffer(optimizer.exp_avg.get(group), 0, None);
+        encoder.clear_buffer(optimizer.exp_avg_sq.get(group), 0, None);
+        if cloud.len == 0 {
+            return;
+        }
+        let max_logit = (RESET_OPACITY / (1.0 - RESET_OPACITY)).ln() as f32;
+        // A fresh uniform per call (every 3000 steps): several resets may share a submission.
+        let uniform = gpu::uniform_buffer_from(
+            ctx,
+            "densify.reset_opacity",
+            &count_uniforms(cloud.len, max_logit.to_bits()),
+        );
+        let bindings = gpu::bind_buffers(
+            ctx,
+            "densify.reset_opacity",
+            &self.reset,
+            0,
+            &[&uniform, cloud.params.get(group)],
+        );
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("reset opacity"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.reset);
+        pass.set_bind_group(0, &bindings, &[]);
+        gpu::dispatch_1d(ctx, &mut pass, cloud.len, WORKGROUP_SIZE);
+    }
+}
+
+fn count_uniforms(count: u32, extra: u32) -> CountUniforms {
+    CountUniforms {
+        count,
+        extra,
+        _padding: [0; 2],
+    }
+}
+
+/// The most Gaussians whose widest parameter group fits in one storage binding.
+fn max_gaussians_per_binding(ctx: &GpuContext, sh_degree: u32) -> u64 {
+    let widest = ParamGroup::ALL
+        .iter()
+        .map(|g| g.width(sh_degree) as u64)
+        .max()
+        .unwrap_or(1)
+        .max(4); // the flags hold 4 entries per Gaussian
+    (ctx.max_binding_bytes() / (widest * 4)).min(u64::from(u32::MAX / 8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::test_util::{test_context, test_context_fallback};
+    use crate::model::Gaussians;
+    use crate::reference::densify::{self as reference, Moments, Origin, Stats};
+    use crate::rng::Pcg32;
+
+    /// Everything densification reads and writes, on the GPU.
+    struct GpuState {
+        cloud: GaussianCloud,
+        grads: ParamBuffers,
+        optimizer: OptimizerState,
+        stats: DensifyStats,
+    }
+
+    fn upload(
+        ctx: &GpuContext,
+        gaussians: &Gaussians,
+        moments: &Moments,
+        stats: &Stats,
+        capacity: u32,
+    ) -> GpuState {
+        let sh_degree = gaussians.sh_degree;
+        let cloud = GaussianCloud::from_gaussians(ctx, gaussians, capacity);
+        let grads = ParamBuffers::zeroed(ctx, "grads", capacity, sh_degree);
+        let optimizer = OptimizerState::zeroed(ctx, capacity, sh_degree);
+        for group in ParamGroup::ALL {
+            let g = group.index();
+            let to_f32 = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+            gpu::write_buffer(
+                ctx,
+                optimizer.exp_avg.get(group),
+                0,
+                &to_f32(&moments.exp_avg[g]),
+            );
+            gpu::write_buffer(
+                ctx,
+                optimizer.exp_avg_sq.get(group),
+                0,
+                &to_f32(&moments.exp_avg_sq[g]),
+            );
+        }
+        let stats_gpu = DensifyStats::zeroed(ctx, capacity);
+        let sums: Vec<f32> = stats.grad_norm_sum.iter().map(|&x| x as f32).collect();
+        let radii: Vec<f32> = stats.max_radius.iter().map(|&x| x as f32).collect();
+        gpu::write_buffer(ctx, &stats_gpu.grad_norm_sum, 0, &sums);
+        gpu::write_buffer(ctx, &stats_gpu.visible_count, 0, &stats.visible_count);
+        gpu::write_buffer(ctx, &stats_gpu.max_radius, 0, &radii);
+        GpuState {
+            cloud,
+            grads,
+            optimizer,
+            stats: stats_gpu,
+        }
+    }
+
+    fn densify(ctx: &GpuContext, state: &mut GpuState, params: &DensifyParams) -> DensifyReport {
+        densify_with(&mut Densifier::new(ctx), ctx, state, params)
+    }
+
+    fn densify_with(
+        densifier: &mut Densifier,
+        ctx: &GpuContext,
+        state: &mut GpuState,
+        params: &DensifyParams,
+    ) -> DensifyReport {
+        densifier
+            .densify_and_prune(
+                ctx,
+                &mut state.cloud,
+                &mut state.grads,
+                &mut state.optimizer,
+                &mut state.stats,
+                params,
+            )
+            .expect("fits")
+    }
+
+    /// Every statistic of the whole capacity is zero and every buffer has the cloud's capacity.
+    fn assert_stats_zero_and_capacities_match(ctx: &GpuContext, state: &GpuState) {
+        let capacity = state.cloud.capacity();
+        assert!(capacity >= state.cloud.len);
+        assert_eq!(state.grads.capacity, capacity);
+        assert_eq!(state.optimizer.exp_avg.capacity, capacity);
+        assert_eq!(state.optimizer.exp_avg_sq.capacity, capacity);
+        assert_eq!(state.stats.capacity, capacity);
+        let n = capacity as usize;
+        let sums: Vec<f32> = gpu::read_buffer(ctx, &state.stats.grad_norm_sum, n);
+        let counts: Vec<u32> = gpu::read_buffer(ctx, &state.stats.visible_count, n);
+        let radii: Vec<f32> = gpu::read_buffer(ctx, &state.stats.max_radius, n);
+        assert!(sums.iter().chain(&radii).all(|&x| x == 0.0));
+        assert!(counts.iter().all(|&x| x == 0));
+    }
+
+    fn hand_params(max_screen_size: Option<f32>) -> DensifyParams {
+        // Clone up to scale 0.1, world-size prune above 1.0.
+        DensifyParams {
+            grad_threshold: 0.0002,
+            percent_dense: 0.01,
+            extent: 10.0,
+            min_opacity: 0.005,
+            max_screen_size,
+            seed: 99,
+        }
+    }
+
+    /// One Gaussian of the hand-made cloud: scales, opacity logit, gradient sum, views, radius.
+    struct Case {
+        scales: [f32; 3],
+        logit_opacity: f32,
+        grad_norm_sum: f64,
+        visible_count: u32,
+        max_radius: f64,
+    }
+
+    const SMALL: [f32; 3] = [0.05, 0.04, 0.03];
+
+    fn hand_cases() -> Vec<Case> {
+        let case = |scales, logit_opacity, grad_norm_sum, visible_count, max_radius| Case {
+            scales,
+            logit_opacity,
+            grad_norm_sum,
+            visible_count,
+            max_radius,
+        };
+        vec![
+            case(SMALL, 0.0, 0.0001, 1, 5.0),            // 0: kept as is
+            case(SMALL, 0.0, 0.001, 2, 5.0),             // 1: cloned
+            case([0.5, 0.2, 0.1], 1.0, 0.003, 3, 5.0),   // 2: split
+            case(SMALL, -6.0, 0.0, 1, 5.0),              // 3: pruned (opacity 0.0025)
+            case(SMALL, 0.0, 0.0001, 1, 30.0),           // 4: pruned by screen size
+            case([2.0, 0.1, 0.1], 0.0, 0.0001, 1, 5.0),  // 5: pruned by world size
+            case(SMALL, 0.0, 1.0, 0, 5.0),               // 6: never visible: average 0, kept
+            case(SMALL, -6.0, 0.001, 1, 5.0),            // 7: cloned, then both pruned
+            case([2.0, 2.0, 2.0], 0.0, 0.001, 1, 5.0),   // 8: split; children (1.25) too big
+            case(SMALL, 0.0, 0.0004, 2, 5.0),            // 9: average exactly at threshold
+            case([0.3, 1.5, 0.3], 0.0, 0.001, 1, 100.0), // 10: split; children (0.94) kept
+        ]
+    }
+
+    fn hand_cloud(rng: &mut Pcg32) -> (Gaussians, Moments, Stats) {
+        let cases = hand_cases();
+        let mut g = Gaussians::empty(1);
+        let mut stats = Stats::default();
+        for case in &cases {
+            g.means.extend((0..3).map(|_| rng.normal() as f32));
+            g.log_scales.extend(case.scales.map(f32::ln));
+            g.rotations.extend((0..4).map(|_| rng.normal() as f32));
+            g.logit_opacities.push(case.logit_opacity);
+            g.sh_dc.extend((0..3).map(|_| rng.normal() as f32));
+            g.sh_rest.extend((0..9).map(|_| rng.normal() as f32));
+            stats.grad_norm_sum.push(case.grad_norm_sum);
+            stats.visible_count.push(case.visible_count);
+            stats.max_radius.push(case.max_radius);
+        }
+        let mut moments = Moments::zeroed(cases.len(), 1);
+        for values in moments.exp_avg.iter_mut().chain(&mut moments.exp_avg_sq) {
+            for v in values.iter_mut() {
+                // Values exact in f32, so the GPU copies compare bit for bit.
+                *v = f64::from(rng.normal() as f32);
+            }
+        }
+        (g, moments, stats)
+    }
+
+    fn child(parent: usize, child: usize) -> Origin {
+        Origin::Child { parent, child }
+    }
+
+    /// The documented order: survivors, clones, first children, second children.
+    fn expected_hand_origins(max_screen_size: bool) -> Vec<Origin> {
+        use Origin::{Clone, Original};
+        if max_screen_size {
+            vec![
+                Original(0),
+                Original(1),
+                Original(6),
+                Original(9),
+                Clone(1),
+                Clone(9),
+                child(2, 0),
+                child(10, 0),
+                child(2, 1),
+                child(10, 1),
+            ]
+        } else {
+            vec![
+                Original(0),
+                Original(1),
+                Original(4),
+                Original(5),
+                Original(6),
+                Original(9),
+                Clone(1),
+                Clone(9),
+                child(2, 0),
+                child(8, 0),
+                child(10, 0),
+                child(2, 1),
+                child(8, 1),
+                child(10, 1),
+            ]
+        }
+    }
+
+    /// Checks a densified GPU cloud against the expected origins: originals and clones bit for
+    /// bit with their moments (zero for clones), children with copied rotation, SH and opacity,
+    /// scales / 1.6 and (within `tolerance`) the reference's means.
+    fn check_result(
+        ctx: &GpuContext,
+        state: &GpuState,
+        source: &Gaussians,
+        source_moments: &Moments,
+        reference: &reference::Densified,
+        tolerance: f64,
+    ) {
+        let n = state.cloud.len as usize;
+        assert_eq!(n, reference.origins.len());
+        let out = state.cloud.download(ctx);
+        let m = state.optimizer.exp_avg.download(ctx, n);
+        let v = state.optimizer.exp_avg_sq.download(ctx, n);
+        let sh = source.sh_degree;
+        let mut worst_child_error = 0.0f64;
+        for (k, origin) in reference.origins.iter().enumerate() {
+            let (parent, is_child, is_original) = match *origin {
+                Origin::Original(i) => (i, false, true),
+                Origin::Clone(i) => (i, false, false),
+                Origin::Child { parent, .. } => (parent, true, false),
+            };
+            for group in ParamGroup::ALL {
+                let w = group.width(sh);
+                let got = &out.group(group)[k * w..(k + 1) * w];
+                let parent_values = &source.group(group)[parent * w..(parent + 1) * w];
+                let expected = &reference.gaussians.group(group)[k * w..(k + 1) * w];
+                let moved = matches!(group, ParamGroup::Means | ParamGroup::LogScales);
+                if is_child && moved {
+                    for (&g, &r) in got.iter().zip(expected) {
+                        let (g, r) = (f64::from(g), f64::from(r));
+                        worst_child_error = worst_child_error.max((g - r).abs() / r.abs().max(1.0));
+                        assert!(
+                            (g - r).abs() <= tolerance * r.abs().max(1.0),
+                            "{origin:?} {}: {g} vs {r}",
+                            group.name()
+                        );
+                    }
+                } else {
+                    assert_eq!(got, parent_values, "{origin:?} {}", group.name());
+                }
+                let g = group.index();
+                for (moment, source_moment) in [
+                    (
+                        &m.group(group)[k * w..(k + 1) * w],
+                        &source_moments.exp_avg[g],
+                    ),
+                    (
+                        &v.group(group)[k * w..(k + 1) * w],
+                        &source_moments.exp_avg_sq[g],
+                    ),
+                ] {
+                    for (j, &value) in moment.iter().enumerate() {
+                        let expected = if is_original {
+                            source_moment[parent * w + j] as f32
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(value, expected, "{origin:?} {} moment", group.name());
+                    }
+                }
+            }
+            if is_child {
+                // Scales exactly the parent's / 1.6 (up to rounding).
+                for axis in 0..3 {
+                    let parent_scale = f64::from(source.log_scales[3 * parent + axis]).exp();
+                    let child_scale = f64::from(out.log_scales[3 * k + axis]).exp();
+                    assert!((child_scale / parent_scale - 1.0 / 1.6).abs() < 1e-5);
+                }
+            }
+        }
+        eprintln!("largest child mean/log-scale error vs reference: {worst_child_error:e}");
+    }
+
+    fn hand_made(ctx: &GpuContext) {
+        for screen_size in [false, true] {
+            let mut rng = Pcg32::new(11, 0);
+            let (g, moments, stats) = hand_cloud(&mut rng);
+            let params = hand_params(screen_size.then_some(20.0));
+            let capacity = g.len() as u32;
+            let mut state = upload(ctx, &g, &moments, &stats, capacity);
+            let mut densifier = Densifier::new(ctx);
+            let report = densify_with(&mut densifier, ctx, &mut state, &params);
+            let expected_report = if screen_size {
+                // Pruned: 3, 4, 5, 7 and its clone, both children of 8.
+                DensifyReport {
+                    before: 11,
+                    cloned: 3,
+                    split: 3,
+                    pruned: 7,
+                    after: 10,
+                }
+            } else {
+                // Pruned: 3, 7 and its clone.
+                DensifyReport {
+                    before: 11,
+                    cloned: 3,
+                    split: 3,
+                    pruned: 3,
+                    after: 14,
+                }
+            };
+            assert_eq!(report, expected_report);
+            // Without the size rule the result (14) outgrows the capacity (11): everything is
+            // reallocated with headroom; with it (10) the capacity stays.
+            let expected_capacity = if screen_size { 11 } else { 21 };
+            assert_eq!(state.cloud.capacity(), expected_capacity);
+            assert_stats_zero_and_capacities_match(ctx, &state);
+
+            let mut ref_stats = stats.clone();
+            let reference = reference::densify_and_prune(&g, &moments, &mut ref_stats, &params);
+            assert_eq!(reference.report, expected_report);
+            assert_eq!(reference.origins, expected_hand_origins(screen_size));
+            assert_eq!(ref_stats, Stats::zeroed(report.after as usize));
+            check_result(ctx, &state, &g, &moments, &reference, 1e-5);
+
+            // Again with the zeroed statistics: nothing to densify or prune, nothing moves.
+            let before = state.cloud.download(ctx);
+            let m_before = state.optimizer.exp_avg.download(ctx, before.len());
+            let again = densify_with(&mut densifier, ctx, &mut state, &params);
+            let after = report.after;
+            assert_eq!(
+                again,
+                DensifyReport {
+                    before: after,
+                    cloned: 0,
+                    split: 0,
+                    pruned: 0,
+                    after
+                }
+            );
+            assert_eq!(state.cloud.download(ctx), before);
+            assert_eq!(
+                state.optimizer.exp_avg.download(ctx, before.len()),
+                m_before
+            );
+        }
+    }
+
+    #[test]
+    fn hand_made_cloud_gives_exact_counts() {
+        hand_made(test_context());
+    }
+
+    #[test]
+    fn hand_made_cloud_gives_exact_counts_fallback() {
+        hand_made(test_context_fallback());
+    }
+
+    fn random_cloud(rng: &mut Pcg32, n: usize) -> (Gaussians, Moments, Stats) {
+        let mut g = Gaussians::empty(3);
+        let mut stats = Stats::default();
+        for _ in 0..n {
+            g.means.extend((0..3).map(|_| (rng.normal() * 3.0) as f32));
+            // Largest scales from 0.01 to 2: cloned, split and too big for extent 10.
+            let base = 0.01 + 2.0 * rng.next_f64().powi(3);
+            g.log_scales
+                .extend((0..3).map(|_| (base * (0.5 + 0.5 * rng.next_f64())).ln() as f32));
+            g.rotations.extend((0..4).map(|_| rng.normal() as f32));
+            // About 6% below logit(0.005) = -5.3.
+            g.logit_opacities.push((rng.normal() * 3.5) as f32);
+            g.sh_dc.extend((0..3).map(|_| rng.normal() as f32));
+            g.sh_rest
+                .extend((0..45).map(|_| (rng.normal() * 0.1) as f32));
+            let views = rng.below(5);
+            stats.visible_count.push(views);
+            stats.grad_norm_sum.push(f64::from(
+                (rng.next_f64() * 0.0006 * f64::from(views)) as f32,
+            ));
+            stats.max_radius.push(f64::from(rng.below(30)));
+        }
+        let mut moments = Moments::zeroed(n, 3);
+        for values in moments.exp_avg.iter_mut().chain(&mut moments.exp_avg_sq) {
+            for v in values.iter_mut() {
+                *v = f64::from(rng.normal() as f32);
+            }
+        }
+        (g, moments, stats)
+    }
+
+    fn random_vs_reference(ctx: &GpuContext) {
+        let n = 3000;
+        let mut rng = Pcg32::new(2024, 3);
+        let (g, moments, stats) = random_cloud(&mut rng, n);
+        for max_screen_size in [None, Some(20.0)] {
+            let params = DensifyParams {
+                max_screen_size,
+                seed: 0x1234_5678_9abc_def0,
+                ..hand_params(None)
+            };
+            let mut state = upload(ctx, &g, &moments, &stats, 4000);
+            let report = densify(ctx, &mut state, &params);
+            let mut ref_stats = stats.clone();
+            let reference = reference::densify_and_prune(&g, &moments, &mut ref_stats, &params);
+            eprintln!("{max_screen_size:?}: {report:?}");
+            assert_eq!(report, reference.report);
+            // The data must exercise every rule.
+            assert!(report.cloned > 100 && report.split > 100 && report.pruned > 100);
+            assert_stats_zero_and_capacities_match(ctx, &state);
+            check_result(ctx, &state, &g, &moments, &reference, 1e-5);
+        }
+    }
+
+    #[test]
+    fn random_cloud_matches_reference() {
+        random_vs_reference(test_context());
+    }
+
+    #[test]
+    fn random_cloud_matches_reference_fallback() {
+        random_vs_reference(test_context_fallback());
+    }
+
+    /// Many splits of one Gaussian: in the parent's rotated frame the children's offsets have
+    /// mean 0 and standard deviation `scale` per axis, and uncorrelated axes.
+    fn split_statistics(ctx: &GpuContext) {
+        let copies = 4096;
+        let scales = [0.2f64, 0.5, 2.0];
+        let mean = [1.0f32, -2.0, 3.0];
+        let rotation = [0.8f32, 0.3, -0.4, 0.33];
+        let mut g = Gaussians::empty(0);
+        for _ in 0..copies {
+            g.means.extend(mean);
+            g.log_scales.extend(scales.map(|s| s.ln() as f32));
+            g.rotations.extend(rotation);
+            g.logit_opacities.push(0.0);
+            g.sh_dc.extend([0.0; 3]);
+        }
+        let stats = Stats {
+            grad_norm_sum: vec![1.0; copies],
+            visible_count: vec![1; copies],
+            max_radius: vec![0.0; copies],
+        };
+        let mut state = upload(ctx, &g, &Moments::zeroed(copies, 0), &stats, copies as u32);
+        let report = densify(ctx, &mut state, &hand_params(None));
+        assert_eq!(
+            (report.split, report.after),
+            (copies as u32, 2 * copies as u32)
+        );
+        let out = state.cloud.download(ctx);
+
+        let r = reference::rotation_matrix(rotation.map(f64::from));
+        let samples = out.len() as f64;
+        let local: Vec<[f64; 3]> = (0..out.len())
+            .map(|k| {
+                let d: [f64; 3] =
+                    std::array::from_fn(|a| f64::from(out.means[3 * k + a]) - f64::from(mean[a]));
+                // R^T d: the offset in the parent's frame.
+                std::array::from_fn(|axis| (0..3).map(|row| r[row][axis] * d[row]).sum())
+            })
+            .collect();
+        let sample_mean: [f64; 3] =
+            std::array::from_fn(|a| local.iter().map(|p| p[a]).sum::<f64>() / samples);
+        let sample_std: [f64; 3] = std::array::from_fn(|a| {
+            let var = local
+                .iter()
+                .map(|p| (p[a] - sample_mean[a]).powi(2))
+                .sum::<f64>()
+                / samples;
+            var.sqrt()
+        });
+        for axis in 0..3 {
+            // Standard errors: 1.1% of the scale for the mean, 0.8% for the std.
+            assert!(
+                sample_mean[axis].abs() < 0.05 * scales[axis],
+                "axis {axis}: mean {}",
+                sample_mean[axis]
+            );
+            assert!(
+                (sample_std[axis] / scales[axis] - 1.0).abs() < 0.03,
+                "axis {axis}: std {} vs {}",
+                sample_std[axis],
+                scales[axis]
+            );
+        }
+        for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+            let covariance = local
+                .iter()
+                .map(|p| (p[a] - sample_mean[a]) * (p[b] - sample_mean[b]))
+                .sum::<f64>()
+                / samples;
+            let correlation = covariance / (sample_std[a] * sample_std[b]);
+            assert!(correlation.abs() < 0.05, "axes {a}, {b}: {correlation}");
+        }
+    }
+
+    #[test]
+    fn split_children_are_normal_in_the_rotated_frame() {
+        split_statistics(test_context());
+    }
+
+    #[test]
+    fn split_children_are_normal_in_the_rotated_frame_fallback() {
+        split_statistics(test_context_fallback());
+    }
+
+    #[test]
+    fn empty_cloud() {
+        for ctx in [test_context(), test_context_fallback()] {
+            empty_cloud_on(ctx);
+        }
+    }
+
+    fn empty_cloud_on(ctx: &GpuContext) {
+        let g = Gaussians::empty(0);
+        let mut state = upload(ctx, &g, &Moments::zeroed(0, 0), &Stats::default(), 8);
+        let report = densify(ctx, &mut state, &hand_params(Some(20.0)));
+        assert_eq!(
+            report,
+            DensifyReport {
+                before: 0,
+                cloned: 0,
+                split: 0,
+                pruned: 0,
+                after: 0
+            }
+        );
+        assert_stats_zero_and_capacities_match(ctx, &state);
+
+        // Everything pruned (opacity far below 0.005).
+        let mut rng = Pcg32::new(1, 2);
+        let (mut g, moments, stats) = random_cloud(&mut rng, 50);
+        g.logit_opacities.fill(-10.0);
+        let mut state = upload(ctx, &g, &moments, &stats, 50);
+        let report = densify(ctx, &mut state, &hand_params(None));
+        assert_eq!(
+            (report.pruned, report.after),
+            (report.before + report.cloned + report.split, 0)
+        );
+        assert_eq!(state.cloud.len, 0);
+        assert_stats_zero_and_capacities_match(ctx, &state);
+    }
+
+    fn opacity_reset_vs_reference(ctx: &GpuContext) {
+        let n = 1000;
+        let mut rng = Pcg32::new(5, 5);
+        let (mut g, mut moments, stats) = random_cloud(&mut rng, n);
+        for o in &mut g.logit_opacities {
+            *o = (rng.normal() * 5.0) as f32;
+        }
+        let state = upload(ctx, &g, &moments, &stats, 1024);
+        let mut densifier = Densifier::new(ctx);
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        densifier.reset_opacity(ctx, &mut encoder, &state.cloud, &state.optimizer);
+        ctx.queue.submit([encoder.finish()]);
+        let before = g.clone();
+        reference::reset_opacity(&mut g, &mut moments);
+        let out = state.cloud.download(ctx);
+        let capped = before
+            .logit_opacities
+            .iter()
+            .filter(|&&o| o > -4.595)
+            .count();
+        assert!(capped > 100 && capped < 900, "{capped}");
+        for (k, (&got, &expected)) in out
+            .logit_opacities
+            .iter()
+            .zip(&g.logit_opacities)
+            .enumerate()
+        {
+            let (got, expected) = (f64::from(got), f64::from(expected));
+            assert!(
+                (got - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+                "{k}: {got} vs {expected}"
+            );
+        }
+        // Other groups untouched; only the opacity moments are zeroed.
+        let m = state.optimizer.exp_avg.download(ctx, n);
+        let v = state.optimizer.exp_avg_sq.download(ctx, n);
+        for group in ParamGroup::ALL {
+            if group != ParamGroup::Opacities {
+                assert_eq!(out.group(group), before.group(group));
+            }
+            let g_index = group.index();
+            for (gpu_values, ref_values) in [
+                (m.group(group), &moments.exp_avg[g_index]),
+                (v.group(group), &moments.exp_avg_sq[g_index]),
+            ] {
+                let expected: Vec<f32> = ref_values.iter().map(|&x| x as f32).collect();
+                assert_eq!(gpu_values, expected.as_slice(), "{}", group.name());
+            }
+        }
+    }
+
+    #[test]
+    fn opacity_reset_matches_reference() {
+        opacity_reset_vs_reference(test_context());
+    }
+
+    #[test]
+    fn opacity_reset_matches_reference_fallback() {
+        opacity_reset_vs_reference(test_context_fallback());
+    }
+}
