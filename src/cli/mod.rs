@@ -3,9 +3,12 @@
 //! Commands return `anyhow::Result`; [`main`] prints the error chain (each layer names what it
 //! was doing, e.g. the file) and exits non-zero. User data never causes a panic.
 
+pub mod batch;
 pub mod bench;
 pub mod gpu;
 pub mod info;
+pub mod interrupt;
+pub mod metrics;
 pub mod render;
 pub mod train;
 
@@ -28,8 +31,12 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Train a scene (inria-style flags and/or a RON config).
     Train(train::TrainArgs),
-    /// Render the cameras of a dataset from a trained .ply.
+    /// Train many scenes from a batch file (RON), one after another.
+    Batch(batch::BatchArgs),
+    /// Render a dataset's cameras from a trained .ply (or a model, like render.py).
     Render(render::RenderArgs),
+    /// PSNR and SSIM of a model's renders against ground truth (like metrics.py).
+    Metrics(metrics::MetricsArgs),
     /// GPU benchmarks.
     Bench(bench::BenchArgs),
     /// Show the GPU splatforge uses and measure its copy bandwidth.
@@ -42,17 +49,20 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Batch(args)) => batch::run(args),
         Some(Command::Render(args)) => render::run(args),
+        Some(Command::Metrics(args)) => metrics::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Gpu(args)) => gpu::run(args),
-        None => {
-            eprintln!("usage: splatforge <command>; see `splatforge --help`");
-            Ok(())
-        }
+        None => train::run_demo(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(interrupted) = error.downcast_ref::<interrupt::Interrupted>() {
+                eprintln!("{interrupted}");
+                return ExitCode::from(130);
+            }
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

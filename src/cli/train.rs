@@ -6,11 +6,13 @@
 //! 3. the inria-style flags (`-s`, `-m`, `--iterations`, ...);
 //! 4. the `--set section.field=value` assignments, in the order given.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::{Config, ConfigOverrides, resolve_training_config};
+use crate::config::{Config, ConfigOverrides, complete_training_config, resolve_training_config};
+use crate::train::session::SessionOptions;
+use crate::train::{TrainSummary, train_headless};
 
 /// Arguments of `splatforge train`. The flags are those of inria's `train.py`; every other
 /// field of the configuration can be set with `--set`.
@@ -205,11 +207,94 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the training described by `config` (its output folder exists and holds `config.ron`).
-fn train(_config: &Config) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "training itself is not available yet in this build (the configuration was resolved \
-         and written)"
-    )
+fn train(config: &Config) -> anyhow::Result<()> {
+    let options = SessionOptions {
+        stop: super::interrupt::stop_on_ctrl_c(),
+        gpu: None,
+    };
+    let summary = train_headless(config, options)?;
+    print_summary(&summary, config.run.quiet);
+    if summary.interrupted {
+        let saved = [&summary.checkpoint, &summary.ply]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        return Err(super::interrupt::Interrupted {
+            iteration: summary.iteration,
+            saved,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The shipped demo configuration (`configs/demo.ron`), embedded so the binary needs no
+/// source tree to find it.
+const DEMO_CONFIG: &str = include_str!("../../configs/demo.ron");
+
+/// `splatforge` with no arguments: train the shipped demo scene with the short demo config and
+/// say where the result went.
+pub fn run_demo() -> anyhow::Result<()> {
+    let mut config = Config::from_ron_str(DEMO_CONFIG, "configs/demo.ron")?;
+    // The demo scene is `assets/demo` next to the working directory (a checkout) or, for a
+    // binary run from elsewhere, in the checkout it was built from.
+    if !config.model.source_path.exists() {
+        let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join(&config.model.source_path);
+        if built_from.exists() {
+            config.model.source_path = built_from;
+        } else {
+            anyhow::bail!(
+                "the demo scene {} is not here: run `splatforge` from the splatforge checkout, \
+                 or `splatforge train -s <scene>`",
+                config.model.source_path.display()
+            );
+        }
+    }
+    let config = complete_training_config(config)?;
+    eprintln!(
+        "Training the demo scene {} into {} (configs/demo.ron)",
+        config.model.source_path.display(),
+        config.model.model_path.display()
+    );
+    train(&config)
+}
+
+/// The final lines of a run (printed even with `--quiet`, like the reference's "Training
+/// complete.").
+pub fn print_summary(summary: &TrainSummary, quiet: bool) {
+    let eval = |split: &str| {
+        summary
+            .last_eval(split)
+            .map(|r| format!(", {split} PSNR {:.2} SSIM {:.3}", r.psnr, r.ssim))
+            .unwrap_or_default()
+    };
+    let rate = if summary.elapsed_s > 0.0 {
+        format!(
+            " ({:.0} it/s)",
+            f64::from(summary.iteration) / summary.elapsed_s
+        )
+    } else {
+        String::new()
+    };
+    let _ = quiet;
+    println!(
+        "Training {}: iteration {} in {:.1} s{rate}, {} Gaussians{}{}",
+        if summary.interrupted {
+            "stopped"
+        } else {
+            "complete"
+        },
+        summary.iteration,
+        summary.elapsed_s,
+        summary.num_gaussians,
+        eval("test"),
+        eval("train"),
+    );
+    if let Some(ply) = &summary.ply {
+        println!("Model: {}", ply.display());
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ use serde::de::DeserializeOwned;
 
 pub use error::{ConfigError, Problem};
 pub use locate::TextPosition;
-pub use overrides::{Assignment, ConfigOverrides, random_run_id, resolve_training_config};
+pub use overrides::{
+    Assignment, ConfigOverrides, complete_training_config, random_run_id, resolve_training_config,
+};
 pub use schema::{Config, ModelParams, OptimizationParams, PipelineParams, RunParams};
 
 /// The RON dialect of configuration files and `--set` values: standard RON with the

@@ -153,7 +153,16 @@ pub fn resolve_training_config(
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
+    complete_training_config(config)
+}
 
+/// Validates a configuration built in code and completes it as train.py does: `source_path` is
+/// required, an empty `model_path` becomes `output/<10 hex>`, and the final iteration is saved.
+pub fn complete_training_config(mut config: Config) -> Result<Config, ConfigError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
     if config.model.source_path.as_os_str().is_empty() {
         return Err(ConfigError::MissingSourcePath);
     }

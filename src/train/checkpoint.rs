@@ -18,8 +18,17 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use bevy::prelude::*;
+
+use super::outputs;
+use super::report::{ModelPath, ReportTime};
+use super::state::{StepEncoder, TrainConfig, TrainFailure, TrainGpuState, TrainState};
+use crate::app::Gpu;
 use crate::fsutil;
-use crate::model::{Gaussians, ParamGroup};
+use crate::gpu;
+use crate::model::{
+    DensifyStats, GaussianCloud, Gaussians, OptimizerState, ParamBuffers, ParamGroup,
+};
 use crate::rng::Pcg32;
 
 const MAGIC: &[u8; 8] = b"SFCKPT01";
@@ -302,6 +311,133 @@ impl<'a> Reader<'a> {
         self.take(8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
+}
+
+/// Copies the whole training state from the GPU into a checkpoint (blocking).
+pub fn capture(gpu: &Gpu, train: &TrainGpuState, state: &TrainState) -> Checkpoint {
+    let n = train.cloud.len as usize;
+    Checkpoint {
+        meta: CheckpointMeta {
+            iteration: state.iteration,
+            active_sh_degree: state.active_sh_degree,
+            adam_steps: train.optimizer.steps,
+            rng: state.rng.clone(),
+            view_stack: state.view_stack.clone(),
+            ema_loss: state.ema_loss.unwrap_or(0.0),
+            elapsed_s: state.elapsed.as_secs_f64(),
+            densify_count: state.densify_count,
+        },
+        params: train.cloud.download(gpu),
+        exp_avg: train.optimizer.exp_avg.download(gpu, n),
+        exp_avg_sq: train.optimizer.exp_avg_sq.download(gpu, n),
+        grad_norm_sum: gpu::read_buffer(gpu, &train.stats.grad_norm_sum, n),
+        visible_count: gpu::read_buffer(gpu, &train.stats.visible_count, n),
+        max_radius: gpu::read_buffer(gpu, &train.stats.max_radius, n),
+    }
+}
+
+/// The first parameter group (and Gaussian) holding a non-finite value, if any.
+pub fn first_non_finite(gaussians: &Gaussians) -> Option<(ParamGroup, usize)> {
+    ParamGroup::ALL.into_iter().find_map(|group| {
+        let width = group.width(gaussians.sh_degree).max(1);
+        gaussians
+            .group(group)
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| (group, i / width))
+    })
+}
+
+/// GPU buffers for a checkpoint's state, with room for `capacity` Gaussians.
+pub fn restore(gpu: &Gpu, checkpoint: &Checkpoint, capacity: u32) -> TrainGpuState {
+    let n = checkpoint.params.len();
+    let capacity = capacity.max(n as u32).max(1);
+    let sh_degree = checkpoint.params.sh_degree;
+    let cloud = GaussianCloud::from_gaussians(gpu, &checkpoint.params, capacity);
+    let grads = ParamBuffers::zeroed(gpu, "grads", capacity, sh_degree);
+    let mut optimizer = OptimizerState::zeroed(gpu, capacity, sh_degree);
+    optimizer.exp_avg.upload(gpu, &checkpoint.exp_avg);
+    optimizer.exp_avg_sq.upload(gpu, &checkpoint.exp_avg_sq);
+    optimizer.steps = checkpoint.meta.adam_steps;
+    let stats = DensifyStats::zeroed(gpu, capacity);
+    gpu::write_buffer(gpu, &stats.grad_norm_sum, 0, &checkpoint.grad_norm_sum);
+    gpu::write_buffer(gpu, &stats.visible_count, 0, &checkpoint.visible_count);
+    gpu::write_buffer(gpu, &stats.max_radius, 0, &checkpoint.max_radius);
+    TrainGpuState {
+        cloud,
+        grads,
+        optimizer,
+        stats,
+    }
+}
+
+/// Applies a checkpoint's scalar state to a fresh [`TrainState`].
+pub fn restore_state(state: &mut TrainState, meta: &CheckpointMeta) {
+    state.iteration = meta.iteration;
+    state.active_sh_degree = meta.active_sh_degree;
+    state.rng = meta.rng.clone();
+    state.view_stack = meta.view_stack.clone();
+    state.ema_loss = Some(meta.ema_loss);
+    state.elapsed = std::time::Duration::from_secs_f64(meta.elapsed_s.max(0.0));
+    state.densify_count = meta.densify_count;
+    state.finished = state.iteration >= state.last_iteration;
+}
+
+/// The last state known to be free of non-finite values, kept in CPU memory so a run that
+/// diverges can still save a usable checkpoint.
+#[derive(Resource, Default)]
+pub struct LastGoodState(pub Option<Checkpoint>);
+
+/// Iterations between captures of [`LastGoodState`] (each costs one download of the state).
+pub const GOOD_STATE_INTERVAL: u32 = 1000;
+
+/// Writes `chkpnt<N>.sfck` at `run.checkpoint_iterations`, and keeps the last good state.
+#[allow(clippy::too_many_arguments)]
+pub fn save_checkpoint(
+    gpu: Res<Gpu>,
+    config: Res<TrainConfig>,
+    model: Res<ModelPath>,
+    state: Res<TrainState>,
+    train: Res<TrainGpuState>,
+    mut encoder: ResMut<StepEncoder>,
+    mut last_good: ResMut<LastGoodState>,
+    mut failure: ResMut<TrainFailure>,
+    mut report_time: ResMut<ReportTime>,
+) {
+    let wanted = config.run.checkpoint_iterations.contains(&state.iteration);
+    let keep_good = state.iteration.is_multiple_of(GOOD_STATE_INTERVAL);
+    if !wanted && !keep_good {
+        return;
+    }
+    // Capturing the last good state is part of training (the reference has no such safety net,
+    // so its cost counts); writing a requested checkpoint file is output, like saving a PLY.
+    encoder.flush(&gpu);
+    let checkpoint = capture(&gpu, &train, &state);
+    if let Some((group, index)) = first_non_finite(&checkpoint.params) {
+        failure.0 = Some(format!(
+            "parameter {} of Gaussian {index} is not finite at iteration {}",
+            group.name(),
+            state.iteration
+        ));
+        return;
+    }
+    if wanted {
+        let started = std::time::Instant::now();
+        let path = outputs::checkpoint_path(&model.0, state.iteration);
+        match checkpoint.write(&path) {
+            Ok(()) if !config.run.quiet => {
+                eprintln!(
+                    "\n[ITER {}] Saved checkpoint {}",
+                    state.iteration,
+                    path.display()
+                )
+            }
+            Ok(()) => {}
+            Err(error) => failure.0 = Some(error.to_string()),
+        }
+        report_time.0 += started.elapsed();
+    }
+    last_good.0 = Some(checkpoint);
 }
 
 #[cfg(test)]

@@ -19,14 +19,14 @@ pub fn densifies_at(config: &TrainConfig, iteration: u32) -> bool {
     let o = &config.optimization;
     iteration < o.densify_until_iter
         && iteration > o.densify_from_iter
-        && iteration % o.densification_interval == 0
+        && iteration.is_multiple_of(o.densification_interval)
 }
 
 /// Whether this iteration resets opacities.
 pub fn resets_opacity_at(config: &TrainConfig, iteration: u32) -> bool {
     let o = &config.optimization;
     iteration < o.densify_until_iter
-        && (iteration % o.opacity_reset_interval == 0
+        && (iteration.is_multiple_of(o.opacity_reset_interval)
             || (config.model.white_background && iteration == o.densify_from_iter))
 }
 
@@ -100,8 +100,16 @@ mod tests {
     fn reference_schedule() {
         let config = TrainConfig(crate::config::Config::default());
         let densify: Vec<u32> = (1..=16_000).filter(|&i| densifies_at(&config, i)).collect();
-        assert_eq!(densify.first(), Some(&600), "strictly after densify_from_iter (500)");
-        assert_eq!(densify.last(), Some(&14_900), "strictly before densify_until_iter");
+        assert_eq!(
+            densify.first(),
+            Some(&600),
+            "strictly after densify_from_iter (500)"
+        );
+        assert_eq!(
+            densify.last(),
+            Some(&14_900),
+            "strictly before densify_until_iter"
+        );
         assert_eq!(densify.len(), 144);
         let resets: Vec<u32> = (1..=30_000)
             .filter(|&i| resets_opacity_at(&config, i))

@@ -1,4 +1,142 @@
-//! The training step as Bevy systems (in progress).
+//! Training as Bevy systems: graphdeco-inria's train.py loop, one system per stage.
+//!
+//! One iteration is one run of the [`TrainStep`] schedule, its systems chained in the
+//! reference's order:
+//!
+//! ```text
+//! begin_iteration ─ sample_view ─ render_view ─ compute_loss ─ backpropagate
+//!   ─ evaluate ─ save_ply ─ densify_and_prune ─ optimize ─ record_loss_readback
+//!   ─ submit_step ─ save_checkpoint ─ update_progress ─ finish_iteration
+//! ```
+//!
+//! Stages record GPU work into the step's [`StepEncoder`]; `submit_step` sends it. The forward
+//! pass submits on its own and waits once (for the number of tile intersections); evaluation,
+//! saving, densification and checkpoints flush the encoder first because they need the step's
+//! earlier work on the GPU. The loss reaches the CPU asynchronously ([`progress`]).
+//!
+//! [`TrainPlugin`] runs `run.steps_per_frame` iterations per Bevy update (the editor); the
+//! headless driver ([`session`]) runs a large batch per update. A [`TrainFailure`] stops the
+//! run: every stage is skipped once it is set.
 
+pub mod backward;
 pub mod checkpoint;
+pub mod densify;
+pub mod forward;
+pub mod loss;
+pub mod optimize;
+pub mod outputs;
+pub mod progress;
+pub mod report;
+pub mod sample_view;
 pub mod schedule;
+pub mod session;
+pub mod setup;
+pub mod state;
+
+use bevy::ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
+use bevy::prelude::*;
+
+pub use report::ModelPath;
+pub use session::{TrainSummary, train_headless};
+pub use state::{
+    StepBuffers, StepEncoder, StopRequest, TrainConfig, TrainFailure, TrainGpuState, TrainKernels,
+    TrainMetrics, TrainState,
+};
+
+use crate::app::Gpu;
+
+/// One training iteration.
+#[derive(ScheduleLabel, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TrainStep;
+
+/// How many iterations [`run_train_steps`] runs per Bevy update.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct StepsPerUpdate(pub u32);
+
+/// Adds the training schedule and its resources. Needs [`Gpu`], the scene (`views::ScenePlugin`),
+/// a [`TrainConfig`] and a [`ModelPath`]; `setup::TrainInit` says where the cloud starts from.
+pub struct TrainPlugin;
+
+impl Plugin for TrainPlugin {
+    fn build(&self, app: &mut App) {
+        let mut schedule = Schedule::new(TrainStep);
+        // The stages form one chain and all touch the GPU: a single thread avoids scheduling
+        // overhead per iteration.
+        schedule.set_executor(SingleThreadedExecutor::new());
+        schedule.add_systems(
+            (
+                sample_view::begin_iteration,
+                sample_view::sample_view,
+                forward::render_view,
+                loss::compute_loss,
+                backward::backpropagate,
+                report::evaluate,
+                report::save_ply,
+                densify::densify_and_prune,
+                optimize::optimize,
+                progress::record_loss_readback,
+                submit_step,
+                checkpoint::save_checkpoint,
+                progress::update_progress,
+                finish_iteration,
+            )
+                .chain()
+                .run_if(healthy),
+        );
+        app.add_schedule(schedule)
+            .init_resource::<StepEncoder>()
+            .init_resource::<TrainMetrics>()
+            .init_resource::<TrainFailure>()
+            .init_resource::<StopRequest>()
+            .init_resource::<report::ReportTime>()
+            .init_resource::<checkpoint::LastGoodState>()
+            .add_systems(Startup, setup::setup_training)
+            .add_systems(Update, run_train_steps);
+    }
+}
+
+/// Stages run only while nothing has failed.
+fn healthy(failure: Res<TrainFailure>) -> bool {
+    failure.0.is_none()
+}
+
+/// Sends the step's GPU work.
+fn submit_step(gpu: Res<Gpu>, mut encoder: ResMut<StepEncoder>) {
+    encoder.flush(&gpu);
+}
+
+/// Marks the run finished after its last iteration.
+fn finish_iteration(mut state: ResMut<TrainState>) {
+    if state.iteration >= state.last_iteration {
+        state.finished = true;
+    }
+}
+
+/// Runs up to `StepsPerUpdate` (else `run.steps_per_frame`) iterations, stopping early when
+/// the run finishes, fails or is asked to stop. Training time excludes evaluation and saving.
+pub fn run_train_steps(world: &mut World) {
+    let Some(state) = world.get_resource::<TrainState>() else {
+        return; // setup has not run (or failed)
+    };
+    if state.finished {
+        return;
+    }
+    let steps = world
+        .get_resource::<StepsPerUpdate>()
+        .map(|s| s.0)
+        .unwrap_or_else(|| world.resource::<TrainConfig>().run.steps_per_frame)
+        .max(1);
+    for _ in 0..steps {
+        let done = world.resource::<TrainState>().finished
+            || world.resource::<TrainFailure>().0.is_some()
+            || world.resource::<StopRequest>().is_requested();
+        if done {
+            break;
+        }
+        let started = std::time::Instant::now();
+        world.resource_mut::<report::ReportTime>().0 = std::time::Duration::ZERO;
+        world.run_schedule(TrainStep);
+        let reporting = world.resource::<report::ReportTime>().0;
+        world.resource_mut::<TrainState>().elapsed += started.elapsed().saturating_sub(reporting);
+    }
+}

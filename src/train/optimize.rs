@@ -15,7 +15,11 @@ pub fn learning_rates(config: &TrainConfig, extent: f64) -> GroupLearningRates {
     GroupLearningRates {
         position: ExponentialLr {
             delay_mult: o.position_lr_delay_mult,
-            ..ExponentialLr::new(o.position_lr_init, o.position_lr_final, o.position_lr_max_steps)
+            ..ExponentialLr::new(
+                o.position_lr_init,
+                o.position_lr_final,
+                o.position_lr_max_steps,
+            )
         },
         spatial_lr_scale: extent,
         feature: o.feature_lr,
@@ -92,7 +96,11 @@ mod tests {
         assert_eq!(enabled_groups(&state), [false; 6]);
         let mut last = TrainState::new(0, 10);
         last.iteration = 10;
-        assert_eq!(enabled_groups(&last), [false; 6], "no step at the final iteration");
+        assert_eq!(
+            enabled_groups(&last),
+            [false; 6],
+            "no step at the final iteration"
+        );
     }
 
     #[test]

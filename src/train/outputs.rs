@@ -124,7 +124,16 @@ mod tests {
         let dir = TempDir::new("outputs").unwrap();
         let rotation = DMat3::from_rotation_z(0.5);
         let camera = |x: f64| {
-            Camera::from_world_pose(64, 48, 50.0, 51.0, 32.0, 24.0, rotation, DVec3::new(x, 2.0, 3.0))
+            Camera::from_world_pose(
+                64,
+                48,
+                50.0,
+                51.0,
+                32.0,
+                24.0,
+                rotation,
+                DVec3::new(x, 2.0, 3.0),
+            )
         };
         let scene = SceneInfo {
             format: DatasetFormat::Colmap,
@@ -132,8 +141,18 @@ mod tests {
             extent: 1.0,
             background: [0.0; 3],
             views: vec![
-                TrainView { index: 0, name: "a.jpg".into(), camera: camera(1.0), split: Split::Test },
-                TrainView { index: 1, name: "b.jpg".into(), camera: camera(4.0), split: Split::Train },
+                TrainView {
+                    index: 0,
+                    name: "a.jpg".into(),
+                    camera: camera(1.0),
+                    split: Split::Test,
+                },
+                TrainView {
+                    index: 1,
+                    name: "b.jpg".into(),
+                    camera: camera(4.0),
+                    split: Split::Train,
+                },
             ],
         };
         write_cameras_json(dir.path(), &scene).unwrap();
@@ -165,8 +184,10 @@ mod tests {
         append_metrics(dir.path(), &[record(100)]).unwrap();
         append_metrics(dir.path(), &[record(200)]).unwrap();
         let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["iteration"], 200);
         assert_eq!(lines[0]["split"], "test");

@@ -146,7 +146,7 @@ pub fn record_loss_readback(
     mut encoder: ResMut<StepEncoder>,
 ) {
     let interval = config.run.loss_readback_interval.max(1);
-    if state.iteration % interval != 0 && state.iteration != state.last_iteration {
+    if !state.iteration.is_multiple_of(interval) && state.iteration != state.last_iteration {
         return;
     }
     let Some(slot) = readback
@@ -183,7 +183,7 @@ pub fn update_progress(
     }
     if let Some(progress) = progress {
         progress.bar.set_position(u64::from(state.iteration));
-        if state.iteration % 10 == 0 || state.finished {
+        if state.iteration.is_multiple_of(10) || state.finished {
             let loss = state
                 .ema_loss
                 .map(|l| format!("loss {l:.5}"))

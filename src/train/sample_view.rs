@@ -7,15 +7,23 @@ use crate::views::SceneInfo;
 
 /// Starts an iteration: counts it, raises the active SH degree every 1000 iterations (up to
 /// `model.sh_degree`), and chooses the render background.
-pub fn begin_iteration(mut state: ResMut<TrainState>, config: Res<TrainConfig>, scene: Res<SceneInfo>) {
+pub fn begin_iteration(
+    mut state: ResMut<TrainState>,
+    config: Res<TrainConfig>,
+    scene: Res<SceneInfo>,
+) {
     state.iteration += 1;
     state.densified_this_step = false;
     state.opacity_reset_this_step = false;
-    if state.iteration % 1000 == 0 && state.active_sh_degree < config.model.sh_degree {
+    if state.iteration.is_multiple_of(1000) && state.active_sh_degree < config.model.sh_degree {
         state.active_sh_degree += 1;
     }
     state.background = if config.optimization.random_background {
-        [state.rng.next_f32(), state.rng.next_f32(), state.rng.next_f32()]
+        [
+            state.rng.next_f32(),
+            state.rng.next_f32(),
+            state.rng.next_f32(),
+        ]
     } else {
         scene.background
     };
