@@ -293,28 +293,3 @@ fn reset_opacity(
     }
 }
 #endif
-
-#ifdef SERIAL_SCAN
-// TEMPORARY stand-in for crate::gpu::scan::PrefixScan until branch scan-sort is merged: one
-// invocation writes the exclusive scan of `scan_input[0..count)` and the total at [count].
-struct ScanUniforms {
-    count: u32,
-    _padding0: u32,
-    _padding1: u32,
-    _padding2: u32,
-}
-
-@group(0) @binding(0) var<uniform> scan: ScanUniforms;
-@group(0) @binding(1) var<storage, read> scan_input: array<u32>;
-@group(0) @binding(2) var<storage, read_write> scan_output: array<u32>;
-
-@compute @workgroup_size(1)
-fn serial_scan() {
-    var total = 0u;
-    for (var i = 0u; i < scan.count; i++) {
-        scan_output[i] = total;
-        total += scan_input[i];
-    }
-    scan_output[scan.count] = total;
-}
-#endif
