@@ -92,8 +92,8 @@ fn mark_gaussians(
         if is_nan(avg_grad) {
             avg_grad = 0.0;
         }
-        let largest_log_scale = max(log_scales[3u * i], max(log_scales[3u * i + 1u], log_scales[3u * i + 2u]));
-        let largest_scale = exp(largest_log_scale);
+        let log_scale = vec3(log_scales[3u * i], log_scales[3u * i + 1u], log_scales[3u * i + 2u]);
+        let largest_scale = exp(max(log_scale.x, max(log_scale.y, log_scale.z)));
         let high_grad = avg_grad >= mark.grad_threshold;
         let clone = high_grad && largest_scale <= mark.clone_max_scale;
         let split = high_grad && largest_scale > mark.clone_max_scale;

@@ -5,8 +5,8 @@
 //! 1. a mark kernel decides per Gaussian whether the original, its clone and its two split
 //!    children survive, as 0/1 flags in four sections `[originals | clones | first children |
 //!    second children]`;
-//! 2. an exclusive prefix scan ([`PrefixScan`]) of those `4 N` flags gives each output Gaussian its index and
-//!    the total the new count;
+//! 2. an exclusive prefix scan ([`PrefixScan`]) of those `4 N` flags gives each output
+//!    Gaussian its index and the total the new count;
 //! 3. the counts are read back (**one blocking readback per densification**, every 100 steps
 //!    in the reference schedule), to size the result;
 //! 4. a scatter kernel per parameter group writes the parameters and both Adam moments into
@@ -871,7 +871,8 @@ mod tests {
         let n = 3000;
         let mut rng = Pcg32::new(2024, 3);
         let (g, moments, stats) = random_cloud(&mut rng, n);
-        for max_screen_size in [None, Some(20.0)] {
+        // Infinity: inria's effective behaviour (world-size rule only).
+        for max_screen_size in [None, Some(20.0), Some(f32::INFINITY)] {
             let params = DensifyParams {
                 max_screen_size,
                 seed: 0x1234_5678_9abc_def0,
