@@ -92,8 +92,8 @@ fn mark_gaussians(
         if is_nan(avg_grad) {
             avg_grad = 0.0;
         }
-        let largest_log_scale = max(log_scales[3u * i], max(log_scales[3u * i + 1u], log_scales[3u * i + 2u]));
-        let largest_scale = exp(largest_log_scale);
+        let log_scale = vec3(log_scales[3u * i], log_scales[3u * i + 1u], log_scales[3u * i + 2u]);
+        let largest_scale = exp(max(log_scale.x, max(log_scale.y, log_scale.z)));
         let high_grad = avg_grad >= mark.grad_threshold;
         let clone = high_grad && largest_scale <= mark.clone_max_scale;
         let split = high_grad && largest_scale > mark.clone_max_scale;
@@ -291,30 +291,5 @@ fn reset_opacity(
     if i < reset.count {
         opacities[i] = min(opacities[i], reset.max_logit);
     }
-}
-#endif
-
-#ifdef SERIAL_SCAN
-// TEMPORARY stand-in for crate::gpu::scan::PrefixScan until branch scan-sort is merged: one
-// invocation writes the exclusive scan of `scan_input[0..count)` and the total at [count].
-struct ScanUniforms {
-    count: u32,
-    _padding0: u32,
-    _padding1: u32,
-    _padding2: u32,
-}
-
-@group(0) @binding(0) var<uniform> scan: ScanUniforms;
-@group(0) @binding(1) var<storage, read> scan_input: array<u32>;
-@group(0) @binding(2) var<storage, read_write> scan_output: array<u32>;
-
-@compute @workgroup_size(1)
-fn serial_scan() {
-    var total = 0u;
-    for (var i = 0u; i < scan.count; i++) {
-        scan_output[i] = total;
-        total += scan_input[i];
-    }
-    scan_output[scan.count] = total;
 }
 #endif

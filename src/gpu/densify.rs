@@ -5,8 +5,8 @@
 //! 1. a mark kernel decides per Gaussian whether the original, its clone and its two split
 //!    children survive, as 0/1 flags in four sections `[originals | clones | first children |
 //!    second children]`;
-//! 2. an exclusive prefix scan of those `4 N` flags gives each output Gaussian its index and
-//!    the total the new count;
+//! 2. an exclusive prefix scan ([`PrefixScan`]) of those `4 N` flags gives each output
+//!    Gaussian its index and the total the new count;
 //! 3. the counts are read back (**one blocking readback per densification**, every 100 steps
 //!    in the reference schedule), to size the result;
 //! 4. a scatter kernel per parameter group writes the parameters and both Adam moments into
@@ -31,6 +31,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{GpuContext, ShaderDefs};
 use crate::gpu;
+use crate::gpu::scan::PrefixScan;
 use crate::model::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers, ParamGroup};
 use crate::reference::densify::{RESET_OPACITY, split_seed_key};
 
@@ -107,7 +108,7 @@ struct MarkUniforms {
     _padding: u32,
 }
 
-/// Uniforms of the scatter, split-children, opacity-reset and stand-in scan kernels.
+/// Uniforms of the scatter, split-children and opacity-reset kernels.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct CountUniforms {
@@ -132,7 +133,7 @@ pub struct Densifier {
     scatter: wgpu::ComputePipeline,
     split_children: wgpu::ComputePipeline,
     reset: wgpu::ComputePipeline,
-    serial_scan: wgpu::ComputePipeline,
+    scan: PrefixScan,
     scratch: Option<Scratch>,
     /// Clones and splits selected (u32 x 2), before pruning.
     selected: wgpu::Buffer,
@@ -152,13 +153,7 @@ impl Densifier {
             scatter: pipeline("SCATTER", "scatter_group"),
             split_children: pipeline("SPLIT_CHILDREN", "split_children"),
             reset: pipeline("RESET_OPACITY", "reset_opacity"),
-            serial_scan: gpu::compute_pipeline(
-                ctx,
-                "densify.wgsl",
-                "serial_scan",
-                &ShaderDefs::new().with("SERIAL_SCAN"),
-                &[],
-            ),
+            scan: PrefixScan::new(ctx),
             scratch: None,
             selected: gpu::storage_buffer(ctx, "densify.selected", 8),
             counts: gpu::storage_buffer(ctx, "densify.counts", 12),
@@ -296,15 +291,6 @@ impl Densifier {
             ],
         );
         let flag_count = 4 * n;
-        let scan_uniform =
-            gpu::uniform_buffer_from(ctx, "densify.scan", &count_uniforms(flag_count, 0));
-        let scan_bindings = gpu::bind_buffers(
-            ctx,
-            "densify.scan",
-            &self.serial_scan,
-            0,
-            &[&scan_uniform, &scratch.flags, &scratch.offsets],
-        );
 
         let mut encoder = ctx
             .device
@@ -320,10 +306,14 @@ impl Densifier {
             pass.set_pipeline(&self.mark);
             pass.set_bind_group(0, &mark_bindings, &[]);
             gpu::dispatch_1d(ctx, &mut pass, n, WORKGROUP_SIZE);
-            pass.set_pipeline(&self.serial_scan);
-            pass.set_bind_group(0, &scan_bindings, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
         }
+        self.scan.encode(
+            ctx,
+            &mut encoder,
+            &scratch.flags,
+            &scratch.offsets,
+            flag_count,
+        );
         encoder.copy_buffer_to_buffer(
             &scratch.offsets,
             u64::from(flag_count) * 4,
@@ -881,7 +871,8 @@ mod tests {
         let n = 3000;
         let mut rng = Pcg32::new(2024, 3);
         let (g, moments, stats) = random_cloud(&mut rng, n);
-        for max_screen_size in [None, Some(20.0)] {
+        // Infinity: inria's effective behaviour (world-size rule only).
+        for max_screen_size in [None, Some(20.0), Some(f32::INFINITY)] {
             let params = DensifyParams {
                 max_screen_size,
                 seed: 0x1234_5678_9abc_def0,
