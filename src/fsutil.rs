@@ -47,6 +47,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
+/// Whether `name` is a temporary file left by [`write_atomic_with`] (a process killed mid-write).
+pub fn is_temp_file_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// Removes temporary files that killed processes left under `dir` (recursively); returns how
+/// many were removed. Call it only when no other process writes there.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            removed += remove_stale_temp_files(&path);
+        } else if is_temp_file_name(&name.to_string_lossy()) && fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// A directory under the system temp dir, removed with its content on drop.
 #[derive(Debug)]
 pub struct TempDir {
@@ -91,6 +115,19 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn stale_temp_files_are_recognised_and_removed() {
+        let dir = TempDir::new("fsutil").unwrap();
+        let path = dir.path().join("a/out.ply");
+        write_atomic(&path, b"x").unwrap();
+        let stale = temp_sibling(&path);
+        fs::write(&stale, b"partial").unwrap();
+        assert!(is_temp_file_name(&stale.file_name().unwrap().to_string_lossy()));
+        assert!(!is_temp_file_name("out.ply"));
+        assert_eq!(remove_stale_temp_files(dir.path()), 1);
+        assert!(!stale.exists() && path.exists());
     }
 
     #[test]

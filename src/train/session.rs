@@ -99,6 +99,9 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
 
     std::fs::create_dir_all(&model)
         .with_context(|| format!("creating the output folder {}", model.display()))?;
+    // A run killed while writing leaves hidden temporary files (never a partial file under a
+    // final name); clear them.
+    crate::fsutil::remove_stale_temp_files(&model);
     config.write_atomic(&model.join("config.ron"))?;
     outputs::write_cameras_json(&model, &scene.info())?;
     let init = initial_state(config, &scene, &model)?;
