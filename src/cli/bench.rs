@@ -416,7 +416,7 @@ fn bench_config(
             Some(bytes) => {
                 let floor = bytes / (args.bandwidth_gbs * 1e9) * 1e3;
                 println!(
-                    "| {label} | {ms:.3} | {:.1} | {floor:.3} | {:.0}% |",
+                    "| {label} | {ms:.3} | {:.2} | {floor:.4} | {:.1}% |",
                     bytes / 1e6,
                     100.0 * floor / ms.max(1e-9)
                 );

@@ -30,13 +30,13 @@ use kernels::{BindGroups, Kernels, dispatch_elements, dispatch_tiles};
 use uniforms::RenderUniforms;
 
 use crate::camera::Camera;
-mod pending_scan_sort;
 use crate::gpu::GpuContext;
+use crate::gpu::scan::PrefixScan;
+use crate::gpu::sort::RadixSort;
 use crate::gpu::timing::StageTimer;
 use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
 use crate::render_settings::RenderSettings;
 use crate::sh::MAX_SH_DEGREE;
-use pending_scan_sort::{PrefixScan, RadixSort};
 
 /// Why a render could not be done.
 #[derive(Debug, thiserror::Error)]
