@@ -124,7 +124,9 @@ mod tests {
         write_atomic(&path, b"x").unwrap();
         let stale = temp_sibling(&path);
         fs::write(&stale, b"partial").unwrap();
-        assert!(is_temp_file_name(&stale.file_name().unwrap().to_string_lossy()));
+        assert!(is_temp_file_name(
+            &stale.file_name().unwrap().to_string_lossy()
+        ));
         assert!(!is_temp_file_name("out.ply"));
         assert_eq!(remove_stale_temp_files(dir.path()), 1);
         assert!(!stale.exists() && path.exists());

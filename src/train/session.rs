@@ -80,13 +80,6 @@ pub struct SessionOptions {
 pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Result<TrainSummary> {
     let quiet = config.run.quiet;
     let model = config.model.model_path.clone();
-    let gpu = match options.gpu {
-        Some(gpu) => gpu,
-        None => GpuContext::new_headless(&GpuOptions::default()).context("opening the GPU")?,
-    };
-    if !quiet {
-        eprintln!("GPU: {}", gpu.describe());
-    }
     let dataset_options = DatasetOptions {
         source: config.model.source_path.clone(),
         images: config.model.images.to_string_lossy().into_owned(),
@@ -96,6 +89,13 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
     };
     let scene = LoadedScene::load(&dataset_options, quiet)
         .with_context(|| format!("loading {}", config.model.source_path.display()))?;
+    let gpu = match options.gpu {
+        Some(gpu) => gpu,
+        None => GpuContext::new_headless(&GpuOptions::default()).context("opening the GPU")?,
+    };
+    if !quiet {
+        eprintln!("GPU: {}", gpu.describe());
+    }
 
     std::fs::create_dir_all(&model)
         .with_context(|| format!("creating the output folder {}", model.display()))?;
