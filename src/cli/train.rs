@@ -295,6 +295,9 @@ pub fn print_summary(summary: &TrainSummary, quiet: bool) {
     if let Some(ply) = &summary.ply {
         println!("Model: {}", ply.display());
     }
+    if !summary.profile.is_empty() {
+        println!("GPU time per stage:\n{}", summary.profile);
+    }
 }
 
 #[cfg(test)]

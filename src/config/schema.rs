@@ -209,6 +209,10 @@ config_section! {
         /// are evaluated (the reference's `metrics.py`); off: on the float renders, like the
         /// reference's in-training report.
         eval_quantize_8bit: bool = true,
+        /// Ours: every this many steps, time each stage of the step on the GPU (timestamp
+        /// queries) and print the median per stage at the end; 0: off. A profiled step waits
+        /// for the GPU once, so keep this large (e.g. 100).
+        profile_interval: u32 = 0,
     }
 }
 

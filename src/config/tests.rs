@@ -74,6 +74,7 @@ fn every_field_changed() -> Config {
             steps_per_frame: 8,
             loss_readback_interval: 25,
             eval_quantize_8bit: false,
+            profile_interval: 50,
         },
     }
 }

@@ -5,7 +5,7 @@
 use bevy::prelude::*;
 
 use super::state::{
-    StepBuffers, StepEncoder, TrainConfig, TrainGpuState, TrainKernels, TrainState,
+    StepBuffers, StepEncoder, StepProfiler, TrainConfig, TrainGpuState, TrainKernels, TrainState,
 };
 use crate::app::Gpu;
 use crate::views::SceneInfo;
@@ -21,6 +21,7 @@ pub fn backpropagate(
     mut kernels: ResMut<TrainKernels>,
     buffers: Res<StepBuffers>,
     mut encoder: ResMut<StepEncoder>,
+    mut profiler: ResMut<StepProfiler>,
 ) {
     let view = &scene.views[state.current_view];
     let settings = config.render_settings(state.background, state.active_sh_degree);
@@ -36,6 +37,6 @@ pub fn backpropagate(
         &buffers.d_image,
         &train.grads,
         stats,
-        None,
+        profiler.timer(),
     );
 }

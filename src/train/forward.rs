@@ -3,7 +3,7 @@
 use bevy::prelude::*;
 
 use super::state::{
-    StepBuffers, TrainConfig, TrainFailure, TrainGpuState, TrainKernels, TrainState,
+    StepBuffers, StepProfiler, TrainConfig, TrainFailure, TrainGpuState, TrainKernels, TrainState,
 };
 use crate::app::Gpu;
 use crate::views::SceneInfo;
@@ -20,6 +20,7 @@ pub fn render_view(
     mut kernels: ResMut<TrainKernels>,
     mut buffers: ResMut<StepBuffers>,
     mut failure: ResMut<TrainFailure>,
+    mut profiler: ResMut<StepProfiler>,
 ) {
     let view = &scene.views[state.current_view];
     let settings = config.render_settings(state.background, state.active_sh_degree);
@@ -29,7 +30,7 @@ pub fn render_view(
         &view.camera,
         &settings,
         &mut buffers.frame,
-        None,
+        profiler.timer(),
     );
     if let Err(error) = result {
         failure.0 = Some(format!(

@@ -2,7 +2,7 @@
 
 use bevy::prelude::*;
 
-use super::state::{StepBuffers, StepEncoder, TrainConfig, TrainKernels, TrainState};
+use super::state::{StepBuffers, StepEncoder, StepProfiler, TrainConfig, TrainKernels, TrainState};
 use crate::app::Gpu;
 use crate::views::{TrainView, ViewImage};
 
@@ -16,15 +16,19 @@ pub fn compute_loss(
     mut kernels: ResMut<TrainKernels>,
     mut buffers: ResMut<StepBuffers>,
     mut encoder: ResMut<StepEncoder>,
+    mut profiler: ResMut<StepProfiler>,
 ) {
     let Some((_, image)) = views.iter().find(|(v, _)| v.index == state.current_view) else {
         return;
     };
     buffers.ensure_image_size(&gpu, image.width, image.height);
     let buffers = &*buffers;
+    let encoder = encoder.get(&gpu);
+    // The gap between the forward's last submission and this encoder's start is CPU time.
+    profiler.mark(encoder, "wait: encode step");
     kernels.loss.encode(
         &gpu,
-        encoder.get(&gpu),
+        encoder,
         &buffers.frame.image,
         &image.buffer,
         image.width,
@@ -33,4 +37,5 @@ pub fn compute_loss(
         &buffers.d_image,
         &buffers.loss,
     );
+    profiler.mark(encoder, "loss");
 }

@@ -39,8 +39,8 @@ use bevy::prelude::*;
 pub use report::ModelPath;
 pub use session::{TrainSummary, train_headless};
 pub use state::{
-    StepBuffers, StepEncoder, StopRequest, TrainConfig, TrainFailure, TrainGpuState, TrainKernels,
-    TrainMetrics, TrainState,
+    StepBuffers, StepEncoder, StepProfiler, StopRequest, TrainConfig, TrainFailure, TrainGpuState,
+    TrainKernels, TrainMetrics, TrainState,
 };
 
 use crate::app::Gpu;
@@ -100,9 +100,19 @@ fn healthy(failure: Res<TrainFailure>) -> bool {
     failure.0.is_none()
 }
 
-/// Sends the step's GPU work.
-fn submit_step(gpu: Res<Gpu>, mut encoder: ResMut<StepEncoder>) {
-    encoder.flush(&gpu);
+/// Sends the step's GPU work (and, on a profiled step, waits for its timings).
+fn submit_step(
+    gpu: Res<Gpu>,
+    mut encoder: ResMut<StepEncoder>,
+    mut profiler: ResMut<StepProfiler>,
+) {
+    if profiler.active {
+        profiler.resolve(encoder.get(&gpu));
+        encoder.flush(&gpu);
+        profiler.collect(&gpu);
+    } else {
+        encoder.flush(&gpu);
+    }
 }
 
 /// Marks the run finished after its last iteration.

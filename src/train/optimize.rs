@@ -3,7 +3,9 @@
 use bevy::prelude::*;
 
 use super::schedule::{ExponentialLr, GroupLearningRates};
-use super::state::{StepEncoder, TrainConfig, TrainGpuState, TrainKernels, TrainState};
+use super::state::{
+    StepEncoder, StepProfiler, TrainConfig, TrainGpuState, TrainKernels, TrainState,
+};
 use crate::app::Gpu;
 use crate::gpu::adam::AdamStep;
 use crate::model::ParamGroup;
@@ -49,6 +51,7 @@ pub fn optimize(
     mut train: ResMut<TrainGpuState>,
     mut kernels: ResMut<TrainKernels>,
     mut encoder: ResMut<StepEncoder>,
+    mut profiler: ResMut<StepProfiler>,
 ) {
     let enabled = enabled_groups(&state);
     if !enabled.iter().any(|&e| e) {
@@ -76,6 +79,7 @@ pub fn optimize(
         train.cloud.len,
         &steps,
     );
+    profiler.mark(encoder, "adam");
 }
 
 #[cfg(test)]

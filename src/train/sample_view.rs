@@ -2,7 +2,8 @@
 
 use bevy::prelude::*;
 
-use super::state::{TrainConfig, TrainState};
+use super::densify::densifies_at;
+use super::state::{StepProfiler, TrainConfig, TrainState};
 use crate::views::SceneInfo;
 
 /// Starts an iteration: counts it, raises the active SH degree every 1000 iterations (up to
@@ -11,8 +12,17 @@ pub fn begin_iteration(
     mut state: ResMut<TrainState>,
     config: Res<TrainConfig>,
     scene: Res<SceneInfo>,
+    profiler: Option<ResMut<StepProfiler>>,
 ) {
     state.iteration += 1;
+    if let Some(mut profiler) = profiler {
+        let interval = config.run.profile_interval;
+        // Densification steps wait for the GPU anyway and would distort the stage times.
+        let due = interval > 0
+            && state.iteration.is_multiple_of(interval)
+            && !densifies_at(&config, state.iteration);
+        profiler.begin(due);
+    }
     state.densified_this_step = false;
     state.opacity_reset_this_step = false;
     if state.iteration.is_multiple_of(1000) && state.active_sh_degree < config.model.sh_degree {

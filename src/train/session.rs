@@ -53,6 +53,10 @@ pub struct TrainSummary {
     pub checkpoint: Option<PathBuf>,
     /// Mean loss of the last readbacks.
     pub final_loss: Option<f64>,
+    /// Median GPU milliseconds per stage (markdown), when `run.profile_interval` was set.
+    pub profile: String,
+    /// Largest GPU memory held by the cloud and its training state, bytes.
+    pub peak_state_bytes: u64,
 }
 
 impl TrainSummary {
@@ -221,6 +225,8 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
         ply: summary_ply,
         checkpoint: summary_checkpoint,
         final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
+        profile: world.resource::<super::StepProfiler>().table(),
+        peak_state_bytes: metrics.peak_state_bytes.max(train.bytes()),
     })
 }
 

@@ -5,7 +5,7 @@ use bevy::prelude::*;
 use super::checkpoint::{self, Checkpoint};
 use super::progress::LossReadback;
 use super::state::{
-    StepBuffers, TrainConfig, TrainGpuState, TrainKernels, TrainMetrics, TrainState,
+    StepBuffers, StepProfiler, TrainConfig, TrainGpuState, TrainKernels, TrainMetrics, TrainState,
 };
 use crate::app::Gpu;
 use crate::model::{DensifyStats, GaussianCloud, Gaussians, OptimizerState, ParamBuffers};
@@ -63,4 +63,5 @@ pub fn setup_training(world: &mut World) {
     world.insert_resource(TrainKernels::new(&gpu));
     world.insert_resource(StepBuffers::new(&gpu));
     world.insert_resource(LossReadback::new(&gpu));
+    world.insert_resource(StepProfiler::new(&gpu, config.run.profile_interval));
 }

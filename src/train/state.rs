@@ -229,3 +229,102 @@ pub struct TrainMetrics {
 /// The driver stops the run and reports it.
 #[derive(Resource, Clone, Debug, Default)]
 pub struct TrainFailure(pub Option<String>);
+
+/// GPU timestamps per stage on every `run.profile_interval`-th step (`splatforge train` prints
+/// the medians at the end). Stages mark the step's encoders; waits between submissions carry
+/// labels starting with "wait:".
+#[derive(Resource)]
+pub struct StepProfiler {
+    timer: Option<crate::gpu::timing::StageTimer>,
+    /// This step is being profiled.
+    pub active: bool,
+    samples: Vec<(String, Vec<f64>)>,
+    totals: Vec<f64>,
+}
+
+impl StepProfiler {
+    /// A profiler when `interval > 0` and the device has timestamps; otherwise inert.
+    pub fn new(ctx: &GpuContext, interval: u32) -> Self {
+        Self {
+            timer: if interval > 0 {
+                crate::gpu::timing::StageTimer::new(ctx, 64)
+            } else {
+                None
+            },
+            active: false,
+            samples: Vec::new(),
+            totals: Vec::new(),
+        }
+    }
+
+    /// Starts profiling this step (resets the timer) when it is due.
+    pub fn begin(&mut self, due: bool) {
+        self.active = due && self.timer.is_some();
+        if let (true, Some(timer)) = (self.active, self.timer.as_mut()) {
+            timer.reset();
+        }
+    }
+
+    /// The timer, while this step is profiled.
+    pub fn timer(&mut self) -> Option<&mut crate::gpu::timing::StageTimer> {
+        if self.active {
+            self.timer.as_mut()
+        } else {
+            None
+        }
+    }
+
+    /// Marks the end of stage `label` in `encoder` (no-op unless profiling this step).
+    pub fn mark(&mut self, encoder: &mut wgpu::CommandEncoder, label: &str) {
+        if let Some(timer) = self.timer() {
+            timer.mark(encoder, label);
+        }
+    }
+
+    /// Resolves the marks into `encoder` (call before submitting the step's last encoder).
+    pub fn resolve(&mut self, encoder: &mut wgpu::CommandEncoder) {
+        if let Some(timer) = self.timer() {
+            timer.resolve(encoder);
+        }
+    }
+
+    /// Reads this step's timings (blocking) and adds them to the samples.
+    pub fn collect(&mut self, ctx: &GpuContext) {
+        let Some(timer) = self.timer() else {
+            return;
+        };
+        let stages = timer.read_ms(ctx);
+        self.totals.push(stages.iter().map(|(_, ms)| ms).sum());
+        for (label, ms) in stages {
+            match self.samples.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, values)) => values.push(ms),
+                None => self.samples.push((label, vec![ms])),
+            }
+        }
+        self.active = false;
+    }
+
+    /// Median milliseconds per stage as a markdown table (empty when nothing was profiled).
+    pub fn table(&self) -> String {
+        if self.totals.is_empty() {
+            return String::new();
+        }
+        let median = |values: &[f64]| {
+            let mut sorted = values.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            sorted[sorted.len() / 2]
+        };
+        let mut out = format!(
+            "| stage | median ms ({} profiled steps) |\n|---|---|\n",
+            self.totals.len()
+        );
+        for (label, values) in &self.samples {
+            out.push_str(&format!("| {label} | {:.3} |\n", median(values)));
+        }
+        out.push_str(&format!(
+            "| **step, first to last mark** | {:.3} |\n",
+            median(&self.totals)
+        ));
+        out
+    }
+}
