@@ -11,7 +11,6 @@ use crate::app::Gpu;
 use crate::views::SceneInfo;
 
 /// Encodes the rasterizer's backward pass for the current view.
-#[allow(clippy::too_many_arguments)]
 pub fn backpropagate(
     gpu: Res<Gpu>,
     config: Res<TrainConfig>,

@@ -392,7 +392,6 @@ pub struct LastGoodState(pub Option<Checkpoint>);
 pub const GOOD_STATE_INTERVAL: u32 = 1000;
 
 /// Writes `chkpnt<N>.sfck` at `run.checkpoint_iterations`, and keeps the last good state.
-#[allow(clippy::too_many_arguments)]
 pub fn save_checkpoint(
     gpu: Res<Gpu>,
     config: Res<TrainConfig>,

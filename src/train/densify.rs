@@ -31,7 +31,6 @@ pub fn resets_opacity_at(config: &TrainConfig, iteration: u32) -> bool {
 }
 
 /// Runs densify-and-prune and the opacity reset when their intervals come round.
-#[allow(clippy::too_many_arguments)]
 pub fn densify_and_prune(
     gpu: Res<Gpu>,
     config: Res<TrainConfig>,

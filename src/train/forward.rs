@@ -10,7 +10,6 @@ use crate::views::SceneInfo;
 
 /// Renders the sampled view into the step's frame. The rasterizer submits its own work and
 /// waits once, for the number of tile intersections.
-#[allow(clippy::too_many_arguments)]
 pub fn render_view(
     gpu: Res<Gpu>,
     config: Res<TrainConfig>,

@@ -165,7 +165,6 @@ pub fn record_loss_readback(
 
 /// After submission: starts the mappings, collects finished readbacks, updates the smoothed
 /// loss and the progress bar, and flags a non-finite loss.
-#[allow(clippy::too_many_arguments)]
 pub fn update_progress(
     gpu: Res<Gpu>,
     mut state: ResMut<TrainState>,

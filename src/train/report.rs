@@ -43,7 +43,6 @@ pub fn evaluation_views(scene: &SceneInfo) -> (Vec<usize>, Vec<usize>) {
 
 /// Evaluates the test views and 5 training views at the configured iterations: L1, PSNR and
 /// SSIM, printed and appended to `<model>/metrics.jsonl`.
-#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     gpu: Res<Gpu>,
     config: Res<TrainConfig>,
@@ -136,7 +135,6 @@ pub fn evaluate(
 }
 
 /// Writes `point_cloud/iteration_N/point_cloud.ply` at the configured iterations.
-#[allow(clippy::too_many_arguments)]
 pub fn save_ply(
     gpu: Res<Gpu>,
     config: Res<TrainConfig>,
