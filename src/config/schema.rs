@@ -101,6 +101,9 @@ config_section! {
         /// Hold out test views: for COLMAP every 8th image in name order (llffhold 8), for
         /// Blender the `transforms_test.json` views. Off: train on every view. Flag: `--eval`.
         eval: bool = false,
+        /// Number of random points a scene without points (Blender) starts from, drawn
+        /// uniformly in [-1.3, 1.3]^3 as in the reference, which uses 100,000.
+        random_init_points: u32 = 100_000,
     }
 }
 
@@ -171,6 +174,12 @@ config_section! {
         /// Render each training step on a random background colour (the ground truth keeps
         /// its own), which discourages using the background as a colour.
         random_background: bool = false,
+        /// After the first opacity reset, also prune Gaussians whose screen radius exceeded 20
+        /// pixels since the last densification. inria's train.py asks for this, but its
+        /// `densify_and_prune` zeroes the radii before testing them, so the reference never
+        /// prunes by screen size (only by opacity and world size); gsplat's default strategy
+        /// does not either. Off (default): what the reference actually does.
+        screen_size_prune: bool = false,
     }
 }
 
@@ -345,6 +354,7 @@ impl Config {
             model.resolution == -1 || model.resolution >= 1,
             "must be -1 (automatic) or >= 1 (1, 2, 4, 8: divisor; other values: target width)",
         );
+        checks.at_least_one("model.random_init_points", model.random_init_points);
 
         let opt = &self.optimization;
         let valid_rate = |rate: f64| rate.is_finite() && rate >= 0.0;

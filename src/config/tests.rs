@@ -36,6 +36,7 @@ fn every_field_changed() -> Config {
             resolution: 4,
             white_background: true,
             eval: true,
+            random_init_points: 5000,
         },
         optimization: OptimizationParams {
             iterations: 7000,
@@ -55,6 +56,7 @@ fn every_field_changed() -> Config {
             densify_until_iter: 5000,
             densify_grad_threshold: 0.0005,
             random_background: true,
+            screen_size_prune: true,
         },
         pipeline: PipelineParams {
             antialiasing: true,

@@ -52,7 +52,15 @@ pub fn densify_and_prune(
             percent_dense: o.percent_dense as f32,
             extent: scene.extent as f32,
             min_opacity: MIN_OPACITY,
-            max_screen_size: (iteration > o.opacity_reset_interval).then_some(MAX_SCREEN_SIZE),
+            // After the first reset the reference adds size pruning: by world size always, by
+            // screen size only where `screen_size_prune` asks for it (see its documentation).
+            max_screen_size: (iteration > o.opacity_reset_interval).then_some(
+                if o.screen_size_prune {
+                    MAX_SCREEN_SIZE
+                } else {
+                    f32::INFINITY
+                },
+            ),
             seed: config.run.seed ^ (u64::from(state.densify_count) << 32) ^ 0x5eed_0000_0000,
         };
         let train = &mut *train;

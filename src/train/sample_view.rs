@@ -17,10 +17,19 @@ pub fn begin_iteration(
     state.iteration += 1;
     if let Some(mut profiler) = profiler {
         let interval = config.run.profile_interval;
-        // Densification steps wait for the GPU anyway and would distort the stage times.
+        // Steps that densify, evaluate or save wait for the GPU and would distort the times.
+        let run = &config.run;
+        let reports = [
+            &run.test_iterations,
+            &run.save_iterations,
+            &run.checkpoint_iterations,
+        ]
+        .iter()
+        .any(|list| list.contains(&state.iteration));
         let due = interval > 0
             && state.iteration.is_multiple_of(interval)
-            && !densifies_at(&config, state.iteration);
+            && !densifies_at(&config, state.iteration)
+            && !reports;
         profiler.begin(due);
     }
     state.densified_this_step = false;

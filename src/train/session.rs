@@ -269,7 +269,7 @@ fn initial_points(config: &Config, scene: &LoadedScene) -> anyhow::Result<PointC
     // inria draws random points and trains from their round trip through a PLY file, which
     // stores every colour as 8-bit grey 127 (see model::init::random_points).
     Ok(init::random_points(
-        init::DEFAULT_RANDOM_POINTS,
+        config.model.random_init_points as usize,
         config.run.seed,
     ))
 }
