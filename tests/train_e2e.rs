@@ -209,6 +209,46 @@ fn resumed_run_matches_the_uninterrupted_one() {
     }
 }
 
+/// Parameters that blow up stop the run with an error naming the parameter and the iteration,
+/// after the last state seen finite is saved as a checkpoint.
+#[test]
+fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
+    let dir = TempDir::new("e2e-anomaly").unwrap();
+    let model = dir.path().join("model");
+    let mut c = demo_config(&model, 40);
+    c.model.resolution = 4;
+    // The position learning rate grows from 1e-8 to 1e38 over 20 steps: positions overflow to
+    // infinity around step 17.
+    c.optimization.position_lr_init = 1e-8;
+    c.optimization.position_lr_final = 1e38;
+    c.optimization.position_lr_max_steps = 20;
+    c.optimization.densify_from_iter = 1000;
+    c.optimization.densify_until_iter = 1000;
+    c.run.detect_anomaly = true;
+    c.run.loss_readback_interval = 5;
+    let config = complete_training_config(c).unwrap();
+    let error = train_headless(
+        &config,
+        SessionOptions {
+            gpu: Some(gpu()),
+            ..Default::default()
+        },
+    )
+    .expect_err("the run must stop");
+    let message = format!("{error:#}");
+    eprintln!("anomaly: {message}");
+    assert!(message.contains("parameter xyz"), "{message}");
+    assert!(message.contains("at iteration"), "{message}");
+    let saved = outputs_are_complete(&model).1;
+    assert_eq!(saved.len(), 1, "the last good state is saved: {message}");
+    let good = Checkpoint::read(&saved[0]).unwrap();
+    assert!(good.params.means.iter().all(|v| v.is_finite()));
+    assert!(
+        message.contains(&saved[0].display().to_string()),
+        "{message}"
+    );
+}
+
 /// Spawns `splatforge train` on the demo scene at quarter size.
 fn spawn_training(model: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_splatforge"))

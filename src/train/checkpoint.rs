@@ -404,7 +404,14 @@ pub fn save_checkpoint(
     mut report_time: ResMut<ReportTime>,
 ) {
     let wanted = config.run.checkpoint_iterations.contains(&state.iteration);
-    let keep_good = state.iteration.is_multiple_of(GOOD_STATE_INTERVAL);
+    // With `detect_anomaly` every loss readback also checks the parameters (slow, like the
+    // reference's PyTorch anomaly detection); otherwise every GOOD_STATE_INTERVAL steps.
+    let check_interval = if config.run.detect_anomaly {
+        config.run.loss_readback_interval.max(1)
+    } else {
+        GOOD_STATE_INTERVAL
+    };
+    let keep_good = state.iteration.is_multiple_of(check_interval);
     if !wanted && !keep_good {
         return;
     }

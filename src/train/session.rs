@@ -174,7 +174,17 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
     }
 
     let state = world.resource::<TrainState>().clone();
-    if let Some(failure) = world.resource::<TrainFailure>().0.clone() {
+    if let Some(mut failure) = world.resource::<TrainFailure>().0.clone() {
+        // Name the parameter that went bad, if one did (a non-finite loss usually follows one).
+        if !failure.starts_with("parameter") {
+            let params = world.resource::<TrainGpuState>().cloud.download(&gpu);
+            if let Some((group, index)) = super::checkpoint::first_non_finite(&params) {
+                failure.push_str(&format!(
+                    " (parameter {} of Gaussian {index} is not finite)",
+                    group.name()
+                ));
+            }
+        }
         let saved = world
             .resource::<LastGoodState>()
             .0
