@@ -16,6 +16,12 @@
 // Key choices: every kernel here is one pass with one thread per element; emission writes each
 // Gaussian's pairs contiguously (one thread per Gaussian, as gsplat does: Gaussians covering many
 // tiles cost that thread more, but the writes of one thread are sequential).
+//
+// Deferred counts: in training the host does not wait for M; it sizes the list from the
+// largest M seen so far (with headroom) and the kernels below ignore entries at or beyond
+// `render.intersection_capacity`. Emission runs in depth order, so if the list ever overflows
+// it is the farthest Gaussians' entries that are dropped; the host reads M back later, notices,
+// grows the list and counts the event.
 
 #include "common.wgsl"
 #include "raster_types.wgsl"
@@ -68,18 +74,31 @@ fn emit_intersections(
     if start == end {
         return;
     }
+    if start >= render.intersection_capacity {
+        return;
+    }
     let gaussian = depth_ids[k];
     let rect = tile_rects[gaussian];
     let tile_min = unpack_tile_corner(rect.x);
     let tile_max = unpack_tile_corner(rect.y);
+    let slot_end = min(end, render.intersection_capacity);
     var slot = start;
     for (var y = tile_min.y; y < tile_max.y; y++) {
         for (var x = tile_min.x; x < tile_max.x; x++) {
+            if slot >= slot_end {
+                return;
+            }
             intersection_tiles[slot] = y * render.tile_grid.x + x;
             intersection_gaussians[slot] = gaussian;
             slot++;
         }
     }
+}
+
+// The number of entries of the intersection list that the tile ranges read: the total, or the
+// capacity if the list overflowed.
+fn listed_intersections() -> u32 {
+    return min(offsets[render.num_gaussians], render.intersection_capacity);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -89,7 +108,7 @@ fn tile_ranges(
     @builtin(local_invocation_index) local_index: u32,
 ) {
     let i = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
-    let count = offsets[render.num_gaussians];
+    let count = listed_intersections();
     if i >= count {
         return;
     }
@@ -100,4 +119,25 @@ fn tile_ranges(
     if i + 1u == count || intersection_tiles[i + 1u] != tile {
         ranges[tile].y = i + 1u;
     }
+}
+
+// Indirect dispatch arguments of `tile_ranges` for a count that is only known on the GPU:
+// ceil(count / WORKGROUP_SIZE) workgroups, folded into two dimensions like the host's
+// `dispatch_size_1d` when they exceed the per-dimension limit.
+@group(0) @binding(9) var<storage, read_write> dispatch_args: array<u32, 3>;
+
+const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535u;
+
+@compute @workgroup_size(1)
+fn tile_ranges_dispatch_args() {
+    let groups = (listed_intersections() + WORKGROUP_SIZE - 1u) / WORKGROUP_SIZE;
+    if groups <= MAX_WORKGROUPS_PER_DIMENSION {
+        dispatch_args[0] = groups;
+        dispatch_args[1] = 1u;
+    } else {
+        let y = (groups + MAX_WORKGROUPS_PER_DIMENSION - 1u) / MAX_WORKGROUPS_PER_DIMENSION;
+        dispatch_args[0] = (groups + y - 1u) / y;
+        dispatch_args[1] = y;
+    }
+    dispatch_args[2] = 1u;
 }

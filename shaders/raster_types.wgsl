@@ -29,6 +29,12 @@ struct RenderUniforms {
     eval_sh_degree: u32,
     // FLAG_* bits below.
     flags: u32,
+    // Slots of the intersection list; emission and tile ranges ignore entries beyond it (a
+    // render whose intersection count was not read back first can overflow; see bin.wgsl).
+    intersection_capacity: u32,
+    _padding0: u32,
+    _padding1: u32,
+    _padding2: u32,
 }
 
 const FLAG_ANTIALIASED: u32 = 1u;

@@ -295,6 +295,12 @@ pub fn print_summary(summary: &TrainSummary, quiet: bool) {
     if let Some(ply) = &summary.ply {
         println!("Model: {}", ply.display());
     }
+    if summary.intersection_overflows > 0 {
+        println!(
+            "Note: {} render(s) dropped far tile intersections (the list outgrew its estimate).",
+            summary.intersection_overflows
+        );
+    }
     if !summary.profile.is_empty() {
         println!("GPU time per stage:\n{}", summary.profile);
     }

@@ -57,6 +57,9 @@ pub struct TrainSummary {
     pub profile: String,
     /// Largest GPU memory held by the cloud and its training state, bytes.
     pub peak_state_bytes: u64,
+    /// Renders whose tile-intersection list overflowed (see
+    /// `gpu::raster::Rasterizer::set_deferred_counts`); expected to be 0.
+    pub intersection_overflows: u32,
 }
 
 impl TrainSummary {
@@ -91,8 +94,10 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
         eval: config.model.eval,
         white_background: config.model.white_background,
     };
+    let load_started = Instant::now();
     let scene = LoadedScene::load(&dataset_options, quiet)
         .with_context(|| format!("loading {}", config.model.source_path.display()))?;
+    let load_s = load_started.elapsed().as_secs_f64();
     let gpu = match options.gpu {
         Some(gpu) => gpu,
         None => GpuContext::new_headless(&GpuOptions::default()).context("opening the GPU")?,
@@ -115,7 +120,7 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
     };
     if !quiet {
         eprintln!(
-            "Scene: {} ({} training / {} test views), output: {}",
+            "Scene: {} ({} training / {} test views, loaded in {load_s:.2} s), output: {}",
             config.model.source_path.display(),
             scene.info().train_views().count(),
             scene.info().test_views().count(),
@@ -237,6 +242,10 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
         final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
         profile: world.resource::<super::StepProfiler>().table(),
         peak_state_bytes: metrics.peak_state_bytes.max(train.bytes()),
+        intersection_overflows: world
+            .resource::<super::StepBuffers>()
+            .frame
+            .intersection_overflows,
     })
 }
 

@@ -66,8 +66,11 @@ pub struct TrainKernels {
 
 impl TrainKernels {
     pub fn new(ctx: &GpuContext) -> Self {
+        let mut rasterizer = Rasterizer::new(ctx);
+        // No blocking readback of the intersection count per step (see the method's docs).
+        rasterizer.set_deferred_counts(true);
         Self {
-            rasterizer: Rasterizer::new(ctx),
+            rasterizer,
             loss: LossKernels::new(ctx),
             adam: Adam::new(ctx),
             densifier: Densifier::new(ctx),

@@ -1,5 +1,8 @@
 //! [`RasterFrame`]: the buffers of one render, grown as needed and reused across renders.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use super::RasterError;
 use super::uniforms::{RenderUniforms, tile_grid};
 use crate::gpu::{self, GpuContext};
@@ -55,6 +58,18 @@ pub struct RasterFrame {
     pub(super) tile_ranges: wgpu::Buffer,
     /// 4 bytes, mappable: the intersection count on its way to the CPU.
     count_readback: wgpu::Buffer,
+    /// Indirect dispatch arguments of the tile-range kernel (deferred counts).
+    pub(super) range_dispatch_args: wgpu::Buffer,
+    /// Deferred counts: asynchronous readbacks of the intersection count in flight.
+    count_slots: Vec<CountSlot>,
+    /// Deferred counts: (Gaussians, width, height) of the last render whose count was read
+    /// back before binning; deferred renders are allowed while the inputs keep this shape.
+    exact_basis: Option<(u32, u32, u32)>,
+    /// Largest intersection count seen (exact or read back later).
+    pub max_seen_intersections: u32,
+    /// Renders whose intersection list overflowed its capacity (farthest entries dropped).
+    pub intersection_overflows: u32,
+    overflow_pending: bool,
     gaussian_capacity: u32,
     intersection_capacity: u32,
     pixel_capacity: u32,
@@ -95,6 +110,17 @@ impl RasterFrame {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }),
+            range_dispatch_args: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("raster.range_dispatch_args"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::INDIRECT,
+                mapped_at_creation: false,
+            }),
+            count_slots: Vec::new(),
+            exact_basis: None,
+            max_seen_intersections: 0,
+            intersection_overflows: 0,
+            overflow_pending: false,
             gaussian_capacity: 0,
             intersection_capacity: 0,
             pixel_capacity: 0,
@@ -244,6 +270,130 @@ impl RasterFrame {
         let count = bytemuck::pod_read_unaligned::<u32>(&slice.get_mapped_range()[..4]);
         self.count_readback.unmap();
         count
+    }
+}
+
+/// One asynchronous readback of a deferred render's intersection count.
+struct CountSlot {
+    buffer: wgpu::Buffer,
+    /// List capacity the render had.
+    capacity: u32,
+    status: Arc<AtomicU8>,
+}
+
+const SLOT_FREE: u8 = 0;
+const SLOT_RECORDED: u8 = 1;
+const SLOT_MAPPING: u8 = 2;
+const SLOT_READY: u8 = 3;
+const SLOT_FAILED: u8 = 4;
+
+/// Headroom of the intersection list over the largest count seen, for deferred renders: views
+/// of one scene differ in how many intersections they have.
+const DEFERRED_HEADROOM: u32 = 2;
+
+impl RasterFrame {
+    /// Whether the next render of this shape may skip the blocking count readback: an exact
+    /// render of the same cloud size and image size came first and no overflow is pending.
+    pub(super) fn can_defer(&self, num_gaussians: u32, width: u32, height: u32) -> bool {
+        !self.overflow_pending && self.exact_basis == Some((num_gaussians, width, height))
+    }
+
+    /// Records the count of an exact render: later renders of this shape may be deferred.
+    pub(super) fn record_exact_count(&mut self, count: u32) {
+        self.max_seen_intersections = self.max_seen_intersections.max(count);
+        self.exact_basis = Some((self.num_gaussians, self.width, self.height));
+        self.overflow_pending = false;
+    }
+
+    /// The list capacity for a deferred render: headroom over the largest count seen.
+    pub(super) fn deferred_capacity(&self) -> u32 {
+        self.max_seen_intersections
+            .saturating_mul(DEFERRED_HEADROOM)
+            .max(1024)
+    }
+
+    /// Capacity of the intersection list now.
+    pub(super) fn intersection_capacity(&self) -> u32 {
+        self.intersection_capacity
+    }
+
+    /// Folds in the counts of deferred renders that have reached the CPU (non-blocking: the
+    /// caller polls the device first).
+    pub(super) fn collect_deferred_counts(&mut self) {
+        for slot in &self.count_slots {
+            match slot.status.load(Ordering::Acquire) {
+                SLOT_READY => {
+                    let count = {
+                        let view = slot.buffer.slice(..).get_mapped_range();
+                        bytemuck::pod_read_unaligned::<u32>(&view[..4])
+                    };
+                    slot.buffer.unmap();
+                    slot.status.store(SLOT_FREE, Ordering::Release);
+                    self.max_seen_intersections = self.max_seen_intersections.max(count);
+                    if count > slot.capacity {
+                        self.intersection_overflows += 1;
+                        self.overflow_pending = true;
+                    }
+                }
+                SLOT_FAILED => slot.status.store(SLOT_FREE, Ordering::Release),
+                _ => {}
+            }
+        }
+    }
+
+    /// Encodes the copy of this deferred render's count into a free readback slot (a new one
+    /// when all are busy); [`RasterFrame::map_deferred_counts`] maps it after submission.
+    pub(super) fn encode_deferred_count_copy(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+    ) {
+        let index = match self
+            .count_slots
+            .iter()
+            .position(|s| s.status.load(Ordering::Acquire) == SLOT_FREE)
+        {
+            Some(index) => index,
+            None => {
+                self.count_slots.push(CountSlot {
+                    buffer: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("raster.deferred_count"),
+                        size: 4,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }),
+                    capacity: 0,
+                    status: Arc::new(AtomicU8::new(SLOT_FREE)),
+                });
+                self.count_slots.len() - 1
+            }
+        };
+        let capacity = self.intersection_capacity;
+        let slot = &mut self.count_slots[index];
+        slot.capacity = capacity;
+        slot.status.store(SLOT_RECORDED, Ordering::Release);
+        let offset = u64::from(self.num_gaussians) * 4;
+        encoder.copy_buffer_to_buffer(&self.offsets, offset, &slot.buffer, 0, 4);
+    }
+
+    /// Starts mapping the readback slots recorded in the last submission.
+    pub(super) fn map_deferred_counts(&self) {
+        for slot in &self.count_slots {
+            if slot.status.load(Ordering::Acquire) == SLOT_RECORDED {
+                slot.status.store(SLOT_MAPPING, Ordering::Release);
+                let status = slot.status.clone();
+                slot.buffer
+                    .slice(..)
+                    .map_async(wgpu::MapMode::Read, move |result| {
+                        let next = if result.is_ok() {
+                            SLOT_READY
+                        } else {
+                            SLOT_FAILED
+                        };
+                        status.store(next, Ordering::Release);
+                    });
+            }
+        }
     }
 }
 

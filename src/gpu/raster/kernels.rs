@@ -13,6 +13,7 @@ pub(super) struct Kernels {
     pub gather_depth_order_counts: wgpu::ComputePipeline,
     pub emit_intersections: wgpu::ComputePipeline,
     pub tile_ranges: wgpu::ComputePipeline,
+    pub tile_ranges_dispatch_args: wgpu::ComputePipeline,
     pub rasterize_forward: wgpu::ComputePipeline,
     pub rasterize_backward: wgpu::ComputePipeline,
 }
@@ -29,6 +30,7 @@ impl Kernels {
             gather_depth_order_counts: pipeline("bin.wgsl", "gather_depth_order_counts"),
             emit_intersections: pipeline("bin.wgsl", "emit_intersections"),
             tile_ranges: pipeline("bin.wgsl", "tile_ranges"),
+            tile_ranges_dispatch_args: pipeline("bin.wgsl", "tile_ranges_dispatch_args"),
             rasterize_forward: pipeline("rasterize.wgsl", "rasterize_forward"),
             rasterize_backward: pipeline("rasterize.wgsl", "rasterize_backward"),
         }
@@ -91,6 +93,7 @@ pub(super) struct BindGroups {
     pub gather_depth_order_counts: CachedBindGroup,
     pub emit_intersections: CachedBindGroup,
     pub tile_ranges: CachedBindGroup,
+    pub tile_ranges_dispatch_args: CachedBindGroup,
     pub rasterize_forward: CachedBindGroup,
     pub rasterize_backward: CachedBindGroup,
 }

@@ -77,6 +77,7 @@ pub struct Rasterizer {
     depth_sort: RadixSort,
     tile_sort: RadixSort,
     scan: PrefixScan,
+    deferred_counts: bool,
 }
 
 impl Rasterizer {
@@ -87,16 +88,30 @@ impl Rasterizer {
             depth_sort: RadixSort::new(ctx),
             tile_sort: RadixSort::new(ctx),
             scan: PrefixScan::new(ctx),
+            deferred_counts: false,
         }
+    }
+
+    /// Lets renders skip the blocking readback of the intersection count (training).
+    ///
+    /// Off (the default), every render reads the count back before binning, so the list is
+    /// sized exactly. On, a render of the same cloud size and image size as an earlier exact
+    /// one sizes the list from the largest count seen so far (times two) and submits everything
+    /// at once; the count reaches the CPU asynchronously. Should a view ever need more entries,
+    /// the farthest Gaussians' entries of that render are dropped, the frame counts the event
+    /// ([`RasterFrame::intersection_overflows`]) and the next render is exact again.
+    pub fn set_deferred_counts(&mut self, deferred: bool) {
+        self.deferred_counts = deferred;
     }
 
     /// Renders `cloud` from `camera` into `frame.image` (and the final transmittance, radii and
     /// what the backward pass needs).
     ///
-    /// Submits its GPU work and blocks exactly once, for the number of tile intersections: the
-    /// key buffers and the tile sort are sized by it. Returns once the rest is submitted (not
-    /// finished). With a `timer`, marks each stage; the caller resets the timer before and
-    /// resolves it after its last mark (the backward pass may add more).
+    /// Submits its GPU work and returns once it is submitted (not finished). It blocks once, to
+    /// read the number of tile intersections back and size the list, unless deferred counts
+    /// are on and allow skipping it ([`Rasterizer::set_deferred_counts`]). With a `timer`,
+    /// marks each stage; the caller resets the timer before and resolves it after its last
+    /// mark (the backward pass may add more).
     pub fn forward(
         &mut self,
         ctx: &GpuContext,
@@ -107,17 +122,26 @@ impl Rasterizer {
         mut timer: Option<&mut StageTimer>,
     ) -> Result<(), RasterError> {
         validate(cloud, camera, settings)?;
+        if self.deferred_counts {
+            // Pick up the counts of earlier deferred renders (never waits).
+            let _ = ctx.device.poll(wgpu::PollType::Poll);
+            frame.collect_deferred_counts();
+        }
         frame.prepare(ctx, cloud.len, camera.width, camera.height)?;
-        frame.write_uniforms(
-            ctx,
-            RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
-        );
+        let deferred = self.deferred_counts
+            && cloud.len > 0
+            && frame.can_defer(cloud.len, camera.width, camera.height);
+        let mut uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
+        if deferred {
+            frame.prepare_intersections(ctx, frame.deferred_capacity())?;
+            frame.num_intersections = 0;
+            uniforms.intersection_capacity = frame.intersection_capacity();
+        }
+        frame.write_uniforms(ctx, uniforms);
 
-        let mut encoder = new_encoder(ctx, "raster forward: projection");
+        let mut encoder = new_encoder(ctx, "raster forward");
         mark(&mut timer, &mut encoder, "begin");
-        let count = if cloud.len == 0 {
-            0
-        } else {
+        if cloud.len > 0 {
             self.encode_project(ctx, &mut encoder, cloud, frame);
             mark(&mut timer, &mut encoder, "project");
             self.encode_depth_sort(ctx, &mut encoder, frame);
@@ -130,18 +154,43 @@ impl Rasterizer {
                 cloud.len,
             );
             mark(&mut timer, &mut encoder, "scan");
-            frame.encode_count_copy(&mut encoder);
-            ctx.queue.submit([encoder.finish()]);
-            encoder = new_encoder(ctx, "raster forward: rasterization");
-            let count = frame.read_count(ctx);
-            mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
-            count
-        };
-        frame.prepare_intersections(ctx, count)?;
-        self.encode_binning(ctx, &mut encoder, frame, timer.as_deref_mut());
+        }
+        if deferred {
+            self.encode_binning(
+                ctx,
+                &mut encoder,
+                frame,
+                CountMode::Deferred,
+                timer.as_deref_mut(),
+            );
+            frame.encode_deferred_count_copy(ctx, &mut encoder);
+        } else {
+            let count = if cloud.len == 0 {
+                0
+            } else {
+                frame.encode_count_copy(&mut encoder);
+                ctx.queue.submit([encoder.finish()]);
+                encoder = new_encoder(ctx, "raster forward: rasterization");
+                let count = frame.read_count(ctx);
+                mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
+                count
+            };
+            frame.prepare_intersections(ctx, count)?;
+            frame.record_exact_count(count);
+            self.encode_binning(
+                ctx,
+                &mut encoder,
+                frame,
+                CountMode::Exact,
+                timer.as_deref_mut(),
+            );
+        }
         self.encode_rasterize(ctx, &mut encoder, frame);
         mark(&mut timer, &mut encoder, "rasterize");
         ctx.queue.submit([encoder.finish()]);
+        if deferred {
+            frame.map_deferred_counts();
+        }
         Ok(())
     }
 
@@ -169,9 +218,10 @@ impl Rasterizer {
         mut timer: Option<&mut StageTimer>,
     ) {
         // The forward's uniforms are reused: the inputs must be the forward's.
+        let mut expected = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
+        expected.intersection_capacity = frame.uniforms_value.intersection_capacity;
         assert!(
-            frame.uniforms_value
-                == RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
+            frame.uniforms_value == expected,
             "Rasterizer::backward: camera, settings or cloud size differ from the forward's"
         );
         assert!(
@@ -287,27 +337,48 @@ impl Rasterizer {
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         frame: &RasterFrame,
+        count_mode: CountMode,
         mut timer: Option<&mut StageTimer>,
     ) {
-        let count = frame.num_intersections;
-        if count > 0 {
-            self.encode_emit(ctx, encoder, frame);
-            mark(&mut timer, encoder, "emit keys");
-            let [gx, gy] = frame.tile_grid();
-            let tile_bits = tile_key_bits(gx * gy);
-            if tile_bits > 0 {
-                self.tile_sort.encode(
-                    ctx,
-                    encoder,
-                    &frame.intersection_tiles,
-                    &frame.intersection_gaussians,
-                    count,
-                    tile_bits,
-                );
+        let [gx, gy] = frame.tile_grid();
+        let tile_bits = tile_key_bits(gx * gy);
+        match count_mode {
+            CountMode::Exact if frame.num_intersections == 0 => {}
+            CountMode::Exact => {
+                self.encode_emit(ctx, encoder, frame);
+                mark(&mut timer, encoder, "emit keys");
+                if tile_bits > 0 {
+                    self.tile_sort.encode(
+                        ctx,
+                        encoder,
+                        &frame.intersection_tiles,
+                        &frame.intersection_gaussians,
+                        frame.num_intersections,
+                        tile_bits,
+                    );
+                }
+                mark(&mut timer, encoder, "tile sort");
             }
-            mark(&mut timer, encoder, "tile sort");
+            CountMode::Deferred => {
+                self.encode_emit(ctx, encoder, frame);
+                mark(&mut timer, encoder, "emit keys");
+                if tile_bits > 0 {
+                    // The count is the scan's total, offsets[N], read on the GPU.
+                    self.tile_sort.encode_indirect(
+                        ctx,
+                        encoder,
+                        &frame.intersection_tiles,
+                        &frame.intersection_gaussians,
+                        &frame.offsets,
+                        frame.num_gaussians,
+                        frame.intersection_capacity(),
+                        tile_bits,
+                    );
+                }
+                mark(&mut timer, encoder, "tile sort");
+            }
         }
-        self.encode_tile_ranges(ctx, encoder, frame);
+        self.encode_tile_ranges(ctx, encoder, frame, count_mode);
         mark(&mut timer, encoder, "tile ranges");
     }
 
@@ -340,18 +411,16 @@ impl Rasterizer {
         );
     }
 
-    /// Clears the tile ranges and, when there are intersections, marks each tile's run.
+    /// Clears the tile ranges and marks each tile's run of the sorted list.
     fn encode_tile_ranges(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         frame: &RasterFrame,
+        count_mode: CountMode,
     ) {
         let [gx, gy] = frame.tile_grid();
         encoder.clear_buffer(&frame.tile_ranges, 0, Some(u64::from(gx * gy) * 8));
-        if frame.num_intersections == 0 {
-            return;
-        }
         let bind = self.binds.tile_ranges.get(
             ctx,
             "tile_ranges",
@@ -363,14 +432,38 @@ impl Rasterizer {
                 (8, &frame.tile_ranges),
             ],
         );
-        dispatch_elements(
-            ctx,
-            encoder,
-            "tile_ranges",
-            &self.kernels.tile_ranges,
-            bind,
-            frame.num_intersections,
-        );
+        match count_mode {
+            CountMode::Exact => dispatch_elements(
+                ctx,
+                encoder,
+                "tile_ranges",
+                &self.kernels.tile_ranges,
+                bind,
+                frame.num_intersections,
+            ),
+            CountMode::Deferred => {
+                let args_bind = self.binds.tile_ranges_dispatch_args.get(
+                    ctx,
+                    "tile_ranges_dispatch_args",
+                    &self.kernels.tile_ranges_dispatch_args,
+                    &[
+                        (0, &frame.uniforms),
+                        (4, &frame.offsets),
+                        (9, &frame.range_dispatch_args),
+                    ],
+                );
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("tile_ranges (indirect)"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.kernels.tile_ranges_dispatch_args);
+                pass.set_bind_group(0, args_bind, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+                pass.set_pipeline(&self.kernels.tile_ranges);
+                pass.set_bind_group(0, bind, &[]);
+                pass.dispatch_workgroups_indirect(&frame.range_dispatch_args, 0);
+            }
+        }
     }
 
     fn encode_rasterize(
@@ -503,6 +596,15 @@ impl Rasterizer {
             frame.num_gaussians,
         );
     }
+}
+
+/// How a render learns its number of tile intersections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CountMode {
+    /// Read back before binning: the list is sized exactly.
+    Exact,
+    /// Read on the GPU; the list has room for the largest count seen, with headroom.
+    Deferred,
 }
 
 /// Bits of the tile id that the tile sort must order: `ceil(log2(tiles))`.

@@ -110,7 +110,7 @@ fn forward_with_cpu_binning(
         gpu::write_buffer(ctx, &frame.intersection_gaussians, 0, &gaussians);
     }
     let mut encoder = new_encoder(ctx, "test");
-    r.encode_tile_ranges(ctx, &mut encoder, frame);
+    r.encode_tile_ranges(ctx, &mut encoder, frame, CountMode::Exact);
     r.encode_rasterize(ctx, &mut encoder, frame);
     ctx.queue.submit([encoder.finish()]);
 }
@@ -1351,4 +1351,127 @@ fn gpu_binning_equals_cpu_binning() {
         }
         eprintln!("{n} Gaussians {width}x{height}: {m} intersections binned exactly");
     }
+}
+
+/// Renders with deferred intersection counts equal exact ones (same image bit for bit, same
+/// gradients up to the order of float atomics), on both device paths.
+#[test]
+fn deferred_counts_render_like_exact_counts() {
+    for ctx in [test_context(), test_context_fallback()] {
+        let mut rng = Pcg32::new(77, 0);
+        let (g, camera) = random_scene(&mut rng, 800, 2, 61, 47);
+        let (_, other_camera) = random_scene(&mut rng, 1, 2, 61, 47);
+        let cloud = upload(ctx, &g);
+        let settings = RenderSettings::default();
+        let mut exact = Rasterizer::new(ctx);
+        let mut deferred = Rasterizer::new(ctx);
+        deferred.set_deferred_counts(true);
+        let mut exact_frame = RasterFrame::new(ctx);
+        let mut deferred_frame = RasterFrame::new(ctx);
+        let d_image = random_d_image(&mut rng, 61, 47);
+        let d_image = storage_buffer_from(ctx, "d_image", &d_image);
+        // The first deferred render is exact (it sets the basis); the next two are deferred.
+        for (round, cam) in [&camera, &camera, &other_camera].into_iter().enumerate() {
+            let mut images = Vec::new();
+            let mut grads = Vec::new();
+            for (r, frame) in [
+                (&mut exact, &mut exact_frame),
+                (&mut deferred, &mut deferred_frame),
+            ] {
+                r.forward(ctx, &cloud, cam, &settings, frame, None).unwrap();
+                images.push(frame.read_image(ctx));
+                let g = ParamBuffers::zeroed(ctx, "grads", cloud.len, cloud.sh_degree());
+                let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                r.backward(
+                    ctx,
+                    &mut encoder,
+                    &cloud,
+                    cam,
+                    &settings,
+                    frame,
+                    &d_image,
+                    &g,
+                    None,
+                    None,
+                );
+                ctx.queue.submit([encoder.finish()]);
+                grads.push(g.download(ctx, cloud.len as usize));
+            }
+            assert_eq!(images[0], images[1], "round {round}: images differ");
+            for group in ParamGroup::ALL {
+                let (a, b) = (grads[0].group(group), grads[1].group(group));
+                let norm: f64 = a.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+                let diff: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| f64::from(x - y).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(
+                    diff <= 1e-5 * norm.max(1e-12),
+                    "round {round}: {group:?} differs"
+                );
+            }
+        }
+        assert_eq!(deferred_frame.intersection_overflows, 0);
+        // Only the first render of the shape waited for its count.
+        assert_eq!(
+            deferred_frame.num_intersections, 0,
+            "the last render was deferred"
+        );
+    }
+}
+
+/// A deferred render whose view has more intersections than the list holds drops the farthest
+/// entries, is counted as an overflow once its count reaches the CPU, and the next render is
+/// exact again.
+#[test]
+fn deferred_count_overflow_is_detected_and_recovered() {
+    let ctx = test_context();
+    let mut rng = Pcg32::new(78, 0);
+    let (mut g, camera) = random_scene(&mut rng, 1500, 0, 64, 48);
+    // Small Gaussians first, then the same number 50 times larger: far more tiles each (the
+    // deferred list is sized from the counts of earlier renders of the same shape).
+    let mut grown = g.clone();
+    for (small, large) in g.log_scales.iter_mut().zip(&mut grown.log_scales) {
+        *small -= 2.0;
+        *large += 2.0;
+    }
+    let (small, large) = (upload(ctx, &g), upload(ctx, &grown));
+    let settings = RenderSettings::default();
+    let mut exact = Rasterizer::new(ctx);
+    let mut exact_frame = RasterFrame::new(ctx);
+    let mut count = |cloud: &GaussianCloud| {
+        exact
+            .forward(ctx, cloud, &camera, &settings, &mut exact_frame, None)
+            .unwrap();
+        exact_frame.num_intersections
+    };
+    let (small_count, large_count) = (count(&small), count(&large));
+    assert!(
+        large_count > 2 * small_count.max(1024),
+        "the scene must overflow the deferred list: {small_count} vs {large_count}"
+    );
+    let expected_large = exact_frame.read_image(ctx);
+
+    let mut deferred = Rasterizer::new(ctx);
+    deferred.set_deferred_counts(true);
+    let mut frame = RasterFrame::new(ctx);
+    for cloud in [&small, &large] {
+        deferred
+            .forward(ctx, cloud, &camera, &settings, &mut frame, None)
+            .unwrap();
+    }
+    assert_eq!(frame.num_intersections, 0, "the second render was deferred");
+    ctx.wait_idle();
+    // The next render notices the overflow and waits for its count.
+    deferred
+        .forward(ctx, &large, &camera, &settings, &mut frame, None)
+        .unwrap();
+    assert_eq!(frame.intersection_overflows, 1);
+    assert_eq!(
+        frame.num_intersections, large_count,
+        "exact again after the overflow"
+    );
+    assert_eq!(frame.read_image(ctx), expected_large);
 }

@@ -31,6 +31,10 @@ pub(super) struct RenderUniforms {
     sh_degree: u32,
     eval_sh_degree: u32,
     flags: u32,
+    /// Slots of the intersection list: emission and tile ranges ignore entries beyond it (only
+    /// reached when a render with a deferred count overflows; `u32::MAX` otherwise).
+    pub intersection_capacity: u32,
+    _padding: [u32; 3],
 }
 
 impl RenderUniforms {
@@ -92,6 +96,8 @@ impl RenderUniforms {
             sh_degree,
             eval_sh_degree: settings.active_sh_degree.min(sh_degree),
             flags,
+            intersection_capacity: u32::MAX,
+            _padding: [0; 3],
         }
     }
 }
@@ -107,7 +113,7 @@ mod tests {
 
     #[test]
     fn layout_matches_wgsl() {
-        // 4 vec4 + 4 vec2 + vec4 + 2 vec2<u32> + 4 u32 = 144 bytes, no implicit padding.
-        assert_eq!(std::mem::size_of::<RenderUniforms>(), 144);
+        // 4 vec4 + 4 vec2 + vec4 + 2 vec2<u32> + 8 u32 = 160 bytes, no implicit padding.
+        assert_eq!(std::mem::size_of::<RenderUniforms>(), 160);
     }
 }
