@@ -26,11 +26,10 @@ pub fn begin_iteration(
         ]
         .iter()
         .any(|list| list.contains(&state.iteration));
-        let due = interval > 0
-            && state.iteration.is_multiple_of(interval)
-            && !densifies_at(&config, state.iteration)
-            && !reports;
-        profiler.begin(due);
+        let due = interval > 0 && state.iteration.is_multiple_of(interval);
+        // A due step that densifies or reports hands the profile on to the next plain step.
+        let quiet_step = !densifies_at(&config, state.iteration) && !reports;
+        profiler.begin(due, quiet_step);
     }
     state.densified_this_step = false;
     state.opacity_reset_this_step = false;

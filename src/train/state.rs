@@ -241,6 +241,8 @@ pub struct StepProfiler {
     timer: Option<crate::gpu::timing::StageTimer>,
     /// This step is being profiled.
     pub active: bool,
+    /// A profile is due at the next plain step.
+    pending: bool,
     samples: Vec<(String, Vec<f64>)>,
     totals: Vec<f64>,
 }
@@ -255,14 +257,21 @@ impl StepProfiler {
                 None
             },
             active: false,
+            pending: false,
             samples: Vec::new(),
             totals: Vec::new(),
         }
     }
 
-    /// Starts profiling this step (resets the timer) when it is due.
-    pub fn begin(&mut self, due: bool) {
-        self.active = due && self.timer.is_some();
+    /// Starts profiling this step (resets the timer) when a profile is due (now or passed on
+    /// from an earlier step) and the step is a plain one (`quiet`): steps that densify,
+    /// evaluate or save wait for the GPU and would distort the times.
+    pub fn begin(&mut self, due: bool, quiet: bool) {
+        self.pending |= due;
+        self.active = self.pending && quiet && self.timer.is_some();
+        if self.active {
+            self.pending = false;
+        }
         if let (true, Some(timer)) = (self.active, self.timer.as_mut()) {
             timer.reset();
         }

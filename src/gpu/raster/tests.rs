@@ -1475,3 +1475,55 @@ fn deferred_count_overflow_is_detected_and_recovered() {
     );
     assert_eq!(frame.read_image(ctx), expected_large);
 }
+
+/// The backward pass gives the same gradients whether subgroups reduce every splat's
+/// gradient first or the touching lanes add their own values (`DIRECT_ATOMIC_LANES`).
+#[test]
+fn direct_atomics_give_the_same_gradients_as_subgroup_reduction() {
+    let ctx = test_context();
+    let mut rng = Pcg32::new(79, 0);
+    let (g, camera) = random_scene(&mut rng, 600, 1, 45, 37);
+    let cloud = upload(ctx, &g);
+    let settings = RenderSettings::default();
+    let d_image = random_d_image(&mut rng, 45, 37);
+    let d_image = storage_buffer_from(ctx, "d_image", &d_image);
+    let mut results = Vec::new();
+    for lanes in [0, 3, 128] {
+        let mut r = Rasterizer::with_direct_atomic_lanes(ctx, lanes);
+        let mut frame = RasterFrame::new(ctx);
+        r.forward(ctx, &cloud, &camera, &settings, &mut frame, None)
+            .unwrap();
+        let grads = ParamBuffers::zeroed(ctx, "grads", cloud.len, cloud.sh_degree());
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        r.backward(
+            ctx,
+            &mut encoder,
+            &cloud,
+            &camera,
+            &settings,
+            &frame,
+            &d_image,
+            &grads,
+            None,
+            None,
+        );
+        ctx.queue.submit([encoder.finish()]);
+        results.push(grads.download(ctx, cloud.len as usize));
+    }
+    for other in &results[1..] {
+        for group in ParamGroup::ALL {
+            let (a, b) = (results[0].group(group), other.group(group));
+            let norm = a.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+            let diff = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| f64::from(x - y).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                diff <= 1e-5 * norm.max(1e-12),
+                "{group:?}: {diff} vs {norm}"
+            );
+        }
+    }
+}
