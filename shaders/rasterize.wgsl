@@ -207,24 +207,6 @@ struct SplatGrad {
 }
 
 #ifdef SUBGROUPS
-// When at most this many lanes of a subgroup touched a splat, those lanes add their own values
-// to the global accumulators instead of reducing over the subgroup first: splats that are small
-// on screen touch few pixels of a subgroup, and nine subgroup reductions cost more than a few
-// extra atomics there. 0: always reduce. (Set from the host: see gpu::raster::kernels.)
-override DIRECT_ATOMIC_LANES: u32 = 0u;
-
-fn add_splat_gradient(base: u32, grad: SplatGrad) {
-    add_to_grad_2d(base, grad.mean.x);
-    add_to_grad_2d(base + 1u, grad.mean.y);
-    add_to_grad_2d(base + 2u, grad.conic.x);
-    add_to_grad_2d(base + 3u, grad.conic.y);
-    add_to_grad_2d(base + 4u, grad.conic.z);
-    add_to_grad_2d(base + 5u, grad.opacity);
-    add_to_grad_2d(base + 6u, grad.colour.x);
-    add_to_grad_2d(base + 7u, grad.colour.y);
-    add_to_grad_2d(base + 8u, grad.colour.z);
-}
-
 // Sums `grad` over the subgroup; one lane adds the sums to the splat's global accumulators.
 fn accumulate_splat_gradient(
     batch_index: u32,
@@ -232,17 +214,7 @@ fn accumulate_splat_gradient(
     contributes: bool,
     subgroup_lane: u32,
 ) {
-    let ballot = subgroupBallot(contributes);
-    // Uniform across the subgroup, so the subgroup operations below stay in uniform control.
-    let lanes = countOneBits(ballot.x) + countOneBits(ballot.y) + countOneBits(ballot.z)
-        + countOneBits(ballot.w);
-    if lanes == 0u {
-        return;
-    }
-    if lanes <= DIRECT_ATOMIC_LANES {
-        if contributes {
-            add_splat_gradient(GRAD_2D_STRIDE * batch_ids[batch_index], grad);
-        }
+    if !subgroupAny(contributes) {
         return;
     }
     let mean = subgroupAdd(grad.mean);
@@ -250,10 +222,16 @@ fn accumulate_splat_gradient(
     let opacity = subgroupAdd(grad.opacity);
     let colour = subgroupAdd(grad.colour);
     if subgroup_lane == 0u {
-        add_splat_gradient(
-            GRAD_2D_STRIDE * batch_ids[batch_index],
-            SplatGrad(mean, conic, opacity, colour),
-        );
+        let base = GRAD_2D_STRIDE * batch_ids[batch_index];
+        add_to_grad_2d(base, mean.x);
+        add_to_grad_2d(base + 1u, mean.y);
+        add_to_grad_2d(base + 2u, conic.x);
+        add_to_grad_2d(base + 3u, conic.y);
+        add_to_grad_2d(base + 4u, conic.z);
+        add_to_grad_2d(base + 5u, opacity);
+        add_to_grad_2d(base + 6u, colour.x);
+        add_to_grad_2d(base + 7u, colour.y);
+        add_to_grad_2d(base + 8u, colour.z);
     }
 }
 #else

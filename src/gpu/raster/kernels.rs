@@ -19,7 +19,7 @@ pub(super) struct Kernels {
 }
 
 impl Kernels {
-    pub fn new(ctx: &GpuContext, direct_atomic_lanes: u32) -> Self {
+    pub fn new(ctx: &GpuContext) -> Self {
         let defs = ShaderDefs::for_capabilities(&ctx.capabilities);
         let pipeline =
             |file: &str, entry: &str| gpu::compute_pipeline(ctx, file, entry, &defs, &[]);
@@ -32,31 +32,9 @@ impl Kernels {
             tile_ranges: pipeline("bin.wgsl", "tile_ranges"),
             tile_ranges_dispatch_args: pipeline("bin.wgsl", "tile_ranges_dispatch_args"),
             rasterize_forward: pipeline("rasterize.wgsl", "rasterize_forward"),
-            rasterize_backward: if ctx.capabilities.subgroups {
-                let lanes = f64::from(direct_atomic_lanes);
-                gpu::compute_pipeline(
-                    ctx,
-                    "rasterize.wgsl",
-                    "rasterize_backward",
-                    &defs,
-                    &[("DIRECT_ATOMIC_LANES", lanes)],
-                )
-            } else {
-                pipeline("rasterize.wgsl", "rasterize_backward")
-            },
+            rasterize_backward: pipeline("rasterize.wgsl", "rasterize_backward"),
         }
     }
-}
-
-/// Lanes up to which the backward pass skips the subgroup reduction (`DIRECT_ATOMIC_LANES` in
-/// shaders/rasterize.wgsl). A tuning knob measured on the benchmark scene (BENCHMARKS.md);
-/// `SPLATFORGE_DIRECT_ATOMIC_LANES` overrides it for experiments.
-pub(super) fn direct_atomic_lanes() -> u32 {
-    const DEFAULT: u32 = 0;
-    std::env::var("SPLATFORGE_DIRECT_ATOMIC_LANES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT)
 }
 
 /// A bind group that is rebuilt only when one of its buffers changes (buffers compare by

@@ -82,15 +82,8 @@ pub struct Rasterizer {
 
 impl Rasterizer {
     pub fn new(ctx: &GpuContext) -> Self {
-        Self::with_direct_atomic_lanes(ctx, kernels::direct_atomic_lanes())
-    }
-
-    /// A rasterizer whose backward pass skips the subgroup reduction for splats that at most
-    /// `lanes` lanes of a subgroup touched (a tuning knob; [`Rasterizer::new`] uses the
-    /// measured default). Without subgroups it has no effect.
-    pub fn with_direct_atomic_lanes(ctx: &GpuContext, lanes: u32) -> Self {
         Self {
-            kernels: Kernels::new(ctx, lanes),
+            kernels: Kernels::new(ctx),
             binds: BindGroups::default(),
             depth_sort: RadixSort::new(ctx),
             tile_sort: RadixSort::new(ctx),
