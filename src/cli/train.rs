@@ -295,6 +295,13 @@ pub fn print_summary(summary: &TrainSummary, quiet: bool) {
     if let Some(ply) = &summary.ply {
         println!("Model: {}", ply.display());
     }
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    println!(
+        "GPU buffers: training state {:.0} MiB (peak), render {:.0} MiB, images {:.0} MiB",
+        mib(summary.peak_state_bytes),
+        mib(summary.render_bytes),
+        mib(summary.image_bytes)
+    );
     if summary.intersection_overflows > 0 {
         println!(
             "Note: {} render(s) dropped far tile intersections (the list outgrew its estimate).",

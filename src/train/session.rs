@@ -57,6 +57,9 @@ pub struct TrainSummary {
     pub profile: String,
     /// Largest GPU memory held by the cloud and its training state, bytes.
     pub peak_state_bytes: u64,
+    /// GPU memory of the render buffers and of the ground-truth images at the end, bytes.
+    pub render_bytes: u64,
+    pub image_bytes: u64,
     /// Renders whose tile-intersection list overflowed (see
     /// `gpu::raster::Rasterizer::set_deferred_counts`); expected to be 0.
     pub intersection_overflows: u32,
@@ -221,6 +224,12 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
             .last()
             .map(|&n| outputs::ply_path(&model, n));
     }
+    let image_bytes: u64 = world
+        .query::<&crate::views::ViewImage>()
+        .iter(world)
+        .map(|image| image.buffer.size())
+        .sum();
+    let train = world.resource::<TrainGpuState>();
     let metrics = world.resource::<TrainMetrics>();
     let tail: Vec<f64> = metrics
         .loss
@@ -246,6 +255,8 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
             .resource::<super::StepBuffers>()
             .frame
             .intersection_overflows,
+        render_bytes: world.resource::<super::StepBuffers>().frame.bytes(),
+        image_bytes,
     })
 }
 
