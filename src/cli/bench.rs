@@ -31,6 +31,22 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// The differentiable rasterizer, forward and forward + backward, per stage.
     Raster(RasterBenchArgs),
+    /// Loading a scene: metadata, then decoding and resizing every image (best of N).
+    Load(LoadBenchArgs),
+}
+
+/// Arguments of `splatforge bench load`.
+#[derive(clap::Args, Debug)]
+pub struct LoadBenchArgs {
+    /// The scene folder.
+    #[arg(short = 's', long = "source_path", alias = "source-path")]
+    pub source_path: std::path::PathBuf,
+    /// Resolution, as for training.
+    #[arg(short = 'r', long, default_value_t = -1, allow_hyphen_values = true)]
+    pub resolution: i32,
+    /// Timed repetitions after one warm-up (the file cache); the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: u32,
 }
 
 /// Arguments of `splatforge bench raster`.
@@ -75,7 +91,55 @@ pub struct RasterBenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Raster(args) => bench_raster(&args),
+        BenchTarget::Load(args) => bench_load(&args),
     }
+}
+
+fn bench_load(args: &LoadBenchArgs) -> anyhow::Result<()> {
+    use crate::dataset::{Dataset, DatasetOptions, load_images};
+    use std::time::Instant;
+    let mut options = DatasetOptions::new(&args.source_path);
+    options.resolution = args.resolution;
+    let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        f()?;
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    };
+    let mut dataset = None;
+    let mut images = 0;
+    let mut best_metadata = f64::INFINITY;
+    let mut best_images = f64::INFINITY;
+    for round in 0..=args.repeat {
+        let metadata_ms = time(&mut || {
+            dataset = Some(Dataset::load(&options)?);
+            Ok(())
+        })?;
+        let loaded = dataset.as_ref().expect("loaded above");
+        let images_ms = time(&mut || {
+            images = load_images(loaded, true)?.len();
+            Ok(())
+        })?;
+        if round > 0 {
+            best_metadata = best_metadata.min(metadata_ms);
+            best_images = best_images.min(images_ms);
+        }
+    }
+    let dataset = dataset.expect("loaded above");
+    let (w, h) = dataset
+        .views
+        .first()
+        .map(|v| (v.camera.width, v.camera.height))
+        .unwrap_or((0, 0));
+    println!(
+        "{}: {} views ({w}x{h}), best of {}: metadata and image headers {best_metadata:.1} ms, \
+         decoding {images} images {best_images:.1} ms ({:.2} ms per image, {} threads)",
+        args.source_path.display(),
+        dataset.views.len(),
+        args.repeat,
+        best_images / images.max(1) as f64,
+        rayon::current_num_threads()
+    );
+    Ok(())
 }
 
 fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {

@@ -513,34 +513,4 @@ mod tests {
         assert_eq!(DatasetFormat::Colmap.to_string(), "colmap");
         assert_eq!(DatasetFormat::Blender.to_string(), "blender");
     }
-
-    /// Timing of `load_images` on bench_tabletop (run with `--nocapture`); only prints.
-    #[test]
-    fn time_load_images_on_bench_tabletop() {
-        let source = manifest_path("../shared/datasets/bench_tabletop");
-        let source = if source.is_dir() {
-            source
-        } else {
-            manifest_path("../../shared/datasets/bench_tabletop")
-        };
-        if !source.is_dir() || std::env::var_os("SPLATFORGE_TIME_LOAD").is_none() {
-            return;
-        }
-        let dataset = Dataset::load(&DatasetOptions::new(source)).unwrap();
-        let _warm_up = load_images(&dataset, true).unwrap();
-        let best = (0..3)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                let images = load_images(&dataset, true).unwrap();
-                assert_eq!(images.len(), 120);
-                start.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min);
-        eprintln!(
-            "load_images bench_tabletop: best of 3 {:.1} ms ({:.2} ms per image, {} threads)",
-            best * 1e3,
-            best * 1e3 / 120.0,
-            rayon::current_num_threads()
-        );
-    }
 }
