@@ -103,7 +103,7 @@ config_section! {
         eval: bool = false,
         /// Number of random points a scene without points (Blender) starts from, drawn
         /// uniformly in [-1.3, 1.3]^3 as in the reference, which uses 100,000.
-        random_init_points: u32 = 100_000,
+        random_init_points: u32 = crate::model::init::DEFAULT_RANDOM_POINTS as u32,
     }
 }
 

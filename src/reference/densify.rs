@@ -113,24 +113,7 @@ pub fn pcg_hash(input: u32) -> u32 {
 /// The rotation matrix of the quaternion `(w, x, y, z)` after normalising it (rows).
 pub fn rotation_matrix(q: [f64; 4]) -> [[f64; 3]; 3] {
     let norm = q.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let [w, x, y, z] = q.map(|v| v / norm);
-    [
-        [
-            1.0 - 2.0 * (y * y + z * z),
-            2.0 * (x * y - w * z),
-            2.0 * (x * z + w * y),
-        ],
-        [
-            2.0 * (x * y + w * z),
-            1.0 - 2.0 * (x * x + z * z),
-            2.0 * (y * z - w * x),
-        ],
-        [
-            2.0 * (x * z - w * y),
-            2.0 * (y * z + w * x),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ]
+    super::unit_quaternion_rotation(q.map(|v| v / norm))
 }
 
 fn sigmoid(x: f64) -> f64 {

@@ -241,24 +241,8 @@ fn clamp_view_ratio(ratio: f64, size: f64, principal: f64, focal: f64) -> (f64, 
 }
 
 /// The rotation matrix of a unit quaternion `(w, x, y, z)`.
-fn rotation_matrix([w, x, y, z]: [f64; 4]) -> DMat3 {
-    mat3_from_rows([
-        [
-            1.0 - 2.0 * (y * y + z * z),
-            2.0 * (x * y - w * z),
-            2.0 * (x * z + w * y),
-        ],
-        [
-            2.0 * (x * y + w * z),
-            1.0 - 2.0 * (x * x + z * z),
-            2.0 * (y * z - w * x),
-        ],
-        [
-            2.0 * (x * z - w * y),
-            2.0 * (y * z + w * x),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ])
+fn rotation_matrix(q: [f64; 4]) -> DMat3 {
+    mat3_from_rows(crate::reference::unit_quaternion_rotation(q))
 }
 
 fn mat3_from_rows(rows: [[f64; 3]; 3]) -> DMat3 {
