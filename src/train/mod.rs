@@ -153,3 +153,60 @@ pub fn run_train_steps(world: &mut World) {
         world.resource_mut::<TrainState>().elapsed += started.elapsed().saturating_sub(reporting);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{HeadlessOptions, finish_setup, headless_app};
+    use crate::config::Config;
+    use crate::dataset::DatasetOptions;
+    use crate::fsutil::TempDir;
+    use crate::gpu::test_util::test_context;
+    use crate::model::init;
+    use crate::views::{LoadedScene, ScenePlugin, SfmPoints};
+
+    /// The plugin in an app driven frame by frame, as the editor drives it: each update runs
+    /// `run.steps_per_frame` iterations of the `TrainStep` schedule.
+    #[test]
+    fn each_update_runs_steps_per_frame_iterations() {
+        let gpu = test_context();
+        let dir = TempDir::new("train-plugin").unwrap();
+        let mut options = DatasetOptions::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo"),
+        );
+        options.resolution = 8;
+        let scene = LoadedScene::load(&options, true).unwrap();
+        let gaussians = init::gaussians_from_points(scene.dataset.points.as_ref().unwrap(), 1);
+        let mut config = Config::default();
+        config.model.sh_degree = 1;
+        config.optimization.iterations = 20;
+        config.run.steps_per_frame = 3;
+        config.run.test_iterations = vec![];
+        config.run.save_iterations = vec![];
+
+        let mut app = headless_app(gpu, &HeadlessOptions::default());
+        app.add_plugins(ScenePlugin::new(scene))
+            .add_plugins(TrainPlugin)
+            .insert_resource(TrainConfig(config))
+            .insert_resource(ModelPath(dir.path().to_path_buf()))
+            .insert_resource(setup::TrainInit::Gaussians(gaussians));
+        finish_setup(&mut app);
+        app.update();
+        assert_eq!(app.world().resource::<TrainState>().iteration, 3);
+        app.update();
+        assert_eq!(app.world().resource::<TrainState>().iteration, 6);
+        assert!(app.world().resource::<TrainFailure>().0.is_none());
+        assert!(app.world().resource::<SfmPoints>().0.is_some());
+
+        // The editor can change the configuration between frames.
+        app.world_mut()
+            .resource_mut::<TrainConfig>()
+            .run
+            .steps_per_frame = 10;
+        app.update();
+        app.update();
+        let state = app.world().resource::<TrainState>();
+        assert_eq!(state.iteration, 20, "stops at the last iteration");
+        assert!(state.finished);
+    }
+}
