@@ -162,12 +162,37 @@ pub fn bind_buffers(
     index: u32,
     buffers: &[&wgpu::Buffer],
 ) -> wgpu::BindGroup {
-    let layout = pipeline.get_bind_group_layout(index);
-    let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+    let entries: Vec<(u32, &wgpu::Buffer)> = buffers
         .iter()
         .enumerate()
-        .map(|(binding, buffer)| wgpu::BindGroupEntry {
-            binding: binding as u32,
+        .map(|(binding, buffer)| (binding as u32, *buffer))
+        .collect();
+    bind_entries_in_group(ctx, label, pipeline, index, &entries)
+}
+
+/// A bind group for `pipeline`'s group 0 with buffers at explicit binding numbers (for entry
+/// points that share one declaration list and each use a sparse subset of it).
+pub fn bind_entries(
+    ctx: &GpuContext,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    entries: &[(u32, &wgpu::Buffer)],
+) -> wgpu::BindGroup {
+    bind_entries_in_group(ctx, label, pipeline, 0, entries)
+}
+
+fn bind_entries_in_group(
+    ctx: &GpuContext,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    index: u32,
+    entries: &[(u32, &wgpu::Buffer)],
+) -> wgpu::BindGroup {
+    let layout = pipeline.get_bind_group_layout(index);
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+        .iter()
+        .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+            binding,
             resource: buffer.as_entire_binding(),
         })
         .collect();
@@ -176,6 +201,41 @@ pub fn bind_buffers(
         layout: &layout,
         entries: &entries,
     })
+}
+
+/// A bind group that is rebuilt only when one of its buffers changes (buffers compare by
+/// identity; the cache keeps its buffers alive, so a new buffer never aliases an old key).
+#[derive(Default)]
+pub struct CachedBindGroup {
+    key: Vec<(u32, wgpu::Buffer)>,
+    group: Option<wgpu::BindGroup>,
+}
+
+impl CachedBindGroup {
+    /// The bind group of `pipeline`'s group 0 with `entries` as (binding, buffer) pairs.
+    pub fn get(
+        &mut self,
+        ctx: &GpuContext,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer)],
+    ) -> &wgpu::BindGroup {
+        let unchanged = self.group.is_some()
+            && self.key.len() == entries.len()
+            && self.key.iter().zip(entries).all(
+                |((binding, buffer), (new_binding, new_buffer))| {
+                    binding == new_binding && buffer == *new_buffer
+                },
+            );
+        if !unchanged {
+            self.group = Some(bind_entries(ctx, label, pipeline, entries));
+            self.key = entries
+                .iter()
+                .map(|(binding, buffer)| (*binding, (*buffer).clone()))
+                .collect();
+        }
+        self.group.as_ref().expect("bind group was just created")
+    }
 }
 
 #[cfg(test)]

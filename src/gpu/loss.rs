@@ -27,7 +27,9 @@
 //! microseconds. Workgroup memory: 13.4 KiB (forward), 14.4 KiB (backward), under the 16 KiB
 //! default limit.
 
-use super::{GpuContext, ShaderDefs, compute_pipeline, read_buffer, uniform_buffer_from};
+use super::{
+    GpuContext, ShaderDefs, bind_entries, compute_pipeline, read_buffer, uniform_buffer_from,
+};
 use crate::reference::ssim::{gaussian_window, psnr_from_mse};
 
 const SHADER: &str = "loss.wgsl";
@@ -308,8 +310,9 @@ impl LossKernels {
         let [map_a, map_b, map_c] = &self.scratch.maps;
         let tile_sums = &self.scratch.tile_sums;
         // Binding numbers as declared in shaders/loss.wgsl.
-        let forward = bind_group(
+        let forward = bind_entries(
             ctx,
+            "loss",
             &self.forward,
             &[
                 (0, &params),
@@ -321,14 +324,16 @@ impl LossKernels {
                 (6, tile_sums),
             ],
         );
-        let reduce = bind_group(
+        let reduce = bind_entries(
             ctx,
+            "loss",
             &self.reduce,
             &[(0, &params), (6, tile_sums), (8, &key.out)],
         );
         let backward = key.d_image.as_ref().map(|d_image| {
-            bind_group(
+            bind_entries(
                 ctx,
+                "loss",
                 &self.backward,
                 &[
                     (0, &params),
@@ -349,27 +354,6 @@ impl LossKernels {
         });
         self.bindings.len() - 1
     }
-}
-
-/// A bind group for group 0 of `pipeline` with buffers at explicit binding numbers (the three
-/// entry points share one declaration list, so each uses a sparse subset of it).
-fn bind_group(
-    ctx: &GpuContext,
-    pipeline: &wgpu::ComputePipeline,
-    buffers: &[(u32, &wgpu::Buffer)],
-) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-        .iter()
-        .map(|&(binding, buffer)| wgpu::BindGroupEntry {
-            binding,
-            resource: buffer.as_entire_binding(),
-        })
-        .collect();
-    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("loss"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    })
 }
 
 #[cfg(test)]

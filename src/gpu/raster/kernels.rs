@@ -1,6 +1,6 @@
 //! The rasterizer's compute pipelines and their cached bind groups.
 
-use crate::gpu::{self, GpuContext, ShaderDefs};
+use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
 
 /// Threads per workgroup of the one-thread-per-element kernels (project.wgsl, bin.wgsl).
 pub(super) const ELEMENT_WORKGROUP: u32 = 256;
@@ -34,53 +34,6 @@ impl Kernels {
             rasterize_forward: pipeline("rasterize.wgsl", "rasterize_forward"),
             rasterize_backward: pipeline("rasterize.wgsl", "rasterize_backward"),
         }
-    }
-}
-
-/// A bind group that is rebuilt only when one of its buffers changes (buffers compare by
-/// identity; the cache keeps its buffers alive, so a new buffer never aliases an old key).
-#[derive(Default)]
-pub(super) struct CachedBindGroup {
-    key: Vec<(u32, wgpu::Buffer)>,
-    group: Option<wgpu::BindGroup>,
-}
-
-impl CachedBindGroup {
-    /// The bind group of `pipeline`'s group 0 with `entries` as (binding, buffer) pairs.
-    pub fn get(
-        &mut self,
-        ctx: &GpuContext,
-        label: &str,
-        pipeline: &wgpu::ComputePipeline,
-        entries: &[(u32, &wgpu::Buffer)],
-    ) -> &wgpu::BindGroup {
-        let unchanged = self.group.is_some()
-            && self.key.len() == entries.len()
-            && self.key.iter().zip(entries).all(
-                |((binding, buffer), (new_binding, new_buffer))| {
-                    binding == new_binding && buffer == *new_buffer
-                },
-            );
-        if !unchanged {
-            let layout = pipeline.get_bind_group_layout(0);
-            let bind_entries: Vec<wgpu::BindGroupEntry<'_>> = entries
-                .iter()
-                .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                    binding: *binding,
-                    resource: buffer.as_entire_binding(),
-                })
-                .collect();
-            self.group = Some(ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout: &layout,
-                entries: &bind_entries,
-            }));
-            self.key = entries
-                .iter()
-                .map(|(b, buffer)| (*b, (*buffer).clone()))
-                .collect();
-        }
-        self.group.as_ref().expect("bind group was just created")
     }
 }
 
