@@ -213,7 +213,7 @@ fn train(config: &Config) -> anyhow::Result<()> {
         gpu: None,
     };
     let summary = train_headless(config, options)?;
-    print_summary(&summary, config.run.quiet);
+    print_summary(&summary);
     if summary.interrupted {
         let saved = [&summary.checkpoint, &summary.ply]
             .into_iter()
@@ -263,7 +263,7 @@ pub fn run_demo() -> anyhow::Result<()> {
 
 /// The final lines of a run (printed even with `--quiet`, like the reference's "Training
 /// complete.").
-pub fn print_summary(summary: &TrainSummary, quiet: bool) {
+pub fn print_summary(summary: &TrainSummary) {
     let eval = |split: &str| {
         summary
             .last_eval(split)
@@ -271,14 +271,10 @@ pub fn print_summary(summary: &TrainSummary, quiet: bool) {
             .unwrap_or_default()
     };
     let rate = if summary.elapsed_s > 0.0 {
-        format!(
-            " ({:.0} it/s)",
-            f64::from(summary.iteration) / summary.elapsed_s
-        )
+        format!(" ({:.0} it/s)", summary.iterations_per_second())
     } else {
         String::new()
     };
-    let _ = quiet;
     println!(
         "Training {}: iteration {} in {:.1} s{rate}, {} Gaussians{}{}",
         if summary.interrupted {

@@ -71,9 +71,10 @@ impl TrainSummary {
         self.evaluations.iter().rev().find(|r| r.split == split)
     }
 
-    /// Iterations per second over the training time.
-    pub fn iterations_per_second(&self, first_iteration: u32) -> f64 {
-        f64::from(self.iteration.saturating_sub(first_iteration)) / self.elapsed_s.max(1e-9)
+    /// Iterations per second of training time (a resumed run counts the iterations and the
+    /// training time before its checkpoint too, so the rate is the whole run's).
+    pub fn iterations_per_second(&self) -> f64 {
+        f64::from(self.iteration) / self.elapsed_s.max(1e-9)
     }
 }
 
