@@ -239,7 +239,8 @@ impl RasterFrame {
     ) -> Result<(), RasterError> {
         self.num_intersections = count;
         if count > self.intersection_capacity {
-            let capacity = grown_capacity(ctx, "the tile intersection list", count, 4)?;
+            let capacity =
+                grown_capacity(ctx, "the tile intersection list", count, INTERSECTION_BYTES)?;
             let bytes = u64::from(capacity) * 4;
             self.intersection_tiles = gpu::storage_buffer(ctx, "raster.intersection_tiles", bytes);
             self.intersection_gaussians =
@@ -290,6 +291,8 @@ const SLOT_FAILED: u8 = 4;
 /// Headroom of the intersection list over the largest count seen, for deferred renders: views
 /// of one scene differ in how many intersections they have.
 const DEFERRED_HEADROOM: u32 = 2;
+/// Bytes per entry of each intersection buffer (tile ids, Gaussian ids).
+const INTERSECTION_BYTES: u64 = 4;
 
 impl RasterFrame {
     /// Whether the next render of this shape may skip the blocking count readback: an exact
@@ -305,11 +308,18 @@ impl RasterFrame {
         self.overflow_pending = false;
     }
 
-    /// The list capacity for a deferred render: headroom over the largest count seen.
-    pub(super) fn deferred_capacity(&self) -> u32 {
-        self.max_seen_intersections
+    /// The list capacity for a deferred render: headroom over the largest count seen, but no
+    /// more than the device can bind. `None` when that leaves no headroom at all: the render
+    /// must then count exactly.
+    pub(super) fn deferred_capacity(&self, ctx: &GpuContext) -> Option<u32> {
+        let wanted = self
+            .max_seen_intersections
             .saturating_mul(DEFERRED_HEADROOM)
-            .max(1024)
+            .max(1024);
+        let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+        let fitting = u32::try_from(max / INTERSECTION_BYTES).unwrap_or(u32::MAX);
+        let capacity = wanted.min(fitting);
+        (capacity > self.max_seen_intersections).then_some(capacity)
     }
 
     /// Capacity of the intersection list now.
@@ -413,4 +423,73 @@ fn grown_capacity(
     let headroom = needed.saturating_add(needed / 4);
     let fitting = u32::try_from(max / element_bytes).unwrap_or(u32::MAX);
     Ok(headroom.min(fitting).max(needed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Rasterizer;
+    use crate::gpu::test_util::test_context;
+    use crate::model::GaussianCloud;
+    use crate::reference::raster::random_scene;
+    use crate::render_settings::RenderSettings;
+    use crate::rng::Pcg32;
+
+    /// On a device whose binding limit is below twice the intersection count, deferred renders
+    /// size the list within the limit (they used to ask for twice the count and fail).
+    #[test]
+    fn deferred_capacity_stays_within_the_binding_limit() {
+        let mut rng = Pcg32::new(78, 0);
+        let (mut g, camera) = random_scene(&mut rng, 1500, 0, 64, 48);
+        for s in g.log_scales.iter_mut() {
+            *s += 2.0; // large Gaussians: many tiles each
+        }
+        let settings = RenderSettings::default();
+        let full = test_context();
+        let cloud = GaussianCloud::from_gaussians(full, &g, g.len() as u32);
+        let mut exact = Rasterizer::new(full);
+        let mut exact_frame = super::RasterFrame::new(full);
+        exact
+            .forward(full, &cloud, &camera, &settings, &mut exact_frame, None)
+            .unwrap();
+        let count = u64::from(exact_frame.num_intersections);
+        let expected = exact_frame.read_image(full);
+
+        // Room for 1.5 times the count, not twice: the other buffers fit easily.
+        let limit = count * super::INTERSECTION_BYTES * 3 / 2;
+        assert!(
+            limit > 4 * 1500 * super::SPLAT_BYTES,
+            "{count} intersections"
+        );
+        let mut small = full.clone();
+        small.limits.max_storage_buffer_binding_size = limit;
+        let mut deferred = Rasterizer::new(&small);
+        deferred.set_deferred_counts(true);
+        let mut frame = super::RasterFrame::new(&small);
+        for round in 0..3 {
+            deferred
+                .forward(&small, &cloud, &camera, &settings, &mut frame, None)
+                .unwrap_or_else(|e| panic!("render {round}: {e}"));
+            assert_eq!(frame.read_image(&small), expected, "render {round}");
+            let capacity = u64::from(frame.intersection_capacity());
+            assert!(
+                capacity * super::INTERSECTION_BYTES <= limit,
+                "render {round}"
+            );
+        }
+        assert_eq!(frame.num_intersections, 0, "the last render was deferred");
+
+        // With no room above the count itself, renders stay exact instead of failing.
+        let mut tight = full.clone();
+        tight.limits.max_storage_buffer_binding_size = count * super::INTERSECTION_BYTES;
+        let mut rasterizer = Rasterizer::new(&tight);
+        rasterizer.set_deferred_counts(true);
+        let mut frame = super::RasterFrame::new(&tight);
+        for round in 0..2 {
+            rasterizer
+                .forward(&tight, &cloud, &camera, &settings, &mut frame, None)
+                .unwrap_or_else(|e| panic!("tight render {round}: {e}"));
+            assert_eq!(u64::from(frame.num_intersections), count, "exact: {round}");
+        }
+        assert_eq!(frame.read_image(&tight), expected);
+    }
 }

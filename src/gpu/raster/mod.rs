@@ -128,12 +128,15 @@ impl Rasterizer {
             frame.collect_deferred_counts();
         }
         frame.prepare(ctx, cloud.len, camera.width, camera.height)?;
-        let deferred = self.deferred_counts
+        let deferred_capacity = (self.deferred_counts
             && cloud.len > 0
-            && frame.can_defer(cloud.len, camera.width, camera.height);
+            && frame.can_defer(cloud.len, camera.width, camera.height))
+        .then(|| frame.deferred_capacity(ctx))
+        .flatten();
+        let deferred = deferred_capacity.is_some();
         let mut uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
-        if deferred {
-            frame.prepare_intersections(ctx, frame.deferred_capacity())?;
+        if let Some(capacity) = deferred_capacity {
+            frame.prepare_intersections(ctx, capacity)?;
             frame.num_intersections = 0;
             uniforms.intersection_capacity = frame.intersection_capacity();
         }
