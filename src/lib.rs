@@ -6,8 +6,10 @@
 //! - [`dataset`]: COLMAP and Blender scenes, splits, image loading;
 //! - [`gpu`]: plain wgpu (no Bevy): device, buffers, every WGSL kernel family;
 //! - [`model`]: the Gaussian cloud on CPU and GPU, PLY files, initialisation;
-//! - [`reference`]: small, obviously-correct f64 CPU versions of the GPU kernels, for tests;
-//! - [`app`]: the Bevy side: the GPU device as a resource, views as entities;
+//! - [`image_metrics`]: L1, PSNR and SSIM on the CPU (`splatforge metrics`);
+//! - `reference`: small, obviously-correct f64 CPU versions of the GPU kernels, the oracle of
+//!   the tests (compiled for tests only);
+//! - [`app`], [`views`]: the Bevy side: the GPU device as a resource, views as entities;
 //! - [`train`]: the training step as Bevy systems;
 //! - [`cli`]: the `splatforge` command line.
 
@@ -18,7 +20,9 @@ pub mod config;
 pub mod dataset;
 pub mod fsutil;
 pub mod gpu;
+pub mod image_metrics;
 pub mod model;
+#[cfg(test)]
 pub mod reference;
 pub mod render_settings;
 pub mod rng;

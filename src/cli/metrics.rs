@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::fsutil;
-use crate::reference::ssim;
+use crate::image_metrics as ssim;
 
 /// Arguments of `splatforge metrics`.
 #[derive(clap::Args, Debug)]

@@ -10,8 +10,8 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{GpuContext, ShaderDefs};
 use crate::gpu;
+use crate::model::AdamHyper;
 use crate::model::{OptimizerState, ParamBuffers, ParamGroup};
-use crate::reference::adam::AdamHyper;
 
 const WORKGROUP_SIZE: u32 = 256;
 

@@ -32,48 +32,15 @@ use bytemuck::{Pod, Zeroable};
 use super::{GpuContext, ShaderDefs};
 use crate::gpu;
 use crate::gpu::scan::PrefixScan;
+pub use crate::model::densify::{DensifyParams, DensifyReport};
+use crate::model::densify::{RESET_OPACITY, split_seed_key};
 use crate::model::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers, ParamGroup};
-use crate::reference::densify::{RESET_OPACITY, split_seed_key};
 
 const WORKGROUP_SIZE: u32 = 256;
 
 /// Headroom when the cloud outgrows its buffers: the new capacity is 1.5 x the new count.
 const GROWTH_NUMERATOR: u64 = 3;
 const GROWTH_DENOMINATOR: u64 = 2;
-
-/// The thresholds of one densification (REFERENCE.md; inria passes
-/// `densify_grad_threshold`, 0.005, the camera extent and 20 px after the first opacity reset).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DensifyParams {
-    /// Average screen-space gradient (NDC units) at or above which a Gaussian is densified.
-    pub grad_threshold: f32,
-    /// Gaussians with largest scale up to `percent_dense * extent` are cloned, larger ones split.
-    pub percent_dense: f32,
-    /// The scene extent (camera extent, `spatial_lr_scale`).
-    pub extent: f32,
-    /// Gaussians with sigmoid(opacity) below this are pruned.
-    pub min_opacity: f32,
-    /// When given, Gaussians whose screen radius exceeded it (pixels) or whose largest scale
-    /// exceeds `0.1 * extent` are pruned too.
-    pub max_screen_size: Option<f32>,
-    /// Seed of the split children's random offsets.
-    pub seed: u64,
-}
-
-/// What one densification did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DensifyReport {
-    /// Live Gaussians before.
-    pub before: u32,
-    /// Gaussians selected for cloning (each added one copy).
-    pub cloned: u32,
-    /// Gaussians selected for splitting (each replaced by two children).
-    pub split: u32,
-    /// Gaussians removed by pruning, counted over the densified cloud (new ones included).
-    pub pruned: u32,
-    /// Live Gaussians after: `before + cloned + split - pruned`.
-    pub after: u32,
-}
 
 /// The cloud would not fit in one storage binding of this device.
 #[derive(Debug, Clone, PartialEq, Eq)]

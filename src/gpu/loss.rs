@@ -30,7 +30,8 @@
 use super::{
     GpuContext, ShaderDefs, bind_entries, compute_pipeline, read_buffer, uniform_buffer_from,
 };
-use crate::reference::ssim::{gaussian_window, psnr_from_mse};
+pub use crate::image_metrics::ImageMetrics;
+use crate::image_metrics::{gaussian_window, psnr_from_mse};
 
 const SHADER: &str = "loss.wgsl";
 /// Side of the square pixel tile of one workgroup (`TILE` in the shader).
@@ -39,18 +40,6 @@ const TILE: u32 = 16;
 const CHANNELS: u64 = 3;
 /// Cached bind-group sets kept at most (views of different sizes, evaluation, ...).
 const MAX_CACHED_BINDINGS: usize = 16;
-
-/// Evaluation metrics of one image against its ground truth.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ImageMetrics {
-    /// Mean absolute error over all pixels and channels.
-    pub l1: f64,
-    /// `20 log10(1 / sqrt(mse))` over all pixels and channels; `f64::INFINITY` when the images
-    /// are identical.
-    pub psnr: f64,
-    /// Mean SSIM over all pixels and channels.
-    pub ssim: f64,
-}
 
 /// The shader's `LossParams` (WGSL uniform layout: 16-byte aligned array of vec4).
 #[repr(C)]

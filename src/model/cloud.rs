@@ -98,6 +98,25 @@ impl GaussianCloud {
     }
 }
 
+/// Adam's fixed hyperparameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamHyper {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for AdamHyper {
+    /// The reference's values: betas (0.9, 0.999), eps 1e-15 (REFERENCE.md).
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-15,
+        }
+    }
+}
+
 /// Adam's state for the whole cloud: both moments per parameter, and the per-group step counts
 /// used for bias correction (the reference keeps one count per parameter group).
 pub struct OptimizerState {

@@ -7,10 +7,11 @@
 //! CPU and GPU memory, so uploads and downloads are plain copies.
 
 pub mod cloud;
+pub mod densify;
 pub mod init;
 pub mod ply;
 
-pub use cloud::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers};
+pub use cloud::{AdamHyper, DensifyStats, GaussianCloud, OptimizerState, ParamBuffers};
 
 use crate::sh;
 

@@ -1,24 +1,7 @@
 //! f64 reference of one Adam step, exactly as `torch.optim.Adam` (no weight decay, no AMSGrad)
 //! computes it for one parameter group.
 
-/// Adam's fixed hyperparameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamHyper {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-}
-
-impl Default for AdamHyper {
-    /// The reference's values: betas (0.9, 0.999), eps 1e-15 (REFERENCE.md).
-    fn default() -> Self {
-        Self {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-15,
-        }
-    }
-}
+pub use crate::model::AdamHyper;
 
 /// One Adam update of a parameter group in place. `step` is the group's step count after
 /// incrementing (1 on the first update). Every element is updated, zero gradients included.

@@ -11,17 +11,11 @@
 //! keyed by (seed, parent index, child, axis) that `shaders/densify.wgsl` implements bit for bit
 //! in its integer part, so both produce the same children up to float rounding.
 
-use crate::gpu::densify::{DensifyParams, DensifyReport};
+use crate::model::densify::{DensifyParams, DensifyReport};
+pub use crate::model::densify::{
+    RESET_OPACITY, SPLIT_CHILDREN, SPLIT_SCALE_DIVISOR, pcg_hash, split_seed_key,
+};
 use crate::model::{Gaussians, ParamGroup};
-
-/// Children per split Gaussian (the reference's `N = 2`).
-pub const SPLIT_CHILDREN: usize = 2;
-
-/// Children's scales are their parent's divided by this (`0.8 * N` in the reference).
-pub const SPLIT_SCALE_DIVISOR: f64 = 0.8 * SPLIT_CHILDREN as f64;
-
-/// Opacity ceiling of the periodic opacity reset.
-pub const RESET_OPACITY: f64 = 0.01;
 
 /// Both Adam moments in f64, one flat array per group in [`ParamGroup::ALL`] order, laid out
 /// like the parameters of [`Gaussians`].
@@ -76,11 +70,6 @@ impl Stats {
     }
 }
 
-/// Mixes the 64-bit densification seed into the 32-bit key the per-child hashes start from.
-pub fn split_seed_key(seed: u64) -> u32 {
-    pcg_hash(pcg_hash(seed as u32) ^ (seed >> 32) as u32)
-}
-
 /// The standard normal sample of `axis` (0..3) of child `child` (0..2) of Gaussian `parent`
 /// (its index before densification), for the seed key [`split_seed_key`].
 ///
@@ -101,13 +90,6 @@ pub fn split_uniforms(seed_key: u32, parent: u32, child: u32, axis: u32) -> (f64
     let u1 = 1.0 - f64::from(bits1 >> 8) * unit;
     let u2 = f64::from(bits2 >> 8) * unit;
     (u1, u2)
-}
-
-/// The PCG-based integer hash of Jarzynski and Olano ("Hash Functions for GPU Rendering", 2020).
-pub fn pcg_hash(input: u32) -> u32 {
-    let state = input.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
-    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
-    (word >> 22) ^ word
 }
 
 /// The rotation matrix of the quaternion `(w, x, y, z)` after normalising it (rows).

@@ -1,6 +1,7 @@
-//! f64 reference of the training loss and of the image metrics (REFERENCE.md, "SSIM and
-//! metrics"): L1, SSIM with its gradient, PSNR, and the loss `(1 - λ) L1 + λ (1 - SSIM)` that
-//! `gpu::loss` computes on the GPU.
+//! f64 reference of the training loss and its gradient (REFERENCE.md, "SSIM and metrics"):
+//! SSIM's gradient and the loss `(1 - λ) L1 + λ (1 - SSIM)` that `gpu::loss` computes on the
+//! GPU. The metrics themselves (L1, PSNR, SSIM, the window) are production code in
+//! [`crate::image_metrics`], re-exported here so the tests read as before.
 //!
 //! Images are planar `f64` slices, channel-major (`c * H * W + y * W + x`), with any number of
 //! channels (`len / (W H)`); ground truth packed as RGBA8 on the GPU is unpacked with
@@ -28,42 +29,11 @@
 //! where `Gᵀ *` sums over the output pixels `p` inside the image. The window is symmetric, so
 //! `Gᵀ *` is the same zero-padded blur as `G *`. The GPU kernels follow these formulas exactly.
 
-use crate::gpu::loss::ImageMetrics;
-
-/// Width (and height) of the SSIM window, in pixels.
-pub const SSIM_WINDOW_SIZE: usize = 11;
-/// Half the window: the zero padding on each side.
-pub const SSIM_WINDOW_RADIUS: usize = SSIM_WINDOW_SIZE / 2;
-/// Standard deviation of the Gaussian window, in pixels.
-pub const SSIM_WINDOW_SIGMA: f64 = 1.5;
-/// SSIM stabiliser of the means, `(0.01 L)²` with dynamic range `L = 1`.
-pub const SSIM_C1: f64 = 0.01 * 0.01;
-/// SSIM stabiliser of the variances, `(0.03 L)²`.
-pub const SSIM_C2: f64 = 0.03 * 0.03;
-
-/// The 1-D Gaussian window, normalised to sum 1; the 2-D window is its outer product.
-pub fn gaussian_window() -> [f64; SSIM_WINDOW_SIZE] {
-    let radius = SSIM_WINDOW_RADIUS as f64;
-    let raw: [f64; SSIM_WINDOW_SIZE] = std::array::from_fn(|i| {
-        let d = i as f64 - radius;
-        (-d * d / (2.0 * SSIM_WINDOW_SIGMA * SSIM_WINDOW_SIGMA)).exp()
-    });
-    let sum: f64 = raw.iter().sum();
-    raw.map(|w| w / sum)
-}
-
-/// Unpacks RGBA8 pixels (`r | g << 8 | b << 16 | a << 24`, one `u32` per pixel) into a planar
-/// RGB image with values `byte / 255`. Alpha is dropped.
-pub fn unpack_rgba8(packed: &[u32]) -> Vec<f64> {
-    let plane = packed.len();
-    let mut out = vec![0.0; 3 * plane];
-    for (i, &pixel) in packed.iter().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = f64::from((pixel >> (8 * c)) & 0xff) / 255.0;
-        }
-    }
-    out
-}
+use crate::image_metrics::{ImageMetrics, channel_count, local_stats, ssim_from_stats};
+pub use crate::image_metrics::{
+    SSIM_C1, SSIM_C2, SSIM_WINDOW_RADIUS, SSIM_WINDOW_SIZE, blur, gaussian_window, l1, mse, psnr,
+    psnr_from_mse, ssim, unpack_rgba8,
+};
 
 /// Clamps every value to `[0, 1]`, as the trainer does to the rendered image before the loss.
 pub fn clamp_unit(image: &[f64]) -> Vec<f64> {
@@ -76,50 +46,10 @@ pub fn quantize_8bit(value: f64) -> f64 {
     (value.clamp(0.0, 1.0) * 255.0 + 0.5).floor() / 255.0
 }
 
-/// Number of channels of a planar image of `width x height` pixels with `len` values.
-fn channel_count(len: usize, width: usize, height: usize) -> usize {
-    let plane = width * height;
-    assert!(
-        plane > 0 && len.is_multiple_of(plane),
-        "image of {len} values is not planar {width}x{height}"
-    );
-    len / plane
-}
-
-/// The zero-padded Gaussian blur `G * plane` of one `width x height` channel (separable: a
-/// horizontal then a vertical pass of the 1-D window, each treating outside pixels as 0).
-pub fn blur(plane: &[f64], width: usize, height: usize) -> Vec<f64> {
-    assert_eq!(plane.len(), width * height, "blur: plane size");
-    let window = gaussian_window();
-    let radius = SSIM_WINDOW_RADIUS as isize;
-    let tap = |offset: usize, position: usize, size: usize| -> Option<usize> {
-        let p = position as isize + offset as isize - radius;
-        (p >= 0 && p < size as isize).then_some(p as usize)
-    };
-    let mut rows = vec![0.0; width * height];
-    for y in 0..height {
-        for x in 0..width {
-            rows[y * width + x] = (0..SSIM_WINDOW_SIZE)
-                .filter_map(|k| tap(k, x, width).map(|sx| window[k] * plane[y * width + sx]))
-                .sum();
-        }
-    }
-    let mut out = vec![0.0; width * height];
-    for y in 0..height {
-        for x in 0..width {
-            out[y * width + x] = (0..SSIM_WINDOW_SIZE)
-                .filter_map(|k| tap(k, y, height).map(|sy| window[k] * rows[sy * width + x]))
-                .sum();
-        }
-    }
-    out
-}
-
-/// SSIM of one pixel from its local statistics, and its partial derivatives with respect to
-/// `mu_x`, `var_x` and `cov` (the other statistics held fixed).
+/// The partial derivatives of the SSIM of one pixel (`crate::image_metrics::ssim_from_stats`)
+/// with respect to `mu_x`, `var_x` and `cov` (the other statistics held fixed).
 #[derive(Clone, Copy, Debug)]
 struct SsimTerms {
-    value: f64,
     d_mu_x: f64,
     d_var_x: f64,
     d_cov: f64,
@@ -131,51 +61,22 @@ fn ssim_terms(mu_x: f64, mu_y: f64, var_x: f64, var_y: f64, cov: f64) -> SsimTer
     let luminance_den = mu_x * mu_x + mu_y * mu_y + SSIM_C1;
     let structure_den = var_x + var_y + SSIM_C2;
     let den = luminance_den * structure_den;
-    let value = luminance_num * structure_num / den;
+    let value = ssim_from_stats(mu_x, mu_y, var_x, var_y, cov);
     SsimTerms {
-        value,
         d_mu_x: 2.0 * mu_y * structure_num / den - 2.0 * mu_x * value / luminance_den,
         d_var_x: -value / structure_den,
         d_cov: 2.0 * luminance_num / den,
     }
 }
 
-/// Per-pixel SSIM terms of one channel.
+/// Per-pixel SSIM terms of one channel, and `mu_x`.
 fn channel_terms(x: &[f64], y: &[f64], width: usize, height: usize) -> (Vec<SsimTerms>, Vec<f64>) {
-    let product =
-        |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p * q).collect() };
-    let mu_x = blur(x, width, height);
-    let mu_y = blur(y, width, height);
-    let mean_xx = blur(&product(x, x), width, height);
-    let mean_yy = blur(&product(y, y), width, height);
-    let mean_xy = blur(&product(x, y), width, height);
-    let terms = (0..width * height)
-        .map(|i| {
-            ssim_terms(
-                mu_x[i],
-                mu_y[i],
-                mean_xx[i] - mu_x[i] * mu_x[i],
-                mean_yy[i] - mu_y[i] * mu_y[i],
-                mean_xy[i] - mu_x[i] * mu_y[i],
-            )
-        })
+    let stats = local_stats(x, y, width, height);
+    let terms = stats
+        .iter()
+        .map(|&(mx, my, vx, vy, cov)| ssim_terms(mx, my, vx, vy, cov))
         .collect();
-    (terms, mu_x)
-}
-
-/// Mean SSIM of `a` against `b` over all pixels and channels (planar, `width x height`).
-pub fn ssim(a: &[f64], b: &[f64], width: usize, height: usize) -> f64 {
-    assert_eq!(a.len(), b.len(), "ssim: images of different sizes");
-    let channels = channel_count(a.len(), width, height);
-    let plane = width * height;
-    let total: f64 = (0..channels)
-        .map(|c| {
-            let range = c * plane..(c + 1) * plane;
-            let (terms, _) = channel_terms(&a[range.clone()], &b[range], width, height);
-            terms.iter().map(|t| t.value).sum::<f64>()
-        })
-        .sum();
-    total / a.len() as f64
+    (terms, stats.iter().map(|s| s.0).collect())
 }
 
 /// The gradient of [`ssim`] (the mean) with respect to every value of `a`.
@@ -207,33 +108,6 @@ pub fn ssim_backward(a: &[f64], b: &[f64], width: usize, height: usize) -> Vec<f
         }
     }
     grad
-}
-
-/// Mean absolute difference over all values.
-pub fn l1(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len(), "l1: images of different sizes");
-    a.iter().zip(b).map(|(p, q)| (p - q).abs()).sum::<f64>() / a.len() as f64
-}
-
-/// Mean squared difference over all values.
-pub fn mse(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len(), "mse: images of different sizes");
-    a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / a.len() as f64
-}
-
-/// PSNR in dB for values in `[0, 1]`: `20 log10(1 / sqrt(mse))`; `f64::INFINITY` for identical
-/// images.
-pub fn psnr(a: &[f64], b: &[f64]) -> f64 {
-    psnr_from_mse(mse(a, b))
-}
-
-/// `20 log10(1 / sqrt(mse)) = -10 log10(mse)`, infinite when `mse` is 0.
-pub fn psnr_from_mse(mse: f64) -> f64 {
-    if mse <= 0.0 {
-        f64::INFINITY
-    } else {
-        -10.0 * mse.log10()
-    }
 }
 
 /// The training loss of a rendered `image` against the ground truth `gt` (both planar,
@@ -325,29 +199,6 @@ mod tests {
         (image, gt)
     }
 
-    /// The zero-padded 2-D window sum written as the obvious double loop.
-    fn blur_direct(plane: &[f64], width: usize, height: usize) -> Vec<f64> {
-        let g = gaussian_window();
-        let r = SSIM_WINDOW_RADIUS as isize;
-        let mut out = vec![0.0; width * height];
-        for y in 0..height as isize {
-            for x in 0..width as isize {
-                let mut sum = 0.0;
-                for dy in -r..=r {
-                    for dx in -r..=r {
-                        let (sx, sy) = (x + dx, y + dy);
-                        if sx >= 0 && sy >= 0 && sx < width as isize && sy < height as isize {
-                            let weight = g[(dx + r) as usize] * g[(dy + r) as usize];
-                            sum += weight * plane[sy as usize * width + sx as usize];
-                        }
-                    }
-                }
-                out[y as usize * width + x as usize] = sum;
-            }
-        }
-        out
-    }
-
     /// Largest |a - b| and largest |b| over two gradients.
     fn max_error(a: &[f64], b: &[f64]) -> (f64, f64) {
         let error = a
@@ -375,35 +226,6 @@ mod tests {
     }
 
     #[test]
-    fn window_is_normalised_symmetric_gaussian() {
-        let g = gaussian_window();
-        assert!((g.iter().sum::<f64>() - 1.0).abs() < 1e-15);
-        for k in 0..SSIM_WINDOW_SIZE {
-            assert_eq!(g[k], g[SSIM_WINDOW_SIZE - 1 - k]);
-        }
-        // By hand: 1 / (1 + 2 (e^(-1/4.5) + e^(-4/4.5) + e^(-9/4.5) + e^(-16/4.5) + e^(-25/4.5))).
-        assert!((g[5] - 0.266_011).abs() < 1e-6, "{}", g[5]);
-        assert!((g[4] / g[5] - (-1.0f64 / 4.5).exp()).abs() < 1e-15);
-    }
-
-    #[test]
-    fn separable_blur_equals_the_direct_window_sum() {
-        let mut rng = Pcg32::new(3, 0);
-        for (w, h) in [(19, 13), (4, 7), (1, 1)] {
-            let plane = random_image(&mut rng, w * h, -1.0, 2.0);
-            let (error, _) = max_error(&blur(&plane, w, h), &blur_direct(&plane, w, h));
-            assert!(error < 1e-14, "{w}x{h}: {error}");
-        }
-    }
-
-    #[test]
-    fn unpack_puts_red_in_the_low_byte() {
-        let packed = [0xff_20_10_ffu32, 0x00_00_ff_00];
-        let rgb = unpack_rgba8(&packed);
-        assert_eq!(rgb, vec![1.0, 0.0, 16.0 / 255.0, 1.0, 32.0 / 255.0, 0.0]);
-    }
-
-    #[test]
     fn identical_images() {
         let (image, _) = image_pair(5, 3 * 19 * 13, 0.0, 1.0);
         assert!((ssim(&image, &image, 19, 13) - 1.0).abs() < 1e-14);
@@ -417,15 +239,6 @@ mod tests {
         let (loss, l1_value, ssim_value, grad) = loss_and_grad(&image, &image, 19, 13, 0.2);
         assert!(loss.abs() < 1e-14 && l1_value == 0.0 && (ssim_value - 1.0).abs() < 1e-14);
         assert!(grad.iter().all(|g| g.abs() < 1e-14));
-    }
-
-    #[test]
-    fn constant_error_has_known_l1_and_psnr() {
-        let gt = vec![0.25; 3 * 8 * 5];
-        let image: Vec<f64> = gt.iter().map(|g| g + 0.1).collect();
-        assert!((l1(&image, &gt) - 0.1).abs() < 1e-15);
-        // mse = 0.01, so PSNR = 20 dB.
-        assert!((psnr(&image, &gt) - 20.0).abs() < 1e-12);
     }
 
     #[test]
