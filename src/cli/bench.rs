@@ -199,7 +199,7 @@ fn bench_raster(args: &RasterBenchArgs) -> anyhow::Result<()> {
     if timer.is_none() {
         println!("(this device has no timestamp queries inside encoders: wall clock only)");
     }
-    let mut rasterizer = Rasterizer::new(&ctx);
+    let mut rasterizer = crate::gpu::build_kernels(&ctx, || Rasterizer::new(&ctx))?;
     for &n in &args.gaussians {
         for &(width, height) in &sizes {
             bench_config(

@@ -71,6 +71,9 @@ pub enum GpuError {
     NoAdapter(String),
     /// An adapter exists but refused to open a device.
     RequestDevice(String),
+    /// A kernel's shader did not preprocess or compile (a bug in splatforge or in the driver's
+    /// compiler; the message names the shader).
+    Shader(String),
 }
 
 impl fmt::Display for GpuError {
@@ -86,6 +89,7 @@ impl fmt::Display for GpuError {
             GpuError::RequestDevice(detail) => {
                 write!(f, "the GPU adapter refused to open a device: {detail}")
             }
+            GpuError::Shader(detail) => write!(f, "a GPU kernel failed to compile: {detail}"),
         }
     }
 }

@@ -24,7 +24,7 @@ pub mod timing;
 
 pub use buffers::*;
 pub use context::{GpuCapabilities, GpuContext, GpuError, GpuOptions};
-pub use pipeline::compute_pipeline;
+pub use pipeline::{build_kernels, compute_pipeline};
 pub use shader::ShaderDefs;
 
 #[cfg(test)]
