@@ -113,8 +113,10 @@ config_section! {
         /// gsplat's "antialiased" mode: opacity multiplied by sqrt(det(Σ2D) / det(Σ2D + 0.3 I))
         /// (Mip-Splatting's 2D filter). The reference default is off.
         antialiasing: bool = false,
-        /// The reference's rasterizer debug mode. Ours: check every intermediate buffer for
-        /// non-finite values (slow).
+        /// The reference's rasterizer debug mode: after every stage of every step, check the
+        /// buffers it wrote (render, loss gradient, parameter gradients, parameters) for
+        /// non-finite values and stop at the first, naming the buffer, the Gaussian or pixel,
+        /// the stage and the step. Slow: each check downloads the buffer.
         debug: bool = false,
         /// Ours: Gaussians whose view-space depth is at or below this are culled, in scene
         /// units. 0.2 is the value hard-coded in the reference rasterizer.
@@ -200,7 +202,7 @@ config_section! {
         start_checkpoint: Option<PathBuf> = None,
         /// Print nothing but errors. Flag: `--quiet`.
         quiet: bool = false,
-        /// Switch `pipeline.debug` on from this step; -1: never. Flag: `--debug_from`.
+        /// Switch `pipeline.debug` on from this step on; -1: never. Flag: `--debug_from`.
         debug_from: i64 = -1,
         /// Stop at the first non-finite loss, parameter or gradient, naming the parameter and
         /// the step (the reference enables PyTorch's anomaly detection). Flag: `--detect_anomaly`.
@@ -222,6 +224,10 @@ config_section! {
         /// queries) and print the median per stage at the end; 0: off. A profiled step waits
         /// for the GPU once, so keep this large (e.g. 100).
         profile_interval: u32 = 0,
+        /// Ours: when stderr is not a terminal (a log file, CI), print a progress line
+        /// (iteration, it/s, smoothed loss, Gaussians) every this many seconds instead of the
+        /// progress bar; 0: never. Nothing with `quiet`.
+        progress_log_interval_s: f64 = 10.0,
     }
 }
 
@@ -457,6 +463,12 @@ impl Config {
         );
         checks.at_least_one("run.steps_per_frame", run.steps_per_frame);
         checks.at_least_one("run.loss_readback_interval", run.loss_readback_interval);
+        checks.require(
+            "run.progress_log_interval_s",
+            run.progress_log_interval_s,
+            run.progress_log_interval_s.is_finite() && run.progress_log_interval_s >= 0.0,
+            "must be finite and >= 0 (0: no progress lines)",
+        );
 
         checks.problems
     }

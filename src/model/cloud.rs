@@ -1,5 +1,7 @@
 //! The Gaussian cloud on the GPU: one storage buffer per parameter group, sized by capacity.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{Gaussians, ParamGroup};
 use crate::gpu::{self, GpuContext};
 
@@ -10,6 +12,28 @@ pub struct ParamBuffers {
     pub capacity: u32,
     pub sh_degree: u32,
     buffers: [wgpu::Buffer; 6],
+    /// Unique per allocation, increasing (see [`GaussianCloud::generation`]).
+    generation: u64,
+}
+
+/// Source of [`ParamBuffers`] generations: every allocation takes the next number.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Bytes per Gaussian of the widest parameter group (`f_rest`, or the quaternion at degree 0):
+/// the group whose buffer reaches a binding limit first.
+pub fn widest_group_bytes(sh_degree: u32) -> u64 {
+    ParamGroup::ALL
+        .iter()
+        .map(|g| g.width(sh_degree) as u64 * 4)
+        .max()
+        .unwrap_or(4)
+}
+
+/// The most Gaussians of SH degree `sh_degree` whose parameter buffers this device can bind
+/// (each group is one storage binding).
+pub fn max_gaussians(ctx: &GpuContext, sh_degree: u32) -> u32 {
+    let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+    u32::try_from(max / widest_group_bytes(sh_degree)).unwrap_or(u32::MAX)
 }
 
 impl ParamBuffers {
@@ -23,6 +47,7 @@ impl ParamBuffers {
             capacity,
             sh_degree,
             buffers,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -69,6 +94,10 @@ impl ParamBuffers {
 }
 
 /// The live Gaussian parameters on the GPU: what the trainer optimises and the viewer draws.
+///
+/// A renderer drawing the live cloud binds `params` once and rebinds when
+/// [`GaussianCloud::generation`] changes (densification and restores replace the buffers);
+/// `len` may change at the same time.
 pub struct GaussianCloud {
     /// Number of live Gaussians (the first `len` slots of every buffer).
     pub len: u32,
@@ -95,6 +124,12 @@ impl GaussianCloud {
 
     pub fn capacity(&self) -> u32 {
         self.params.capacity
+    }
+
+    /// Identifies the parameter buffers: it changes (increases) whenever they are replaced
+    /// by new ones, so a bind group made for one generation stays valid while it holds.
+    pub fn generation(&self) -> u64 {
+        self.params.generation
     }
 }
 

@@ -11,7 +11,10 @@ pub mod densify;
 pub mod init;
 pub mod ply;
 
-pub use cloud::{AdamHyper, DensifyStats, GaussianCloud, OptimizerState, ParamBuffers};
+pub use cloud::{
+    AdamHyper, DensifyStats, GaussianCloud, OptimizerState, ParamBuffers, max_gaussians,
+    widest_group_bytes,
+};
 
 use crate::sh;
 

@@ -1,31 +1,40 @@
-//! Step stage: backpropagate the loss gradient through the rasterizer to every parameter, and
-//! accumulate the densification statistics (screen-space gradient norm, visibility, radius)
-//! while densification is on.
+//! Step stage `Backward`: backpropagate the loss gradient through the rasterizer to every
+//! parameter, and accumulate the densification statistics (screen-space gradient norm,
+//! visibility, radius) while densification is on.
 
 use bevy::prelude::*;
 
-use super::state::{
-    StepBuffers, StepEncoder, StepProfiler, TrainConfig, TrainGpuState, TrainKernels, TrainState,
-};
-use crate::app::Gpu;
-use crate::views::SceneInfo;
+use super::TrainSet;
+use super::state::{StepContext, StepGpu, TrainGpuState};
+use crate::views::TrainView;
 
 /// Encodes the rasterizer's backward pass for the current view.
 pub fn backpropagate(
-    gpu: Res<Gpu>,
-    config: Res<TrainConfig>,
-    scene: Res<SceneInfo>,
-    state: Res<TrainState>,
+    mut ctx: StepContext,
+    step: StepGpu,
     train: Res<TrainGpuState>,
-    mut kernels: ResMut<TrainKernels>,
-    buffers: Res<StepBuffers>,
-    mut encoder: ResMut<StepEncoder>,
-    mut profiler: ResMut<StepProfiler>,
+    views: Query<&TrainView>,
 ) {
-    let view = &scene.views[state.current_view];
-    let settings = config.render_settings(state.background, state.active_sh_degree);
+    let iteration = ctx.state.iteration;
+    let Some(view) = ctx.state.current_view.and_then(|e| views.get(e).ok()) else {
+        ctx.failure.record(
+            TrainSet::Backward,
+            iteration,
+            "the current view entity is gone",
+        );
+        return;
+    };
+    let config = &ctx.config;
+    let settings = config.render_settings(ctx.state.background, ctx.state.active_sh_degree);
     // The reference accumulates statistics only while iteration < densify_until_iter.
-    let stats = (state.iteration < config.optimization.densify_until_iter).then_some(&train.stats);
+    let stats = (iteration < config.optimization.densify_until_iter).then_some(&train.stats);
+    let StepGpu {
+        gpu,
+        mut kernels,
+        buffers,
+        mut encoder,
+        mut profiler,
+    } = step;
     kernels.rasterizer.backward(
         &gpu,
         encoder.get(&gpu),

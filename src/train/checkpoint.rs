@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Arrays are stored raw (bit-exact). The checksum and the length checks turn a truncated or
-//! damaged file into a clear error rather than a silently wrong resume.
+//! damaged file into a clear error rather than a silently wrong resume. The metadata records
+//! the scene the state belongs to (its source and views); [`Checkpoint::check_resumable`]
+//! refuses to resume it on another scene and checks the restored values.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -20,9 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use bevy::prelude::*;
 
+use super::TrainSet;
 use super::outputs;
-use super::report::{ModelPath, ReportTime};
-use super::state::{StepEncoder, TrainConfig, TrainFailure, TrainGpuState, TrainState};
+use super::report::ReportOutputs;
+use super::state::{StepContext, StepGpu, TrainGpuState, TrainState};
 use crate::app::Gpu;
 use crate::fsutil;
 use crate::gpu;
@@ -30,6 +33,7 @@ use crate::model::{
     DensifyStats, GaussianCloud, Gaussians, OptimizerState, ParamBuffers, ParamGroup,
 };
 use crate::rng::Pcg32;
+use crate::views::{SceneIdentity, SceneInfo, TrainView};
 
 const MAGIC: &[u8; 8] = b"SFCKPT01";
 
@@ -42,7 +46,7 @@ pub struct CheckpointMeta {
     pub active_sh_degree: u32,
     /// Adam steps per parameter group, in `ParamGroup::ALL` order.
     pub adam_steps: [u32; 6],
-    /// The view-sampling RNG and the views left in this epoch's stack.
+    /// The view-sampling RNG and the views left in this epoch's stack (dataset indices).
     pub rng: Pcg32,
     pub view_stack: Vec<u32>,
     /// Smoothed loss shown by the progress bar.
@@ -51,6 +55,9 @@ pub struct CheckpointMeta {
     pub elapsed_s: f64,
     /// Densifications done so far (seeds the split RNG).
     pub densify_count: u32,
+    /// The scene the state was trained on (absent in checkpoints of older versions).
+    #[serde(default)]
+    pub scene: Option<SceneIdentity>,
 }
 
 /// A complete checkpoint in CPU memory.
@@ -69,12 +76,9 @@ pub struct Checkpoint {
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    // The I/O error is part of the message, not a `source` (a printed chain would repeat it).
+    #[error("{path}: {error}")]
+    Io { path: String, error: io::Error },
     #[error("{path}: not a splatforge checkpoint (bad magic bytes)")]
     BadMagic { path: String },
     #[error("{path}: damaged checkpoint: {what}")]
@@ -84,9 +88,9 @@ pub enum CheckpointError {
 impl Checkpoint {
     /// Writes the checkpoint atomically (temporary file, then rename).
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
-        let io_err = |source| CheckpointError::Io {
+        let io_err = |error| CheckpointError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         };
         self.check_consistent()
             .map_err(|what| CheckpointError::Damaged {
@@ -112,9 +116,9 @@ impl Checkpoint {
     /// Reads and verifies a checkpoint written by [`Checkpoint::write`].
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
             path: name.clone(),
-            source,
+            error,
         })?;
         let damaged = |what: String| CheckpointError::Damaged {
             path: name.clone(),
@@ -246,6 +250,93 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Whether this checkpoint can continue a run on `scene` with SH degree `sh_degree`: it
+    /// must come from the same scene (same views, same training split) and hold sane values.
+    /// The error names the checkpoint's scene and this one.
+    pub fn check_resumable(&self, scene: &SceneIdentity, sh_degree: u32) -> Result<(), String> {
+        let meta = &self.meta;
+        if let Some(own) = &meta.scene {
+            if own.views != scene.views {
+                return Err(format!(
+                    "it was trained on the scene {} ({} views), not on {} ({} views)",
+                    own.source.display(),
+                    own.views.len(),
+                    scene.source.display(),
+                    scene.views.len()
+                ));
+            }
+            if own.train_views != scene.train_views {
+                return Err(format!(
+                    "it was trained on {} training views of {}, this run has {} (is --eval set \
+                     for one run and not the other?)",
+                    own.train_views.len(),
+                    own.source.display(),
+                    scene.train_views.len()
+                ));
+            }
+        }
+        if self.params.sh_degree != sh_degree && !self.params.is_empty() {
+            return Err(format!(
+                "it has SH degree {}, the configuration {sh_degree}",
+                self.params.sh_degree
+            ));
+        }
+        if meta.active_sh_degree > sh_degree {
+            return Err(format!(
+                "its active SH degree {} exceeds the SH degree {sh_degree}",
+                meta.active_sh_degree
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for &index in &meta.view_stack {
+            if scene.train_views.binary_search(&index).is_err() {
+                return Err(format!(
+                    "its view stack names view {index}, which is not a training view of {} \
+                     ({} views)",
+                    scene.source.display(),
+                    scene.views.len()
+                ));
+            }
+            if !seen.insert(index) {
+                return Err(format!("its view stack lists view {index} twice"));
+            }
+        }
+        if let Some(group) = meta.adam_steps.iter().position(|&s| s > meta.iteration) {
+            return Err(format!(
+                "Adam step count {} of group {} exceeds the iteration {}",
+                meta.adam_steps[group],
+                ParamGroup::ALL[group].name(),
+                meta.iteration
+            ));
+        }
+        if !meta.ema_loss.is_finite() || !(meta.elapsed_s.is_finite() && meta.elapsed_s >= 0.0) {
+            return Err("its smoothed loss or training time is not a finite number".into());
+        }
+        for (name, g) in [
+            ("parameter", &self.params),
+            ("exp_avg", &self.exp_avg),
+            ("exp_avg_sq", &self.exp_avg_sq),
+        ] {
+            if let Some((group, index)) = first_non_finite(g) {
+                return Err(format!(
+                    "{name} {} of Gaussian {index} is not finite",
+                    group.name()
+                ));
+            }
+        }
+        let stats_finite = self
+            .grad_norm_sum
+            .iter()
+            .chain(&self.max_radius)
+            .all(|v| v.is_finite());
+        if !stats_finite {
+            return Err("its densification statistics hold non-finite values".into());
+        }
+        Ok(())
+    }
+}
+
 fn array_labels() -> Vec<String> {
     let mut labels = Vec::new();
     for set in ["param", "exp_avg", "exp_avg_sq"] {
@@ -313,8 +404,15 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Copies the whole training state from the GPU into a checkpoint (blocking).
-pub fn capture(gpu: &Gpu, train: &TrainGpuState, state: &TrainState) -> Checkpoint {
+/// Copies the whole training state from the GPU into a checkpoint (blocking). `view_index`
+/// gives the dataset index of a view entity (checkpoints store indices, not entities).
+pub fn capture(
+    gpu: &Gpu,
+    train: &TrainGpuState,
+    state: &TrainState,
+    scene: &SceneIdentity,
+    view_index: impl Fn(Entity) -> Option<u32>,
+) -> Checkpoint {
     let n = train.cloud.len as usize;
     Checkpoint {
         meta: CheckpointMeta {
@@ -322,10 +420,15 @@ pub fn capture(gpu: &Gpu, train: &TrainGpuState, state: &TrainState) -> Checkpoi
             active_sh_degree: state.active_sh_degree,
             adam_steps: train.optimizer.steps,
             rng: state.rng.clone(),
-            view_stack: state.view_stack.clone(),
+            view_stack: state
+                .view_stack
+                .iter()
+                .filter_map(|&e| view_index(e))
+                .collect(),
             ema_loss: state.ema_loss.unwrap_or(0.0),
             elapsed_s: state.elapsed.as_secs_f64(),
             densify_count: state.densify_count,
+            scene: Some(scene.clone()),
         },
         params: train.cloud.download(gpu),
         exp_avg: train.optimizer.exp_avg.download(gpu, n),
@@ -371,12 +474,21 @@ pub fn restore(gpu: &Gpu, checkpoint: &Checkpoint, capacity: u32) -> TrainGpuSta
     }
 }
 
-/// Applies a checkpoint's scalar state to a fresh [`TrainState`].
-pub fn restore_state(state: &mut TrainState, meta: &CheckpointMeta) {
+/// Applies a checkpoint's scalar state to a fresh [`TrainState`]; `view_entity` maps a
+/// dataset index to its view entity (indices were checked by [`Checkpoint::check_resumable`]).
+pub fn restore_state(
+    state: &mut TrainState,
+    meta: &CheckpointMeta,
+    view_entity: impl Fn(u32) -> Option<Entity>,
+) {
     state.iteration = meta.iteration;
     state.active_sh_degree = meta.active_sh_degree;
     state.rng = meta.rng.clone();
-    state.view_stack = meta.view_stack.clone();
+    state.view_stack = meta
+        .view_stack
+        .iter()
+        .filter_map(|&i| view_entity(i))
+        .collect();
     state.ema_loss = Some(meta.ema_loss);
     state.elapsed = std::time::Duration::from_secs_f64(meta.elapsed_s.max(0.0));
     state.densify_count = meta.densify_count;
@@ -393,16 +505,15 @@ pub const GOOD_STATE_INTERVAL: u32 = 1000;
 
 /// Writes `chkpnt<N>.sfck` at `run.checkpoint_iterations`, and keeps the last good state.
 pub fn save_checkpoint(
-    gpu: Res<Gpu>,
-    config: Res<TrainConfig>,
-    model: Res<ModelPath>,
-    state: Res<TrainState>,
+    mut ctx: StepContext,
+    step: StepGpu,
+    scene: Res<SceneInfo>,
     train: Res<TrainGpuState>,
-    mut encoder: ResMut<StepEncoder>,
+    views: Query<&TrainView>,
+    mut out: ReportOutputs,
     mut last_good: ResMut<LastGoodState>,
-    mut failure: ResMut<TrainFailure>,
-    mut report_time: ResMut<ReportTime>,
 ) {
+    let (config, state) = (&ctx.config, &ctx.state);
     let wanted = config.run.checkpoint_iterations.contains(&state.iteration);
     // With `detect_anomaly` every loss readback also checks the parameters (slow, like the
     // reference's PyTorch anomaly detection); otherwise every GOOD_STATE_INTERVAL steps.
@@ -417,31 +528,35 @@ pub fn save_checkpoint(
     }
     // Capturing the last good state is part of training (the reference has no such safety net,
     // so its cost counts); writing a requested checkpoint file is output, like saving a PLY.
+    let StepGpu {
+        gpu, mut encoder, ..
+    } = step;
     encoder.flush(&gpu);
-    let checkpoint = capture(&gpu, &train, &state);
+    let view_index = |e: Entity| views.get(e).ok().map(|v| v.index as u32);
+    let checkpoint = capture(&gpu, &train, state, &scene.identity, view_index);
+    let iteration = state.iteration;
     if let Some((group, index)) = first_non_finite(&checkpoint.params) {
-        failure.0 = Some(format!(
-            "parameter {} of Gaussian {index} is not finite at iteration {}",
-            group.name(),
-            state.iteration
-        ));
+        let message = format!(
+            "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
+            group.name()
+        );
+        ctx.failure
+            .record_non_finite(TrainSet::Checkpoint, iteration, message);
         return;
     }
     if wanted {
         let started = std::time::Instant::now();
-        let path = outputs::checkpoint_path(&model.0, state.iteration);
+        let path = outputs::checkpoint_path(&out.model.0, iteration);
         match checkpoint.write(&path) {
             Ok(()) if !config.run.quiet => {
-                eprintln!(
-                    "\n[ITER {}] Saved checkpoint {}",
-                    state.iteration,
-                    path.display()
-                )
+                eprintln!("\n[ITER {iteration}] Saved checkpoint {}", path.display())
             }
             Ok(()) => {}
-            Err(error) => failure.0 = Some(error.to_string()),
+            Err(error) => ctx
+                .failure
+                .record(TrainSet::Checkpoint, iteration, error.to_string()),
         }
-        report_time.0 += started.elapsed();
+        out.report_time.0 += started.elapsed();
     }
     last_good.0 = Some(checkpoint);
 }
@@ -473,6 +588,11 @@ mod tests {
                 ema_loss: 0.0625,
                 elapsed_s: 12.5,
                 densify_count: 7,
+                scene: Some(SceneIdentity {
+                    source: "scenes/a".into(),
+                    views: (0..6).map(|i| format!("v{i}.png")).collect(),
+                    train_views: vec![1, 2, 3, 4, 5],
+                }),
             },
             params,
             exp_avg,
@@ -532,5 +652,68 @@ mod tests {
 
         let missing = Checkpoint::read(&dir.path().join("missing.sfck")).unwrap_err();
         assert!(missing.to_string().contains("missing.sfck"));
+    }
+
+    #[test]
+    fn resuming_on_another_scene_or_with_bad_values_is_refused() {
+        let checkpoint = sample(4, 3, 2);
+        let own = checkpoint.meta.scene.clone().unwrap();
+        checkpoint.check_resumable(&own, 3).unwrap();
+        // The same views elsewhere (a moved dataset) are the same scene.
+        let moved = SceneIdentity {
+            source: "elsewhere/a".into(),
+            ..own.clone()
+        };
+        checkpoint.check_resumable(&moved, 3).unwrap();
+
+        let other = SceneIdentity {
+            source: "scenes/b".into(),
+            views: (0..9).map(|i| format!("w{i}.png")).collect(),
+            train_views: (0..9).collect(),
+        };
+        let error = checkpoint.check_resumable(&other, 3).unwrap_err();
+        assert!(
+            error.contains("scenes/a") && error.contains("scenes/b"),
+            "names both scenes: {error}"
+        );
+        let resplit = SceneIdentity {
+            train_views: vec![0, 1, 2, 3, 4, 5],
+            ..own.clone()
+        };
+        let error = checkpoint.check_resumable(&resplit, 3).unwrap_err();
+        assert!(error.contains("--eval"), "{error}");
+        let error = checkpoint.check_resumable(&own, 2).unwrap_err();
+        assert!(error.contains("SH degree"), "{error}");
+
+        let broken = |edit: fn(&mut Checkpoint)| {
+            let mut c = checkpoint.clone();
+            edit(&mut c);
+            c.check_resumable(&own, 3).unwrap_err()
+        };
+        // A test view (0) in the view stack: the restored order would train on it.
+        assert!(broken(|c| c.meta.view_stack = vec![0]).contains("view 0"));
+        assert!(broken(|c| c.meta.view_stack = vec![17]).contains("view 17"));
+        assert!(broken(|c| c.meta.view_stack = vec![2, 2]).contains("twice"));
+        assert!(broken(|c| c.meta.adam_steps[0] = 5000).contains("Adam"));
+        assert!(broken(|c| c.params.means[1] = f32::NAN).contains("xyz"));
+        assert!(broken(|c| c.exp_avg_sq.logit_opacities[0] = f32::INFINITY).contains("exp_avg_sq"));
+        assert!(broken(|c| c.meta.ema_loss = f64::NAN).contains("finite"));
+    }
+
+    #[test]
+    fn checkpoints_without_a_scene_still_read() {
+        let dir = TempDir::new("checkpoint").unwrap();
+        let mut old = sample(3, 1, 4);
+        old.meta.scene = None;
+        let path = dir.path().join("old.sfck");
+        old.write(&path).unwrap();
+        let back = Checkpoint::read(&path).unwrap();
+        assert_eq!(back.meta.scene, None);
+        let scene = SceneIdentity {
+            source: "s".into(),
+            views: (0..6).map(|i| i.to_string()).collect(),
+            train_views: vec![1, 3, 4],
+        };
+        back.check_resumable(&scene, 1).unwrap();
     }
 }

@@ -1,11 +1,9 @@
-//! Step stage: densify and prune on the reference's schedule, and the opacity reset.
+//! Step stage `Densify`: densify and prune on the reference's schedule, and the opacity reset.
 
 use bevy::prelude::*;
 
-use super::state::{
-    StepEncoder, TrainConfig, TrainFailure, TrainGpuState, TrainKernels, TrainMetrics, TrainState,
-};
-use crate::app::Gpu;
+use super::TrainSet;
+use super::state::{StepGpu, TrainConfig, TrainFailure, TrainGpuState, TrainMetrics, TrainState};
 use crate::gpu::densify::DensifyParams;
 use crate::views::SceneInfo;
 
@@ -32,16 +30,20 @@ pub fn resets_opacity_at(config: &TrainConfig, iteration: u32) -> bool {
 
 /// Runs densify-and-prune and the opacity reset when their intervals come round.
 pub fn densify_and_prune(
-    gpu: Res<Gpu>,
     config: Res<TrainConfig>,
     scene: Res<SceneInfo>,
     mut state: ResMut<TrainState>,
     mut train: ResMut<TrainGpuState>,
-    mut kernels: ResMut<TrainKernels>,
-    mut encoder: ResMut<StepEncoder>,
+    step: StepGpu,
     mut metrics: ResMut<TrainMetrics>,
     mut failure: ResMut<TrainFailure>,
 ) {
+    let StepGpu {
+        gpu,
+        mut kernels,
+        mut encoder,
+        ..
+    } = step;
     let iteration = state.iteration;
     if densifies_at(&config, iteration) {
         // The statistics of this step's backward pass must be on the GPU first.
@@ -75,6 +77,7 @@ pub fn densify_and_prune(
             Ok(report) => {
                 state.densify_count += 1;
                 state.densified_this_step = true;
+                metrics.densifications.push((iteration, report));
                 metrics.gaussians.push((iteration, report.after));
                 metrics.peak_gaussians = metrics.peak_gaussians.max(report.after);
                 metrics.peak_state_bytes = metrics.peak_state_bytes.max(train.bytes());
@@ -84,7 +87,7 @@ pub fn densify_and_prune(
                 );
             }
             Err(error) => {
-                failure.0 = Some(format!("iteration {iteration}: {error}"));
+                failure.record(TrainSet::Densify, iteration, error.to_string());
                 return;
             }
         }
@@ -96,6 +99,7 @@ pub fn densify_and_prune(
             .densifier
             .reset_opacity(&gpu, encoder, &train.cloud, &train.optimizer);
         state.opacity_reset_this_step = true;
+        metrics.opacity_resets.push(iteration);
     }
 }
 

@@ -1,28 +1,40 @@
-//! Step stage: render the current view (projection, binning, rasterization on the GPU).
+//! Step stage `Forward`: render the current view (projection, binning, rasterization on the
+//! GPU).
 
 use bevy::prelude::*;
 
-use super::state::{
-    StepBuffers, StepProfiler, TrainConfig, TrainFailure, TrainGpuState, TrainKernels, TrainState,
-};
-use crate::app::Gpu;
-use crate::views::SceneInfo;
+use super::TrainSet;
+use super::state::{StepContext, StepGpu, TrainGpuState};
+use crate::views::TrainView;
 
-/// Renders the sampled view into the step's frame. The rasterizer submits its own work and
-/// waits once, for the number of tile intersections.
+/// Renders the sampled view into the step's frame. The rasterizer submits its own work (and
+/// waits once for the number of tile intersections when it cannot use the deferred count).
 pub fn render_view(
-    gpu: Res<Gpu>,
-    config: Res<TrainConfig>,
-    scene: Res<SceneInfo>,
-    state: Res<TrainState>,
+    mut ctx: StepContext,
+    step: StepGpu,
     train: Res<TrainGpuState>,
-    mut kernels: ResMut<TrainKernels>,
-    mut buffers: ResMut<StepBuffers>,
-    mut failure: ResMut<TrainFailure>,
-    mut profiler: ResMut<StepProfiler>,
+    views: Query<&TrainView>,
 ) {
-    let view = &scene.views[state.current_view];
-    let settings = config.render_settings(state.background, state.active_sh_degree);
+    let iteration = ctx.state.iteration;
+    let Some(view) = ctx.state.current_view.and_then(|e| views.get(e).ok()) else {
+        ctx.failure.record(
+            TrainSet::Forward,
+            iteration,
+            "no training view to render (the scene has no training views, or the current \
+             view entity was despawned)",
+        );
+        return;
+    };
+    let settings = ctx
+        .config
+        .render_settings(ctx.state.background, ctx.state.active_sh_degree);
+    let StepGpu {
+        gpu,
+        mut kernels,
+        mut buffers,
+        mut profiler,
+        ..
+    } = step;
     let result = kernels.rasterizer.forward(
         &gpu,
         &train.cloud,
@@ -32,9 +44,10 @@ pub fn render_view(
         profiler.timer(),
     );
     if let Err(error) = result {
-        failure.0 = Some(format!(
-            "iteration {}: rendering view {}: {error}",
-            state.iteration, view.name
-        ));
+        ctx.failure.record(
+            TrainSet::Forward,
+            iteration,
+            format!("rendering view {}: {error}", view.name),
+        );
     }
 }

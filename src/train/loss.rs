@@ -1,26 +1,54 @@
-//! Step stage: the photometric loss (1 - λ) L1 + λ (1 - SSIM) and its gradient, on the GPU.
+//! Step stage `Loss`: the photometric loss (1 - λ) L1 + λ (1 - SSIM) and its gradient, on the
+//! GPU.
 
 use bevy::prelude::*;
 
-use super::state::{StepBuffers, StepEncoder, StepProfiler, TrainConfig, TrainKernels, TrainState};
-use crate::app::Gpu;
+use super::TrainSet;
+use super::state::{StepContext, StepGpu};
 use crate::views::{TrainView, ViewImage};
 
 /// Encodes the loss of the rendered view against its ground truth; writes dL/d(image) and the
-/// loss value into the step's buffers.
+/// loss value into the step's buffers. A view without its image is a failure of the step
+/// (never a skipped loss: the step would train on the previous gradient).
 pub fn compute_loss(
-    gpu: Res<Gpu>,
-    config: Res<TrainConfig>,
-    state: Res<TrainState>,
-    views: Query<(&TrainView, &ViewImage)>,
-    mut kernels: ResMut<TrainKernels>,
-    mut buffers: ResMut<StepBuffers>,
-    mut encoder: ResMut<StepEncoder>,
-    mut profiler: ResMut<StepProfiler>,
+    mut ctx: StepContext,
+    step: StepGpu,
+    views: Query<(&TrainView, Option<&ViewImage>)>,
 ) {
-    let Some((_, image)) = views.iter().find(|(v, _)| v.index == state.current_view) else {
+    let iteration = ctx.state.iteration;
+    let view = ctx.state.current_view.and_then(|e| views.get(e).ok());
+    let Some((view, image)) = view else {
+        ctx.failure
+            .record(TrainSet::Loss, iteration, "the current view entity is gone");
         return;
     };
+    let Some(image) = image else {
+        ctx.failure.record(
+            TrainSet::Loss,
+            iteration,
+            format!("view {} has no ground-truth image (ViewImage)", view.name),
+        );
+        return;
+    };
+    let frame = &step.buffers.frame;
+    if (frame.width, frame.height) != (image.width, image.height) {
+        ctx.failure.record(
+            TrainSet::Loss,
+            iteration,
+            format!(
+                "view {}: the render is {}x{} but the ground-truth image is {}x{}",
+                view.name, frame.width, frame.height, image.width, image.height
+            ),
+        );
+        return;
+    }
+    let StepGpu {
+        gpu,
+        mut kernels,
+        mut buffers,
+        mut encoder,
+        mut profiler,
+    } = step;
     buffers.ensure_image_size(&gpu, image.width, image.height);
     let buffers = &*buffers;
     let encoder = encoder.get(&gpu);
@@ -33,7 +61,7 @@ pub fn compute_loss(
         &image.buffer,
         image.width,
         image.height,
-        config.optimization.lambda_dssim as f32,
+        ctx.config.optimization.lambda_dssim as f32,
         &buffers.d_image,
         &buffers.loss,
     );

@@ -1,12 +1,9 @@
-//! Step stage: the Adam update, with one learning rate per parameter group.
+//! Step stage `Optimize`: the Adam update, with one learning rate per parameter group.
 
 use bevy::prelude::*;
 
 use super::schedule::{ExponentialLr, GroupLearningRates};
-use super::state::{
-    StepEncoder, StepProfiler, TrainConfig, TrainGpuState, TrainKernels, TrainState,
-};
-use crate::app::Gpu;
+use super::state::{StepGpu, TrainConfig, TrainGpuState, TrainState};
 use crate::gpu::adam::AdamStep;
 use crate::model::ParamGroup;
 use crate::views::SceneInfo;
@@ -44,15 +41,19 @@ pub fn enabled_groups(state: &TrainState) -> [bool; 6] {
 
 /// Encodes the Adam step of this iteration.
 pub fn optimize(
-    gpu: Res<Gpu>,
     config: Res<TrainConfig>,
     scene: Res<SceneInfo>,
     state: Res<TrainState>,
     mut train: ResMut<TrainGpuState>,
-    mut kernels: ResMut<TrainKernels>,
-    mut encoder: ResMut<StepEncoder>,
-    mut profiler: ResMut<StepProfiler>,
+    step: StepGpu,
 ) {
+    let StepGpu {
+        gpu,
+        mut kernels,
+        mut encoder,
+        mut profiler,
+        ..
+    } = step;
     let enabled = enabled_groups(&state);
     if !enabled.iter().any(|&e| e) {
         return;

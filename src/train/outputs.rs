@@ -9,9 +9,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::state::EvalRecord;
-use crate::dataset::Split;
+use crate::dataset::Dataset;
 use crate::fsutil;
-use crate::views::SceneInfo;
 
 /// `<model>/point_cloud/iteration_<N>/point_cloud.ply`.
 pub fn ply_path(model: &Path, iteration: u32) -> PathBuf {
@@ -64,12 +63,8 @@ struct CameraEntry {
 
 /// Writes `cameras.json`: test views first, then training views (the reference's order), with
 /// image names without extension.
-pub fn write_cameras_json(model: &Path, scene: &SceneInfo) -> anyhow::Result<()> {
-    let ordered = scene
-        .views
-        .iter()
-        .filter(|v| v.split == Split::Test)
-        .chain(scene.views.iter().filter(|v| v.split == Split::Train));
+pub fn write_cameras_json(model: &Path, dataset: &Dataset) -> anyhow::Result<()> {
+    let ordered = dataset.test_views().chain(dataset.train_views());
     let entries: Vec<CameraEntry> = ordered
         .enumerate()
         .map(|(id, view)| {
@@ -114,9 +109,8 @@ pub fn append_metrics(model: &Path, records: &[EvalRecord]) -> anyhow::Result<()
 mod tests {
     use super::*;
     use crate::camera::Camera;
-    use crate::dataset::DatasetFormat;
+    use crate::dataset::{DatasetFormat, Split, ViewInfo};
     use crate::fsutil::TempDir;
-    use crate::views::TrainView;
     use glam::{DMat3, DVec3};
 
     #[test]
@@ -135,27 +129,28 @@ mod tests {
                 DVec3::new(x, 2.0, 3.0),
             )
         };
-        let scene = SceneInfo {
+        let view = |name: &str, x: f64, split: Split| ViewInfo {
+            name: name.into(),
+            image_path: PathBuf::from(name),
+            camera: camera(x),
+            split,
+            original_size: (64, 48),
+        };
+        let dataset = Dataset {
             format: DatasetFormat::Colmap,
             source: PathBuf::new(),
+            images_folder: PathBuf::new(),
+            metadata_files: vec![],
+            // Training view first: cameras.json lists test views first.
+            views: vec![
+                view("b.jpg", 4.0, Split::Train),
+                view("a.jpg", 1.0, Split::Test),
+            ],
+            points: None,
             extent: 1.0,
             background: [0.0; 3],
-            views: vec![
-                TrainView {
-                    index: 0,
-                    name: "a.jpg".into(),
-                    camera: camera(1.0),
-                    split: Split::Test,
-                },
-                TrainView {
-                    index: 1,
-                    name: "b.jpg".into(),
-                    camera: camera(4.0),
-                    split: Split::Train,
-                },
-            ],
         };
-        write_cameras_json(dir.path(), &scene).unwrap();
+        write_cameras_json(dir.path(), &dataset).unwrap();
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("cameras.json")).unwrap())
                 .unwrap();

@@ -1,4 +1,4 @@
-//! Step stage: evaluation at `run.test_iterations` and PLY snapshots at `run.save_iterations`.
+//! Step stage `Report`: evaluation at `run.test_iterations` and PLY snapshots at `run.save_iterations`.
 //!
 //! Both run after the backward pass and before densification and the optimiser step, as in the
 //! reference, so they see the parameters the step's loss was computed with. Their time is not
@@ -7,17 +7,16 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
+use super::TrainSet;
 use super::outputs;
-use super::state::{
-    EvalRecord, StepBuffers, StepEncoder, TrainConfig, TrainFailure, TrainGpuState, TrainKernels,
-    TrainMetrics, TrainState,
-};
+use super::state::{EvalRecord, StepContext, StepGpu, TrainGpuState, TrainMetrics};
 use crate::app::Gpu;
-use crate::gpu::loss::ImageMetrics;
+use crate::image_metrics::ImageMetrics;
 use crate::model::ply;
-use crate::views::{SceneInfo, TrainView, ViewImage};
+use crate::views::{SceneInfo, TestSplit, TrainView, ViewEval, ViewImage, ViewStats};
 
 /// Where the run writes its outputs.
 #[derive(Resource, Clone, Debug)]
@@ -28,11 +27,26 @@ pub struct ModelPath(pub PathBuf);
 #[derive(Resource, Default, Debug)]
 pub struct ReportTime(pub std::time::Duration);
 
+/// Where reports go: the output folder, the metrics history, and the time spent (which is not
+/// training time).
+#[derive(SystemParam)]
+pub struct ReportOutputs<'w> {
+    pub model: Res<'w, ModelPath>,
+    pub metrics: ResMut<'w, TrainMetrics>,
+    pub report_time: ResMut<'w, ReportTime>,
+}
+
 /// The views the reference evaluates at a test iteration: every test view, and the training
-/// views at positions 5, 10, 15, 20, 25 (modulo their count).
-pub fn evaluation_views(scene: &SceneInfo) -> (Vec<usize>, Vec<usize>) {
-    let test: Vec<usize> = scene.test_views().map(|v| v.index).collect();
-    let train: Vec<usize> = scene.train_views().map(|v| v.index).collect();
+/// views at positions 5, 10, 15, 20, 25 (modulo their count), both in dataset order.
+/// `views` yields each view entity, its view and whether it is a test view.
+pub fn evaluation_views<'a>(
+    views: impl Iterator<Item = (Entity, &'a TrainView, bool)>,
+) -> (Vec<Entity>, Vec<Entity>) {
+    let mut all: Vec<(usize, Entity, bool)> =
+        views.map(|(e, v, test)| (v.index, e, test)).collect();
+    all.sort_unstable_by_key(|(index, ..)| *index);
+    let test: Vec<Entity> = all.iter().filter(|v| v.2).map(|v| v.1).collect();
+    let train: Vec<Entity> = all.iter().filter(|v| !v.2).map(|v| v.1).collect();
     let train_subset = if train.is_empty() {
         Vec::new()
     } else {
@@ -41,46 +55,61 @@ pub fn evaluation_views(scene: &SceneInfo) -> (Vec<usize>, Vec<usize>) {
     (test, train_subset)
 }
 
+/// The view entities [`evaluate`] reads: the view, its image, its split, and its stats (which
+/// get the view's metrics).
+pub type EvalViews<'w, 's> = Query<
+    'w,
+    's,
+    (
+        Entity,
+        &'static TrainView,
+        Option<&'static ViewImage>,
+        Has<TestSplit>,
+        Option<&'static mut ViewStats>,
+    ),
+>;
+
 /// Evaluates the test views and 5 training views at the configured iterations: L1, PSNR and
-/// SSIM, printed and appended to `<model>/metrics.jsonl`.
+/// SSIM, printed, appended to `<model>/metrics.jsonl` and set on each view's [`ViewStats`].
 pub fn evaluate(
-    gpu: Res<Gpu>,
-    config: Res<TrainConfig>,
+    mut ctx: StepContext,
+    step: StepGpu,
     scene: Res<SceneInfo>,
-    model: Res<ModelPath>,
-    state: Res<TrainState>,
     train: Res<TrainGpuState>,
-    views: Query<(&TrainView, &ViewImage)>,
-    mut kernels: ResMut<TrainKernels>,
-    mut buffers: ResMut<StepBuffers>,
-    mut encoder: ResMut<StepEncoder>,
-    mut metrics: ResMut<TrainMetrics>,
-    mut failure: ResMut<TrainFailure>,
-    mut report_time: ResMut<ReportTime>,
+    mut out: ReportOutputs,
+    mut views: EvalViews,
 ) {
+    let (config, state) = (&ctx.config, &ctx.state);
     if !config.run.test_iterations.contains(&state.iteration) {
         return;
     }
     let started = Instant::now();
+    let StepGpu {
+        gpu,
+        mut kernels,
+        mut buffers,
+        mut encoder,
+        ..
+    } = step;
     // The step's backward pass reads the frame this evaluation is about to overwrite.
     encoder.flush(&gpu);
-    let (test, train_subset) = evaluation_views(&scene);
+    let (test, train_subset) =
+        evaluation_views(views.iter().map(|(e, v, _, test, _)| (e, v, test)));
+    let settings = config.render_settings(scene.background, state.active_sh_degree);
     let mut records = Vec::new();
-    for (split, indices) in [("test", test), ("train", train_subset)] {
-        if indices.is_empty() {
+    for (split, entities) in [("test", test), ("train", train_subset)] {
+        if entities.is_empty() {
             continue;
         }
-        let mut sum = ImageMetrics {
-            l1: 0.0,
-            psnr: 0.0,
-            ssim: 0.0,
-        };
-        for &index in &indices {
-            let view = &scene.views[index];
-            let Some((_, image)) = views.iter().find(|(v, _)| v.index == index) else {
-                continue;
+        let mut sum = ImageMetrics::default();
+        for &entity in &entities {
+            let (_, view, image, _, stats) = views.get_mut(entity).expect("entity from the query");
+            let Some(image) = image else {
+                let message = format!("view {} has no ground-truth image (ViewImage)", view.name);
+                ctx.failure
+                    .record(TrainSet::Report, state.iteration, message);
+                return;
             };
-            let settings = config.render_settings(scene.background, state.active_sh_degree);
             if let Err(error) = kernels.rasterizer.forward(
                 &gpu,
                 &train.cloud,
@@ -89,7 +118,9 @@ pub fn evaluate(
                 &mut buffers.frame,
                 None,
             ) {
-                failure.0 = Some(format!("evaluating view {}: {error}", view.name));
+                let message = format!("evaluating view {}: {error}", view.name);
+                ctx.failure
+                    .record(TrainSet::Report, state.iteration, message);
                 return;
             }
             let m = kernels.loss.metrics(
@@ -100,15 +131,23 @@ pub fn evaluate(
                 image.height,
                 config.run.eval_quantize_8bit,
             );
+            if let Some(mut stats) = stats {
+                stats.last_eval = Some(ViewEval {
+                    iteration: state.iteration,
+                    l1: m.l1,
+                    psnr: m.psnr,
+                    ssim: m.ssim,
+                });
+            }
             sum.l1 += m.l1;
             sum.psnr += m.psnr;
             sum.ssim += m.ssim;
         }
-        let n = indices.len() as f64;
+        let n = entities.len() as f64;
         records.push(EvalRecord {
             iteration: state.iteration,
             split,
-            views: indices.len(),
+            views: entities.len(),
             l1: sum.l1 / n,
             psnr: sum.psnr / n,
             ssim: sum.ssim / n,
@@ -127,33 +166,36 @@ pub fn evaluate(
             eprintln!("\n{line}");
         }
     }
-    if let Err(error) = outputs::append_metrics(&model.0, &records) {
-        failure.0 = Some(format!("{error:#}"));
+    if let Err(error) = outputs::append_metrics(&out.model.0, &records) {
+        ctx.failure
+            .record(TrainSet::Report, state.iteration, format!("{error:#}"));
     }
-    metrics.evaluations.extend(records);
-    report_time.0 += started.elapsed();
+    out.metrics.evaluations.extend(records);
+    out.report_time.0 += started.elapsed();
 }
 
 /// Writes `point_cloud/iteration_N/point_cloud.ply` at the configured iterations.
 pub fn save_ply(
-    gpu: Res<Gpu>,
-    config: Res<TrainConfig>,
-    model: Res<ModelPath>,
-    state: Res<TrainState>,
+    mut ctx: StepContext,
+    step: StepGpu,
     train: Res<TrainGpuState>,
-    mut encoder: ResMut<StepEncoder>,
-    mut failure: ResMut<TrainFailure>,
-    mut report_time: ResMut<ReportTime>,
+    mut out: ReportOutputs,
 ) {
-    if !config.run.save_iterations.contains(&state.iteration) {
+    let iteration = ctx.state.iteration;
+    if !ctx.config.run.save_iterations.contains(&iteration) {
         return;
     }
     let started = Instant::now();
+    let StepGpu {
+        gpu, mut encoder, ..
+    } = step;
     encoder.flush(&gpu);
-    if let Err(error) = write_cloud(&gpu, &train, &model.0, state.iteration, config.run.quiet) {
-        failure.0 = Some(format!("{error:#}"));
+    let quiet = ctx.config.run.quiet;
+    if let Err(error) = write_cloud(&gpu, &train, &out.model.0, iteration, quiet) {
+        ctx.failure
+            .record(TrainSet::Report, iteration, format!("{error:#}"));
     }
-    report_time.0 += started.elapsed();
+    out.report_time.0 += started.elapsed();
 }
 
 /// Downloads the cloud and writes its PLY for `iteration`.

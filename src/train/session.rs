@@ -1,32 +1,38 @@
 //! A whole training run without a window: what `splatforge train`, `splatforge batch` and the
 //! bare `splatforge` command run.
 //!
-//! It loads the scene, writes the run's static outputs, builds a headless Bevy app with the
-//! scene and the [`TrainPlugin`](super::TrainPlugin), and updates it until the last iteration.
-//! A stop request (Ctrl-C) finishes the current step, then saves a checkpoint and the PLY.
-//! A failure (non-finite values, an unwritable file) saves the last good state and returns
-//! the error.
+//! It reads the scene's metadata, checks the sizes it implies against the machine and the
+//! device ([`super::limits`]), decodes the images, writes the run's static outputs, builds a
+//! headless Bevy app with the scene and the [`TrainPlugin`](super::TrainPlugin), and updates it
+//! until the last iteration. A stop request (Ctrl-C) finishes the current step, then saves a
+//! checkpoint and the PLY. A failure (a stage that could not do its work, non-finite values,
+//! an unwritable file) saves the last good state as a checkpoint and a PLY and returns an
+//! error naming the stage and the iteration.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use bevy::ecs::system::SystemState;
+use bevy::prelude::{App, Entity, World};
 
-use super::checkpoint::{Checkpoint, LastGoodState};
+use super::checkpoint::{self, Checkpoint, LastGoodState};
+use super::limits;
 use super::outputs;
-use super::progress::{LossReadback, TrainProgress, record_loss};
+use super::progress::{LossReadback, LossRecords, TrainProgress};
 use super::report::{ModelPath, write_cloud};
 use super::setup::TrainInit;
 use super::state::{
-    EvalRecord, StopRequest, TrainConfig, TrainFailure, TrainGpuState, TrainMetrics, TrainState,
+    EvalRecord, FailureKind, StepFailure, StepStart, StopRequest, TrainConfig, TrainFailure,
+    TrainGpuState, TrainKernels, TrainMetrics, TrainState,
 };
 use super::{StepsPerUpdate, TrainPlugin};
 use crate::app::{Gpu, HeadlessOptions, finish_setup, headless_app};
 use crate::config::Config;
-use crate::dataset::{DatasetFormat, DatasetOptions, PointCloud};
+use crate::dataset::{Dataset, DatasetFormat, DatasetOptions, PointCloud, load_images};
 use crate::gpu::{GpuContext, GpuOptions};
 use crate::model::{Gaussians, init, ply};
-use crate::views::{LoadedScene, ScenePlugin};
+use crate::views::{LoadedScene, SceneIdentity, ScenePlugin, TrainView};
 
 /// Iterations per Bevy update in headless runs (the stop request is still checked every
 /// iteration).
@@ -47,6 +53,10 @@ pub struct TrainSummary {
     pub peak_gaussians: u32,
     /// Every evaluation of the run.
     pub evaluations: Vec<EvalRecord>,
+    /// Iterations at which opacities were reset.
+    pub opacity_resets: Vec<u32>,
+    /// Every densification: its iteration and what it did.
+    pub densifications: Vec<(u32, crate::gpu::densify::DensifyReport)>,
     /// The PLY written last.
     pub ply: Option<PathBuf>,
     /// The checkpoint written when interrupted.
@@ -89,19 +99,34 @@ pub struct SessionOptions {
 
 /// Trains the scene of `config` to `optimization.iterations`; see the module documentation.
 pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Result<TrainSummary> {
+    train_headless_with(config, options, |_| {})
+}
+
+/// [`train_headless`], with `extend` called on the app before it starts: add systems to the
+/// `TrainStep` schedule (ordered by the public `TrainSet`s), resources or plugins.
+pub fn train_headless_with(
+    config: &Config,
+    options: SessionOptions,
+    extend: impl FnOnce(&mut App),
+) -> anyhow::Result<TrainSummary> {
     let quiet = config.run.quiet;
     let model = config.model.model_path.clone();
+    let source = &config.model.source_path;
     let dataset_options = DatasetOptions {
-        source: config.model.source_path.clone(),
+        source: source.clone(),
         images: config.model.images.to_string_lossy().into_owned(),
         resolution: config.model.resolution,
         eval: config.model.eval,
         white_background: config.model.white_background,
     };
     let load_started = Instant::now();
-    let scene = LoadedScene::load(&dataset_options, quiet)
-        .with_context(|| format!("loading {}", config.model.source_path.display()))?;
-    let load_s = load_started.elapsed().as_secs_f64();
+    let dataset =
+        Dataset::load(&dataset_options).with_context(|| format!("loading {}", source.display()))?;
+    let available_memory = limits::available_memory();
+    let resolution = limits::resolution_setting(config.model.resolution, source);
+    // Before opening the GPU and decoding anything: do the images fit in memory at all?
+    limits::check_images(&dataset, &resolution, u64::MAX, available_memory)
+        .map_err(anyhow::Error::msg)?;
     let gpu = match options.gpu {
         Some(gpu) => gpu,
         None => GpuContext::new_headless(&GpuOptions::default()).context("opening the GPU")?,
@@ -109,6 +134,13 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
     if !quiet {
         eprintln!("GPU: {}", gpu.describe());
     }
+    limits::check_images(&dataset, &resolution, gpu.max_binding_bytes(), None)
+        .map_err(anyhow::Error::msg)?;
+    let images =
+        load_images(&dataset, quiet).with_context(|| format!("loading {}", source.display()))?;
+    let scene = LoadedScene { dataset, images };
+    let load_s = load_started.elapsed().as_secs_f64();
+    let info = scene.info();
 
     std::fs::create_dir_all(&model)
         .with_context(|| format!("creating the output folder {}", model.display()))?;
@@ -116,18 +148,26 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
     // final name); clear them.
     crate::fsutil::remove_stale_temp_files(&model);
     config.write_atomic(&model.join("config.ron"))?;
-    outputs::write_cameras_json(&model, &scene.info())?;
-    let init = initial_state(config, &scene, &model)?;
+    outputs::write_cameras_json(&model, &scene.dataset)?;
+    let init = initial_state(
+        config,
+        &scene,
+        &info.identity,
+        &model,
+        &gpu,
+        available_memory,
+    )?;
     let first_iteration = match &init {
         TrainInit::Checkpoint(c) => c.meta.iteration,
         TrainInit::Gaussians(_) => 0,
     };
+    let kernels = TrainKernels::new(&gpu)?;
     if !quiet {
         eprintln!(
             "Scene: {} ({} training / {} test views, loaded in {load_s:.2} s), output: {}",
-            config.model.source_path.display(),
-            scene.info().train_views().count(),
-            scene.info().test_views().count(),
+            source.display(),
+            scene.dataset.train_views().count(),
+            scene.dataset.test_views().count(),
             model.display()
         );
     }
@@ -138,13 +178,16 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
         .insert_resource(TrainConfig(config.clone()))
         .insert_resource(ModelPath(model.clone()))
         .insert_resource(init)
+        .insert_resource(kernels)
         .insert_resource(StepsPerUpdate(HEADLESS_STEPS_PER_UPDATE))
         .insert_resource(options.stop.clone())
         .insert_resource(TrainProgress::new(
             config.optimization.iterations,
             first_iteration,
             quiet,
+            config.run.progress_log_interval_s,
         ));
+    extend(&mut app);
     finish_setup(&mut app);
 
     loop {
@@ -154,7 +197,7 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
             bail!("training did not start (see the log above)");
         };
         if state.finished
-            || world.resource::<TrainFailure>().0.is_some()
+            || world.resource::<TrainFailure>().is_failed()
             || options.stop.is_requested()
         {
             break;
@@ -168,57 +211,39 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
     gpu.wait_idle();
     world.resource_mut::<TrainState>().elapsed += wait_started.elapsed();
     let late_losses = world.resource_mut::<LossReadback>().drain(&gpu);
-    world.resource_scope(|world, mut state: bevy::prelude::Mut<TrainState>| {
-        let mut failure = world.resource::<TrainFailure>().clone();
-        let mut metrics = world.resource_mut::<TrainMetrics>();
-        for (iteration, loss) in late_losses {
-            record_loss(&mut state, &mut metrics, &mut failure, iteration, loss);
-        }
-        if failure.0.is_some() {
-            world.insert_resource(failure);
-        }
-    });
+    let mut records = SystemState::<LossRecords>::new(world);
+    let mut loss_records = records
+        .get_mut(world)
+        .expect("the run's resources exist after it ran");
+    for sample in late_losses {
+        loss_records.record(sample);
+    }
+    records.apply(world);
     if let Some(progress) = world.get_resource::<TrainProgress>() {
         progress.bar.finish_and_clear();
     }
 
-    let state = world.resource::<TrainState>().clone();
-    if let Some(mut failure) = world.resource::<TrainFailure>().0.clone() {
-        // Name the parameter that went bad, if one did (a non-finite loss usually follows one).
-        if !failure.starts_with("parameter") {
-            let params = world.resource::<TrainGpuState>().cloud.download(&gpu);
-            if let Some((group, index)) = super::checkpoint::first_non_finite(&params) {
-                failure.push_str(&format!(
-                    " (parameter {} of Gaussian {index} is not finite)",
-                    group.name()
-                ));
-            }
-        }
-        let saved = world
-            .resource::<LastGoodState>()
-            .0
-            .as_ref()
-            .map(|good| save_last_good(&model, good));
-        return Err(match saved {
-            Some(Ok(path)) => anyhow::anyhow!(
-                "{failure}; the last good state (iteration {}) is saved in {}",
-                path.1,
-                path.0.display()
-            ),
-            Some(Err(e)) => anyhow::anyhow!("{failure}; saving the last good state failed: {e:#}"),
-            None => anyhow::anyhow!("{failure}; no good state was captured before it"),
-        });
+    if let Some(failure) = world.resource::<TrainFailure>().0.clone() {
+        return Err(failure_error(
+            world,
+            &gpu,
+            &model,
+            &info.identity,
+            failure,
+            quiet,
+        ));
     }
 
+    let state = world.resource::<TrainState>().clone();
     let interrupted = !state.finished;
     let mut summary_ply = None;
     let mut summary_checkpoint = None;
-    let train = world.resource::<TrainGpuState>();
     if interrupted && state.iteration > first_iteration {
-        let checkpoint = super::checkpoint::capture(&gpu, train, &state);
+        let checkpoint = capture_world(world, &gpu, &state, &info.identity);
         let path = outputs::checkpoint_path(&model, state.iteration);
         checkpoint.write(&path)?;
         summary_checkpoint = Some(path);
+        let train = world.resource::<TrainGpuState>();
         summary_ply = Some(write_cloud(&gpu, train, &model, state.iteration, quiet)?);
     } else if !interrupted {
         summary_ply = outputs::saved_iterations(&model)
@@ -247,6 +272,8 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
         num_gaussians: train.cloud.len,
         peak_gaussians: metrics.peak_gaussians.max(train.cloud.len),
         evaluations: metrics.evaluations.clone(),
+        opacity_resets: metrics.opacity_resets.clone(),
+        densifications: metrics.densifications.clone(),
         ply: summary_ply,
         checkpoint: summary_checkpoint,
         final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
@@ -261,25 +288,119 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
     })
 }
 
-/// The starting point of a run: a checkpoint, or Gaussians initialised from the scene's points
-/// (SfM points, a Blender scene's `points3d.ply`, or the reference's 100,000 random points).
-/// Writes `input.ply` with the points used.
-fn initial_state(config: &Config, scene: &LoadedScene, model: &Path) -> anyhow::Result<TrainInit> {
+/// A checkpoint of the GPU state with the scalar state `state` (blocking).
+fn capture_world(
+    world: &mut World,
+    gpu: &Gpu,
+    state: &TrainState,
+    scene: &SceneIdentity,
+) -> Checkpoint {
+    let mut views = world.query::<(Entity, &TrainView)>();
+    let index: std::collections::HashMap<Entity, u32> = views
+        .iter(world)
+        .map(|(e, v)| (e, v.index as u32))
+        .collect();
+    let train = world.resource::<TrainGpuState>();
+    checkpoint::capture(gpu, train, state, scene, |e| index.get(&e).copied())
+}
+
+/// The error of a failed run, after saving the last good state: where the failure left the
+/// GPU state intact, that state (as of the end of the last complete step), else the last
+/// state captured clean ([`LastGoodState`]).
+fn failure_error(
+    world: &mut World,
+    gpu: &Gpu,
+    model: &Path,
+    scene: &SceneIdentity,
+    mut failure: StepFailure,
+    quiet: bool,
+) -> anyhow::Error {
+    if failure.kind == FailureKind::NonFinite && !failure.message.starts_with("parameter") {
+        // Name the parameter that went bad, if one did (a non-finite loss usually follows one).
+        let params = world.resource::<TrainGpuState>().cloud.download(gpu);
+        if let Some((group, index)) = checkpoint::first_non_finite(&params) {
+            failure.message.push_str(&format!(
+                " (parameter {} of Gaussian {index} is not finite)",
+                group.name()
+            ));
+        }
+    }
+    let intact = match failure.kind {
+        FailureKind::NonFinite => None,
+        FailureKind::Error if failure.stage.changes_parameters() => None,
+        // Failed before the parameters changed: the state the step started from.
+        FailureKind::Error if failure.stage < super::TrainSet::Densify => {
+            world.get_resource::<StepStart>().map(|s| s.0.clone())
+        }
+        // Failed after the step's update: the state at its end.
+        FailureKind::Error => Some(world.resource::<TrainState>().clone()),
+    };
+    let current = intact
+        .map(|state| capture_world(world, gpu, &state, scene))
+        .filter(|c| checkpoint::first_non_finite(&c.params).is_none());
+    let good = current.or_else(|| world.resource::<LastGoodState>().0.clone());
+    let Some(good) = good else {
+        return anyhow::anyhow!("{failure}; no good state was captured before it");
+    };
+    match save_good_state(model, &good, quiet) {
+        Ok((checkpoint, ply)) => anyhow::anyhow!(
+            "{failure}; the last good state (iteration {}) is saved in {} and {}",
+            good.meta.iteration,
+            checkpoint.display(),
+            ply.display()
+        ),
+        Err(error) => anyhow::anyhow!("{failure}; saving the last good state failed: {error:#}"),
+    }
+}
+
+/// Writes a checkpoint and the PLY of its cloud; returns both paths.
+fn save_good_state(
+    model: &Path,
+    good: &Checkpoint,
+    quiet: bool,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let iteration = good.meta.iteration;
+    let checkpoint = outputs::checkpoint_path(model, iteration);
+    good.write(&checkpoint)?;
+    let ply_path = outputs::ply_path(model, iteration);
+    ply::write_gaussians_ply(&ply_path, &good.params)?;
+    if !quiet {
+        eprintln!(
+            "Saved the last good state (iteration {iteration}): {} and {}",
+            checkpoint.display(),
+            ply_path.display()
+        );
+    }
+    Ok((checkpoint, ply_path))
+}
+
+/// The starting point of a run: a checkpoint (checked to belong to this scene), or Gaussians
+/// initialised from the scene's points (SfM points, a Blender scene's `points3d.ply`, or the
+/// reference's 100,000 random points). Writes `input.ply` with the points used. Counts are
+/// checked against the device and the memory before anything of their size is allocated.
+fn initial_state(
+    config: &Config,
+    scene: &LoadedScene,
+    identity: &SceneIdentity,
+    model: &Path,
+    gpu: &GpuContext,
+    available_memory: Option<u64>,
+) -> anyhow::Result<TrainInit> {
+    let sh_degree = config.model.sh_degree;
     if let Some(path) = &config.run.start_checkpoint {
         let checkpoint = Checkpoint::read(path)?;
-        if checkpoint.params.sh_degree != config.model.sh_degree && !checkpoint.params.is_empty() {
-            bail!(
-                "{}: the checkpoint has SH degree {}, the configuration {}",
-                path.display(),
-                checkpoint.params.sh_degree,
-                config.model.sh_degree
-            );
-        }
+        checkpoint
+            .check_resumable(identity, sh_degree)
+            .map_err(|why| anyhow::anyhow!("{}: cannot resume from it: {why}", path.display()))?;
+        let setting = format!("run.start_checkpoint ({})", path.display());
+        let n = checkpoint.params.len() as u64;
+        limits::check_gaussian_count(gpu, n, sh_degree, &setting, None)
+            .map_err(anyhow::Error::msg)?;
         return Ok(TrainInit::Checkpoint(Box::new(checkpoint)));
     }
-    let points = initial_points(config, scene)?;
+    let points = initial_points(config, scene, gpu, available_memory)?;
     ply::write_points_ply(&model.join("input.ply"), &points)?;
-    let gaussians: Gaussians = init::gaussians_from_points(&points, config.model.sh_degree);
+    let gaussians: Gaussians = init::gaussians_from_points(&points, sh_degree);
     if gaussians.is_empty() {
         bail!(
             "{}: the scene has no points to initialise the Gaussians from",
@@ -289,24 +410,31 @@ fn initial_state(config: &Config, scene: &LoadedScene, model: &Path) -> anyhow::
     Ok(TrainInit::Gaussians(gaussians))
 }
 
-fn initial_points(config: &Config, scene: &LoadedScene) -> anyhow::Result<PointCloud> {
+fn initial_points(
+    config: &Config,
+    scene: &LoadedScene,
+    gpu: &GpuContext,
+    available_memory: Option<u64>,
+) -> anyhow::Result<PointCloud> {
+    let sh_degree = config.model.sh_degree;
+    let check = |count: usize, setting: &str| {
+        limits::check_gaussian_count(gpu, count as u64, sh_degree, setting, available_memory)
+            .map_err(anyhow::Error::msg)
+    };
     if let Some(points) = scene.dataset.points.clone().filter(|p| !p.is_empty()) {
+        let setting = format!("the SfM points of {}", scene.dataset.source.display());
+        check(points.len(), &setting)?;
         return Ok(points);
     }
     let ply_path = scene.dataset.source.join("points3d.ply");
     if scene.dataset.format == DatasetFormat::Blender && ply_path.is_file() {
-        return Ok(ply::read_points_ply(&ply_path)?);
+        let points = ply::read_points_ply(&ply_path)?;
+        check(points.len(), &ply_path.display().to_string())?;
+        return Ok(points);
     }
     // inria draws random points and trains from their round trip through a PLY file, which
     // stores every colour as 8-bit grey 127 (see model::init::random_points).
-    Ok(init::random_points(
-        config.model.random_init_points as usize,
-        config.run.seed,
-    ))
-}
-
-fn save_last_good(model: &Path, good: &Checkpoint) -> anyhow::Result<(PathBuf, u32)> {
-    let path = outputs::checkpoint_path(model, good.meta.iteration);
-    good.write(&path)?;
-    Ok((path, good.meta.iteration))
+    let count = config.model.random_init_points as usize;
+    check(count, "model.random_init_points")?;
+    Ok(init::random_points(count, config.run.seed))
 }

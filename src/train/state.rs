@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
 use crate::config::Config;
@@ -65,16 +66,19 @@ pub struct TrainKernels {
 }
 
 impl TrainKernels {
-    pub fn new(ctx: &GpuContext) -> Self {
-        let mut rasterizer = Rasterizer::new(ctx);
-        // No blocking readback of the intersection count per step (see the method's docs).
-        rasterizer.set_deferred_counts(true);
-        Self {
-            rasterizer,
-            loss: LossKernels::new(ctx),
-            adam: Adam::new(ctx),
-            densifier: Densifier::new(ctx),
-        }
+    /// Compiles every kernel of the training step (an error when a shader does not compile).
+    pub fn new(ctx: &GpuContext) -> Result<Self, gpu::GpuError> {
+        gpu::build_kernels(ctx, || {
+            let mut rasterizer = Rasterizer::new(ctx);
+            // No blocking readback of the intersection count per step (see the method's docs).
+            rasterizer.set_deferred_counts(true);
+            Self {
+                rasterizer,
+                loss: LossKernels::new(ctx),
+                adam: Adam::new(ctx),
+                densifier: Densifier::new(ctx),
+            }
+        })
     }
 }
 
@@ -107,6 +111,26 @@ impl StepBuffers {
             self.d_image_pixels = pixels;
         }
     }
+}
+
+/// The GPU side of a step, for the stages that encode work: the device, the kernels, the
+/// step's buffers, its command encoder and the profiler.
+#[derive(SystemParam)]
+pub struct StepGpu<'w> {
+    pub gpu: Res<'w, crate::app::Gpu>,
+    pub kernels: ResMut<'w, TrainKernels>,
+    pub buffers: ResMut<'w, StepBuffers>,
+    pub encoder: ResMut<'w, StepEncoder>,
+    pub profiler: ResMut<'w, StepProfiler>,
+}
+
+/// Where the step is and how it is configured: the configuration, the run's state and the
+/// failure record (stages record theirs here).
+#[derive(SystemParam)]
+pub struct StepContext<'w> {
+    pub config: Res<'w, TrainConfig>,
+    pub state: Res<'w, TrainState>,
+    pub failure: ResMut<'w, TrainFailure>,
 }
 
 /// The command encoder of the current step: stages record into it and `submit_step` sends it.
@@ -143,11 +167,13 @@ pub struct TrainState {
     /// Iterations to run in all (`optimization.iterations`).
     pub last_iteration: u32,
     pub active_sh_degree: u32,
-    /// View sampling: a seeded RNG popping from a stack of training views refilled per epoch.
+    /// View sampling: a seeded RNG popping from a stack of training views refilled per epoch
+    /// (view entities; checkpoints store their dataset indices).
     pub rng: Pcg32,
-    pub view_stack: Vec<u32>,
-    /// The view of the current step (index into `SceneInfo::views`).
-    pub current_view: usize,
+    pub view_stack: Vec<Entity>,
+    /// The view entity of the current step (a [`crate::views::TrainView`]); `None` before the
+    /// first step.
+    pub current_view: Option<Entity>,
     /// The background the current step renders on.
     pub background: [f32; 3],
     /// Smoothed loss (0.4 new + 0.6 old at each readback), for the progress display.
@@ -173,7 +199,7 @@ impl TrainState {
             // Stream 1: view sampling (the split RNG on the GPU is seeded separately).
             rng: Pcg32::new(seed, 1),
             view_stack: Vec::new(),
-            current_view: 0,
+            current_view: None,
             background: [0.0; 3],
             ema_loss: None,
             elapsed: Duration::ZERO,
@@ -219,8 +245,12 @@ pub struct EvalRecord {
 pub struct TrainMetrics {
     /// `(iteration, loss)` at every loss readback.
     pub loss: Vec<(u32, f64)>,
-    /// `(iteration, live Gaussians)` after every densification.
+    /// `(iteration, live Gaussians)` at the start and after every densification.
     pub gaussians: Vec<(u32, u32)>,
+    /// What each densification did.
+    pub densifications: Vec<(u32, crate::gpu::densify::DensifyReport)>,
+    /// Iterations at which opacities were reset.
+    pub opacity_resets: Vec<u32>,
     pub evaluations: Vec<EvalRecord>,
     /// Largest number of live Gaussians seen.
     pub peak_gaussians: u32,
@@ -228,10 +258,87 @@ pub struct TrainMetrics {
     pub peak_state_bytes: u64,
 }
 
-/// A fatal problem found during a step (non-finite values, a file that could not be written).
-/// The driver stops the run and reports it.
+/// Why a run stopped with an error: the stage and iteration it happened in, and what went
+/// wrong. The first failure of a run is kept; no stage runs after it (see [`super::TrainSet`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepFailure {
+    pub iteration: u32,
+    pub stage: super::TrainSet,
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// What a failure says about the training state on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A stage could not do its work (a render too large for the device, a missing image, a
+    /// file that could not be written); the state is what the earlier stages left.
+    Error,
+    /// Values became non-finite: the state on the GPU is not worth keeping.
+    NonFinite,
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "iteration {}, stage {}: {}",
+            self.iteration,
+            self.stage.name(),
+            self.message
+        )
+    }
+}
+
+/// The first failure of the run, if any. Stages record one with [`TrainFailure::record`]; the
+/// driver stops the run, saves the last good state and reports it.
 #[derive(Resource, Clone, Debug, Default)]
-pub struct TrainFailure(pub Option<String>);
+pub struct TrainFailure(pub Option<StepFailure>);
+
+impl TrainFailure {
+    /// Records a failure of `stage` at `iteration` (an error: see [`FailureKind`]), unless
+    /// one was recorded already.
+    pub fn record(&mut self, stage: super::TrainSet, iteration: u32, message: impl Into<String>) {
+        self.record_kind(stage, iteration, FailureKind::Error, message);
+    }
+
+    /// Records that values became non-finite (the state is not kept), unless a failure was
+    /// recorded already.
+    pub fn record_non_finite(
+        &mut self,
+        stage: super::TrainSet,
+        iteration: u32,
+        message: impl Into<String>,
+    ) {
+        self.record_kind(stage, iteration, FailureKind::NonFinite, message);
+    }
+
+    fn record_kind(
+        &mut self,
+        stage: super::TrainSet,
+        iteration: u32,
+        kind: FailureKind,
+        message: impl Into<String>,
+    ) {
+        if self.0.is_none() {
+            self.0 = Some(StepFailure {
+                iteration,
+                stage,
+                kind,
+                message: message.into(),
+            });
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// The training state as it was when the current step began (the end of the previous step):
+/// what a checkpoint holds when a step fails before it changed the parameters.
+#[derive(Resource, Clone, Debug)]
+pub struct StepStart(pub TrainState);
 
 /// GPU timestamps per stage on every `run.profile_interval`-th step (`splatforge train` prints
 /// the medians at the end). Stages mark the step's encoders; waits between submissions carry
