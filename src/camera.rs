@@ -109,6 +109,32 @@ impl Camera {
         )
     }
 
+    /// Why the GPU (which computes in f32) cannot render with these intrinsics, if it cannot:
+    /// the image must be non-empty, the focal lengths positive normal f32 numbers and the
+    /// principal point finite in f32.
+    pub fn intrinsics_problem(&self) -> Option<String> {
+        if self.width == 0 || self.height == 0 {
+            return Some(format!(
+                "the image is {}x{} pixels",
+                self.width, self.height
+            ));
+        }
+        let normal = |v: f64| (v as f32).is_normal() && v > 0.0;
+        if !normal(self.fx) || !normal(self.fy) {
+            return Some(format!(
+                "the focal lengths ({}, {}) are not positive numbers the GPU can represent",
+                self.fx, self.fy
+            ));
+        }
+        if !(self.cx as f32).is_finite() || !(self.cy as f32).is_finite() {
+            return Some(format!(
+                "the principal point ({}, {}) is not finite",
+                self.cx, self.cy
+            ));
+        }
+        None
+    }
+
     /// True when every number is finite and the rotation is orthonormal (within 1e-3).
     pub fn is_valid(&self) -> bool {
         let finite = [self.fx, self.fy, self.cx, self.cy]
@@ -151,6 +177,18 @@ mod tests {
         assert!((cam.center() - DVec3::new(1.0, 2.0, -3.0)).length() < 1e-12);
         assert!(cam.to_camera(cam.center()).length() < 1e-12);
         assert!(cam.is_valid());
+    }
+
+    #[test]
+    fn degenerate_intrinsics_are_named() {
+        assert_eq!(camera().intrinsics_problem(), None);
+        let mut tiny = camera();
+        tiny.fx = 1e-320; // positive, but 0 in f32
+        assert!(tiny.intrinsics_problem().unwrap().contains("focal"));
+        let mut huge = camera();
+        huge.cy = 1e300;
+        assert!(huge.intrinsics_problem().unwrap().contains("principal"));
+        assert!(camera().resized(0, 3).intrinsics_problem().is_some());
     }
 
     #[test]

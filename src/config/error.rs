@@ -12,15 +12,17 @@ use super::{Config, lowercase_first, unknown_name_message};
 /// Why a configuration could not be read, parsed, overridden or accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration {path}: {source}", path = path.display())]
+    // The I/O error is part of the message, not a `source`: printing the chain would say the
+    // cause twice.
+    #[error("cannot read configuration {path}: {error}", path = path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot write configuration {path}: {source}", path = path.display())]
+    #[error("cannot write configuration {path}: {error}", path = path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The text is not valid RON for the schema. `origin` is usually the file name.
     #[error("{origin}:{}:{}: {message}", position.line, position.column)]

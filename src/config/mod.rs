@@ -115,9 +115,9 @@ impl Config {
     /// Reads and parses a configuration file (missing fields take their defaults). Does not
     /// validate: call [`Config::validate`] once all overrides are applied.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Config::from_ron_str(&text, &path.display().to_string())
     }
@@ -147,9 +147,9 @@ impl Config {
             "// splatforge configuration (sections and fields: configs/default.ron)\n{}",
             self.to_ron_string()?
         );
-        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|source| ConfigError::Write {
+        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|error| ConfigError::Write {
             path: path.to_path_buf(),
-            source,
+            error,
         })
     }
 }

@@ -126,9 +126,9 @@ pub fn resolve_training_config(
 ) -> Result<Config, ConfigError> {
     let (mut config, file_text) = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
             (
                 Config::from_ron_str(&text, &path.display().to_string())?,

@@ -654,3 +654,99 @@ fn zero_camera_size() {
         "width 0 is not a valid image size",
     );
 }
+
+// ---------------------------------------------------------------- sizes, paths, messages
+
+#[test]
+fn focal_length_that_degenerates_after_scaling_is_refused_at_load() {
+    let fixture = Fixture::colmap_text();
+    // Positive, so the COLMAP reader accepts it, but 0 once the GPU's f32 sees it (at -r 8
+    // even in f64): the rasterizer would refuse the camera mid-run.
+    fixture.replace_line(
+        "sparse/0/cameras.txt",
+        4,
+        "1 PINHOLE 320 240 1e-320 269.55465874496696 160 120",
+    );
+    let mut options = fixture.options();
+    options.resolution = 8;
+    let message = expect_error(Dataset::load(&options), "cameras.txt", "focal lengths");
+    assert!(message.contains("resolution 8"), "{message}");
+}
+
+#[test]
+fn image_names_outside_the_dataset_folder_are_refused() {
+    let fixture = Fixture::colmap_text();
+    fixture.edit_text("sparse/0/images.txt", |text| {
+        text.replacen(" img_0029.jpg", " ../../etc/passwd", 1)
+    });
+    expect_error(fixture.load(), "images.txt", "outside the folder");
+
+    let fixture = Fixture::colmap_text();
+    fixture.edit_text("sparse/0/images.txt", |text| {
+        text.replacen(" img_0029.jpg", " /etc/passwd", 1)
+    });
+    expect_error(fixture.load(), "images.txt", "outside the folder");
+
+    let fixture = Fixture::blender();
+    fixture.edit_text("transforms_train.json", |text| {
+        text.replace("\"./train/r_0\"", "\"../../../etc/hostname\"")
+    });
+    expect_error(
+        fixture.load(),
+        "transforms_train.json",
+        "outside the folder",
+    );
+}
+
+#[test]
+fn a_tiny_image_is_not_a_scaled_copy_of_its_camera() {
+    let fixture = Fixture::colmap();
+    image::RgbImage::new(1, 1)
+        .save_with_format(
+            fixture.path("images/img_0011.jpg"),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let message = expect_error(fixture.load(), "img_0011.jpg", "1x1");
+    assert!(message.contains("320x240"), "{message}");
+}
+
+/// Whether a printed error chain says some cause twice (a layer that includes its source in
+/// its own message and also returns it as `source`).
+fn repeats_a_cause(chain: &str) -> bool {
+    let parts: Vec<&str> = chain.split(": ").filter(|p| p.len() > 8).collect();
+    parts.iter().enumerate().any(|(i, p)| {
+        parts[i + 1..]
+            .iter()
+            .any(|q| q.contains(p) || p.contains(q))
+    })
+}
+
+#[test]
+fn errors_say_each_cause_once() {
+    assert!(repeats_a_cause(
+        "a.png: cannot read: No such file: No such file"
+    ));
+    assert!(!repeats_a_cause(
+        "loading /x: /x/a.png: cannot read: No such file"
+    ));
+
+    let fixture = Fixture::colmap();
+    fs::remove_file(fixture.path("images/img_0005.jpg")).unwrap();
+    let chain = format!("{:#}", anyhow::Error::from(fixture.load().unwrap_err()));
+    assert!(!repeats_a_cause(&chain), "{chain}");
+
+    let fixture = Fixture::blender();
+    let length = fs::metadata(fixture.path("train/r_5.png")).unwrap().len() as usize;
+    fixture.truncate("train/r_5.png", length / 2);
+    let dataset = fixture.load().unwrap();
+    let error = load_images(&dataset, true).unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert!(chain.contains("cannot decode image"), "{chain}");
+    assert!(!repeats_a_cause(&chain), "{chain}");
+
+    let fixture = Fixture::colmap();
+    fs::write(fixture.path("images/img_0003.jpg"), b"this is not a JPEG").unwrap();
+    let chain = format!("{:#}", anyhow::Error::from(fixture.load().unwrap_err()));
+    assert!(!repeats_a_cause(&chain), "{chain}");
+}

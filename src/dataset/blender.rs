@@ -14,7 +14,7 @@ use glam::{DMat3, DVec3};
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::{DatasetError, DatasetFormat, SceneDraft, ViewDraft, read_image_size};
+use super::{DatasetError, DatasetFormat, SceneDraft, ViewDraft, path_inside, read_image_size};
 use crate::camera::Camera;
 
 pub(super) const TRAIN_FILE: &str = "transforms_train.json";
@@ -56,13 +56,18 @@ fn read_transforms(path: &Path) -> Result<TransformsFile, DatasetError> {
 }
 
 /// The image file of a frame: `file_path` as given when that file exists, otherwise with
-/// `.png` appended (the NeRF-synthetic convention leaves the extension out).
-fn frame_image_path(source: &Path, file_path: &str) -> PathBuf {
-    let as_given = source.join(file_path);
+/// `.png` appended (the NeRF-synthetic convention leaves the extension out). A path leading out
+/// of the scene folder is an error naming `listed_in`.
+fn frame_image_path(
+    source: &Path,
+    file_path: &str,
+    listed_in: &Path,
+) -> Result<PathBuf, DatasetError> {
+    let as_given = path_inside(source, file_path, listed_in)?;
     if as_given.is_file() {
-        as_given
+        Ok(as_given)
     } else {
-        source.join(format!("{file_path}.png"))
+        path_inside(source, &format!("{file_path}.png"), listed_in)
     }
 }
 
@@ -130,7 +135,7 @@ fn load_frames(
         .par_iter()
         .enumerate()
         .map(|(index, frame)| {
-            let image_path = frame_image_path(source, &frame.file_path);
+            let image_path = frame_image_path(source, &frame.file_path, transforms_path)?;
             let size = read_image_size(&image_path, transforms_path)?;
             let camera = frame_camera(
                 frame,
@@ -209,7 +214,7 @@ mod tests {
     #[test]
     fn names_keep_the_split_folder() {
         let source = Path::new("/data/lego");
-        let path = frame_image_path(source, "./train/r_0");
+        let path = frame_image_path(source, "./train/r_0", Path::new("t.json")).unwrap();
         assert_eq!(path, source.join("./train/r_0.png"));
         assert_eq!(frame_name(source, &path), "train/r_0.png");
     }

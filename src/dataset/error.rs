@@ -1,5 +1,7 @@
 //! The one error type of dataset loading. Every message names the file (or folder) at fault and
-//! says what is wrong with it, so the command line can print it as is.
+//! says what is wrong with it, so the command line can print it as is. Underlying errors are
+//! part of the message and never a `source` as well, so that a printed chain says each cause
+//! once.
 
 use std::io;
 use std::path::PathBuf;
@@ -29,12 +31,8 @@ pub enum DatasetError {
     #[error("images folder {} does not exist (choose another one with --images)", .0.display())]
     MissingImagesFolder(PathBuf),
 
-    #[error("{}: cannot read: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{}: cannot read: {error}", .path.display())]
+    Io { path: PathBuf, error: io::Error },
 
     /// A binary file that is truncated or whose content makes no sense.
     #[error("{}: corrupt file at byte {offset}: {message}", .path.display())]
@@ -113,19 +111,24 @@ pub enum DatasetError {
     )]
     InvalidResolution(i32),
 
-    #[error("{}: cannot decode image: {source}", .path.display())]
-    Image {
-        path: PathBuf,
-        #[source]
-        source: image::ImageError,
-    },
+    #[error("{}: cannot decode image: {message}", .path.display())]
+    Image { path: PathBuf, message: String },
 }
 
 impl DatasetError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            error,
+        }
+    }
+
+    /// An image that cannot be decoded. The decoder's message, once: its own `source` chain
+    /// repeats it.
+    pub(crate) fn image(path: impl Into<PathBuf>, error: &image::ImageError) -> Self {
+        Self::Image {
+            path: path.into(),
+            message: error.to_string(),
         }
     }
 

@@ -56,10 +56,7 @@ pub(crate) fn read_image_size(path: &Path, listed_in: &Path) -> Result<(u32, u32
             listed_in: listed_in.to_path_buf(),
         });
     }
-    let image_error = |source| DatasetError::Image {
-        path: path.to_path_buf(),
-        source,
-    };
+    let image_error = |error: ImageError| DatasetError::image(path, &error);
     ImageReader::open(path)
         .map_err(|e| DatasetError::io(path, e))?
         .with_guessed_format()
@@ -108,10 +105,7 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 /// view's camera size with a Catmull-Rom (bicubic, a = -0.5) filter like PIL's default.
 pub fn load_view_image(dataset: &Dataset, view: &ViewInfo) -> Result<LoadedImage, DatasetError> {
     let path = &view.image_path;
-    let image_error = |source| DatasetError::Image {
-        path: path.to_path_buf(),
-        source,
-    };
+    let image_error = |error: ImageError| DatasetError::image(path, &error);
     let bytes = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;
     let reader = ImageReader::new(Cursor::new(&bytes))
         .with_guessed_format()

@@ -170,6 +170,40 @@ fn detect(source: &Path) -> Result<Detected, DatasetError> {
     Err(DatasetError::UnknownFormat(source.to_path_buf()))
 }
 
+/// `folder/name` for an image name read from the dataset's metadata (`listed_in`), refused
+/// when the name would lead out of `folder`: an absolute path, or one that climbs above it with
+/// `..`. (A lexical check: symbolic links inside the folder are the dataset's own business.)
+pub(crate) fn path_inside(
+    folder: &Path,
+    name: &str,
+    listed_in: &Path,
+) -> Result<PathBuf, DatasetError> {
+    use std::path::Component;
+    let outside = || {
+        DatasetError::invalid(
+            listed_in,
+            format!(
+                "image {name:?} lies outside the folder {} (image names must be relative \
+                 paths inside it)",
+                folder.display()
+            ),
+        )
+    };
+    let mut depth = 0usize;
+    for component in Path::new(name).components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => return Err(outside()),
+            Component::ParentDir => depth = depth.checked_sub(1).ok_or_else(outside)?,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+        }
+    }
+    if depth == 0 {
+        return Err(outside());
+    }
+    Ok(folder.join(name))
+}
+
 /// inria's `getNerfppNorm` radius: 1.1 x the largest distance of a centre from their mean.
 pub fn camera_extent(centres: &[DVec3]) -> f64 {
     if centres.is_empty() {
@@ -219,10 +253,20 @@ impl Dataset {
                         ),
                     )
                 })?;
+                let camera = draft.camera.resized(width, height);
+                if let Some(problem) = camera.intrinsics_problem() {
+                    return Err(DatasetError::invalid(
+                        &scene.metadata_files[0],
+                        format!(
+                            "the camera of {} at resolution {} ({width}x{height}): {problem}",
+                            draft.name, options.resolution
+                        ),
+                    ));
+                }
                 Ok(ViewInfo {
                     name: draft.name,
                     image_path: draft.image_path,
-                    camera: draft.camera.resized(width, height),
+                    camera,
                     split,
                     original_size: draft.original_size,
                 })
@@ -506,6 +550,33 @@ mod tests {
         assert!((dataset.views[0].camera.fx - 177.7778 / 2.0).abs() < 1e-3);
         let image = load_view_image(&dataset, &dataset.views[1]).unwrap();
         assert_eq!((image.width, image.height), (64, 64));
+    }
+
+    #[test]
+    fn image_names_must_stay_inside_their_folder() {
+        let folder = Path::new("/data/scene/images");
+        let listed = Path::new("/data/scene/sparse/0/images.txt");
+        for good in ["a.jpg", "sub/b.png", "./c.png", "sub/../d.png"] {
+            assert_eq!(
+                path_inside(folder, good, listed).unwrap(),
+                folder.join(good),
+                "{good}"
+            );
+        }
+        for bad in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "..",
+            "sub/../../x.png",
+            "",
+            ".",
+        ] {
+            let error = path_inside(folder, bad, listed).unwrap_err().to_string();
+            assert!(
+                error.contains("images.txt") && error.contains("outside"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use glam::{DMat3, DQuat, DVec3};
 use rayon::prelude::*;
 
-use super::{DatasetError, DatasetFormat, PointCloud, SceneDraft, ViewDraft, read_image_size};
+use super::{
+    DatasetError, DatasetFormat, PointCloud, SceneDraft, ViewDraft, path_inside, read_image_size,
+};
 use crate::camera::Camera;
 
 /// COLMAP camera models by id (`src/colmap/sensor/models.h`): name and parameter count.
@@ -298,9 +300,20 @@ fn image_rotation(image: &ColmapImage, images_file: &Path) -> Result<DMat3, Data
     Ok(DMat3::from_quat(quaternion / norm))
 }
 
+/// Shortest side a scaled copy of a camera's image may have: below it, the one-pixel rounding
+/// allowance cannot tell a scaled copy from a different image (a 1x1 image would pass as a
+/// copy of any camera).
+const MIN_SCALED_SIDE: u32 = 16;
+
 /// True when an image of `image` size is the camera's image, or a copy of it scaled by one
 /// factor in both directions (to within a pixel of rounding), as with inria's `-i images_4`.
 fn is_scaled_copy(image: (u32, u32), camera: (u32, u32)) -> bool {
+    if image == camera {
+        return true;
+    }
+    if image.0.min(image.1) < MIN_SCALED_SIDE {
+        return false;
+    }
     let (iw, ih) = (f64::from(image.0), f64::from(image.1));
     let (cw, ch) = (f64::from(camera.0), f64::from(camera.1));
     (ih - ch * iw / cw).abs() <= 1.0 && (iw - cw * ih / ch).abs() <= 1.0
@@ -340,7 +353,7 @@ pub(super) fn load_scene(
         .par_iter()
         .map(|image| {
             let (camera, camera_id) = model.view_camera(image, &cameras)?;
-            let image_path = images_folder.join(&image.name);
+            let image_path = path_inside(images_folder, &image.name, &model.images_file)?;
             let size = read_image_size(&image_path, &model.images_file)?;
             let camera_size = (camera.width, camera.height);
             if !is_scaled_copy(size, camera_size) {
@@ -470,6 +483,13 @@ mod tests {
         assert!(is_scaled_copy((1244, 830), (4978, 3323)));
         assert!(!is_scaled_copy((240, 320), (320, 240)));
         assert!(!is_scaled_copy((320, 200), (320, 240)));
+        // Tiny images pass the one-pixel rounding test for any camera: refused.
+        assert!(!is_scaled_copy((1, 1), (800, 544)));
+        assert!(!is_scaled_copy((12, 8), (800, 544)));
+        assert!(
+            is_scaled_copy((8, 6), (8, 6)),
+            "the camera's own size, however small"
+        );
     }
 
     #[test]
