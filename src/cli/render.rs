@@ -5,7 +5,9 @@
 //!   [--white_background]` writes `<dir>/<image stem>.png` for each camera of the split;
 //! - `render -m <model> [--iteration N] [--skip_train] [--skip_test]` does what the reference's
 //!   render.py does: `<model>/{train,test}/ours_<N>/{renders,gt}/<00000>.png`, with the scene
-//!   and settings of `<model>/config.ron` and the PLY of iteration N (the latest by default).
+//!   and the rasterizer settings of `<model>/config.ron` (`pipeline.antialiasing`,
+//!   `near_plane`, `tight_tile_bounds`, the background), so renders match what training saw,
+//!   and the PLY of iteration N (the latest by default).
 
 use std::path::{Path, PathBuf};
 
@@ -96,7 +98,11 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         SplitChoice::Train => split == Split::Train,
         SplitChoice::Test => split == Split::Test,
     };
-    let mut renderer = Renderer::new(&gaussians, dataset.background, args.sh_degree)?;
+    let settings = RenderSettings {
+        background: dataset.background,
+        ..RenderSettings::default()
+    };
+    let mut renderer = Renderer::new(&gaussians, settings, args.sh_degree)?;
     let mut count = 0;
     for view in dataset.views.iter().filter(|v| wanted(v.split)) {
         let stem = Path::new(&view.name)
@@ -135,7 +141,7 @@ fn render_model(args: &RenderArgs, model: &Path) -> anyhow::Result<()> {
     };
     let dataset = Dataset::load(&options)
         .with_context(|| format!("loading the scene named in {}", config_path.display()))?;
-    let mut renderer = Renderer::new(&gaussians, dataset.background, args.sh_degree)?;
+    let mut renderer = Renderer::new(&gaussians, model_settings(&config), args.sh_degree)?;
     for (split, name, skip) in [
         (Split::Train, "train", args.skip_train),
         (Split::Test, "test", args.skip_test),
@@ -165,6 +171,23 @@ fn render_model(args: &RenderArgs, model: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The rasterizer settings a trained model was trained (and evaluated) with, from its
+/// `config.ron`; the SH degree is set per cloud.
+pub fn model_settings(config: &Config) -> RenderSettings {
+    let pipeline = &config.pipeline;
+    RenderSettings {
+        background: if config.model.white_background {
+            [1.0; 3]
+        } else {
+            [0.0; 3]
+        },
+        near_plane: pipeline.near_plane,
+        antialiased: pipeline.antialiasing,
+        tight_tile_bounds: pipeline.tight_tile_bounds,
+        ..RenderSettings::default()
+    }
+}
+
 /// One GPU, one cloud, one rasterizer: renders cameras to PNG files.
 struct Renderer {
     ctx: GpuContext,
@@ -175,22 +198,32 @@ struct Renderer {
 }
 
 impl Renderer {
+    /// A renderer of `gaussians` with `settings` (their SH degree: `sh_degree`, at most the
+    /// cloud's).
     fn new(
         gaussians: &Gaussians,
-        background: [f32; 3],
+        settings: RenderSettings,
         sh_degree: Option<u32>,
     ) -> anyhow::Result<Self> {
         let ctx = GpuContext::new_headless(&GpuOptions::default()).context("opening the GPU")?;
+        let count = gaussians.len() as u64;
+        crate::train::limits::check_gaussian_count(
+            &ctx,
+            count,
+            gaussians.sh_degree,
+            "the PLY",
+            None,
+        )
+        .map_err(anyhow::Error::msg)?;
         let cloud = GaussianCloud::from_gaussians(&ctx, gaussians, gaussians.len() as u32);
         let settings = RenderSettings {
-            background,
             active_sh_degree: sh_degree
                 .unwrap_or(gaussians.sh_degree)
                 .min(gaussians.sh_degree),
-            ..RenderSettings::default()
+            ..settings
         };
         Ok(Self {
-            rasterizer: Rasterizer::new(&ctx),
+            rasterizer: crate::gpu::build_kernels(&ctx, || Rasterizer::new(&ctx))?,
             frame: RasterFrame::new(&ctx),
             ctx,
             cloud,
@@ -254,6 +287,24 @@ pub fn save_png(rgb: Vec<u8>, width: u32, height: u32, path: &Path) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_renders_use_the_models_pipeline_settings() {
+        let mut config = Config::default();
+        assert_eq!(
+            model_settings(&config),
+            RenderSettings::default(),
+            "a default model renders with the defaults"
+        );
+        config.pipeline.antialiasing = true;
+        config.pipeline.near_plane = 0.05;
+        config.pipeline.tight_tile_bounds = true;
+        config.model.white_background = true;
+        let settings = model_settings(&config);
+        assert!(settings.antialiased && settings.tight_tile_bounds);
+        assert_eq!(settings.near_plane, 0.05);
+        assert_eq!(settings.background, [1.0; 3]);
+    }
 
     #[test]
     fn planar_conversion_clamps_and_rounds() {

@@ -213,7 +213,9 @@ fn train(config: &Config) -> anyhow::Result<()> {
         gpu: None,
     };
     let summary = train_headless(config, options)?;
-    print_summary(&summary);
+    if !config.run.quiet {
+        print_summary(&summary);
+    }
     if summary.interrupted {
         let saved = [&summary.checkpoint, &summary.ply]
             .into_iter()
@@ -261,8 +263,7 @@ pub fn run_demo() -> anyhow::Result<()> {
     train(&config)
 }
 
-/// The final lines of a run (printed even with `--quiet`, like the reference's "Training
-/// complete.").
+/// The final lines of a run (not with `--quiet`: errors only, then).
 pub fn print_summary(summary: &TrainSummary) {
     let eval = |split: &str| {
         summary
