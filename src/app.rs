@@ -135,10 +135,11 @@ pub fn finish_setup(app: &mut App) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::test_util::test_context;
+    use crate::gpu::test_util::{one_app_at_a_time, test_context};
 
     #[test]
     fn headless_app_shares_the_device_with_bevy() {
+        let _turn = one_app_at_a_time();
         let gpu = test_context();
         let mut app = headless_app(gpu, &HeadlessOptions::default());
         finish_setup(&mut app);

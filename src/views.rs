@@ -239,7 +239,7 @@ fn spawn_pending_scene(world: &mut World) {
 mod tests {
     use super::*;
     use crate::app::{HeadlessOptions, finish_setup, headless_app};
-    use crate::gpu::test_util::test_context;
+    use crate::gpu::test_util::{one_app_at_a_time, test_context};
 
     fn demo_path() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
@@ -247,6 +247,7 @@ mod tests {
 
     #[test]
     fn app_spawns_one_view_entity_per_registered_image_with_its_gpu_image() {
+        let _turn = one_app_at_a_time();
         let gpu = test_context();
         let mut options = DatasetOptions::new(demo_path());
         options.eval = true;

@@ -42,6 +42,14 @@ pub(crate) mod test_util {
         })
     }
 
+    /// Held while a test drives a Bevy app on [`test_context`]'s device: Bevy installs its
+    /// device-error and device-lost handlers on the device itself, so two apps on one device
+    /// at the same time would receive each other's events.
+    pub fn one_app_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// A device with the float-atomic and subgroup fast paths switched off.
     pub fn test_context_fallback() -> &'static GpuContext {
         static CTX: OnceLock<GpuContext> = OnceLock::new();

@@ -165,7 +165,7 @@ mod tests {
         let result = build_kernels(ctx, || {
             compute_pipeline_from_wgsl(ctx, "broken.wgsl:main", broken, "main", &[])
         });
-        let message = result.err().expect("an error").to_string();
+        let message = result.expect_err("an error").to_string();
         assert!(message.contains("broken.wgsl"), "{message}");
         assert!(message.contains("failed to compile"), "{message}");
 
@@ -173,7 +173,7 @@ mod tests {
         let result = build_kernels(ctx, || {
             compute_pipeline(ctx, "nope.wgsl", "main", &ShaderDefs::new(), &[])
         });
-        let message = result.err().expect("an error").to_string();
+        let message = result.expect_err("an error").to_string();
         assert!(message.contains("nope.wgsl"), "{message}");
 
         // The device is still usable and good shaders still build.

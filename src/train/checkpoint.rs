@@ -310,7 +310,7 @@ impl Checkpoint {
                 meta.iteration
             ));
         }
-        if !meta.ema_loss.is_finite() || !(meta.elapsed_s.is_finite() && meta.elapsed_s >= 0.0) {
+        if !(meta.ema_loss.is_finite() && meta.elapsed_s.is_finite() && meta.elapsed_s >= 0.0) {
             return Err("its smoothed loss or training time is not a finite number".into());
         }
         for (name, g) in [

@@ -315,7 +315,7 @@ fn failure_error(
     mut failure: StepFailure,
     quiet: bool,
 ) -> anyhow::Error {
-    if failure.kind == FailureKind::NonFinite && !failure.message.starts_with("parameter") {
+    if failure.kind == FailureKind::NonFinite && !failure.message.contains("parameter ") {
         // Name the parameter that went bad, if one did (a non-finite loss usually follows one).
         let params = world.resource::<TrainGpuState>().cloud.download(gpu);
         if let Some((group, index)) = checkpoint::first_non_finite(&params) {

@@ -8,7 +8,7 @@ use crate::app::{HeadlessOptions, finish_setup, headless_app};
 use crate::config::Config;
 use crate::dataset::DatasetOptions;
 use crate::fsutil::TempDir;
-use crate::gpu::test_util::test_context;
+use crate::gpu::test_util::{one_app_at_a_time, test_context};
 use crate::model::{Gaussians, init};
 use crate::views::{
     LoadedScene, ScenePlugin, SfmPoints, TestSplit, TrainSplit, TrainView, ViewImage, ViewStats,
@@ -69,6 +69,7 @@ fn failure(app: &App) -> Option<StepFailure> {
 /// between frames; the view entities collect what training learns about them.
 #[test]
 fn each_update_runs_steps_per_frame_iterations() {
+    let _turn = one_app_at_a_time();
     let mut config = short_config(20);
     config.run.steps_per_frame = 3;
     config.run.loss_readback_interval = 1;
@@ -127,6 +128,7 @@ fn each_update_runs_steps_per_frame_iterations() {
 /// iteration, resume continues; a stop request ends it.
 #[test]
 fn pause_single_step_resume_and_stop() {
+    let _turn = one_app_at_a_time();
     let mut config = short_config(50);
     config.run.steps_per_frame = 2;
     let (mut app, _dir) = demo_app(config);
@@ -189,6 +191,7 @@ fn after_optimize(
 /// says so through the cloud's generation.
 #[test]
 fn a_hook_after_optimize_sees_each_steps_parameters() {
+    let _turn = one_app_at_a_time();
     let mut config = short_config(12);
     config.model.sh_degree = 0;
     config.run.steps_per_frame = 12;
@@ -260,6 +263,7 @@ fn fail_at_three(state: Res<TrainState>, mut failure: ResMut<TrainFailure>) {
 /// run stops.
 #[test]
 fn no_set_runs_after_a_failure_in_the_same_step() {
+    let _turn = one_app_at_a_time();
     let mut config = short_config(10);
     config.run.steps_per_frame = 10;
     let (mut app, _dir) = demo_app(config);
@@ -309,6 +313,7 @@ fn no_set_runs_after_a_failure_in_the_same_step() {
 /// wrong size, the backward pass on stale uniforms).
 #[test]
 fn a_refused_camera_fails_the_forward_stage_without_panicking() {
+    let _turn = one_app_at_a_time();
     let (mut app, _dir) = demo_app(short_config(10));
     start_paused(&mut app);
     let world = app.world_mut();
@@ -326,6 +331,7 @@ fn a_refused_camera_fails_the_forward_stage_without_panicking() {
 /// A view without its ground-truth image is an error of the loss stage, never a skipped loss.
 #[test]
 fn a_view_without_its_image_fails_the_loss_stage() {
+    let _turn = one_app_at_a_time();
     let (mut app, _dir) = demo_app(short_config(10));
     start_paused(&mut app);
     let world = app.world_mut();

@@ -485,8 +485,7 @@ fn standard_header(format: &str, count: &str, degree: u32) -> String {
 /// The error of reading `bytes` as a PLY (it must name the file).
 fn read_error(dir: &TempDir, bytes: &[u8]) -> String {
     let error = read_bytes(dir, "bad.ply", bytes)
-        .err()
-        .expect("the read fails")
+        .expect_err("the read fails")
         .to_string();
     assert!(
         error.contains("bad.ply: "),
