@@ -61,7 +61,7 @@ pub fn main() -> ExitCode {
         Err(error) => {
             if let Some(interrupted) = error.downcast_ref::<interrupt::Interrupted>() {
                 eprintln!("{interrupted}");
-                return ExitCode::from(130);
+                return ExitCode::from(interrupt::exit_code());
             }
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -1,190 +1,287 @@
-//! `splatforge batch <batch.ron>`: train many scenes one after another, headless.
+//! `splatforge batch <file.ron>`: many training runs, on one machine or over a Slurm job array.
 //!
-//! The batch file lists runs, each a config file plus overrides (the same `section.field =
-//! value` assignments as `train --set`):
+//! - [`plan`]: the batch file (runs, and matrices of scenes x variants x seeds) expanded into
+//!   an ordered list of runs, each with its resolved configuration and output folder;
+//! - [`shard`]: which runs one process trains (`--shard I/N`, or the Slurm array task's);
+//! - [`status`]: what a run's output folder says: done (skipped), stopped (resumed from its
+//!   latest checkpoint), not started, or broken (reported);
+//! - [`summary`]: every run's final metrics in one table, with means and spreads over seeds,
+//!   printed and written as CSV and JSON;
+//! - [`slurm`]: the sbatch scripts of a job array over the shards.
 //!
-//! ```ron
-//! (
-//!     runs: [
-//!         (name: "tabletop", config: "configs/default.ron",
-//!          set: ["model.source_path=\"data/tabletop\"", "model.eval=true"]),
-//!         (config: "configs/blender.ron", set: ["model.source_path=\"data/lego\""]),
-//!     ],
-//! )
-//! ```
-//!
-//! Relative config paths are relative to the batch file. A failing run is reported and the
-//! next one starts; the command fails at the end if any run failed. A summary table (test
-//! PSNR, SSIM, training time, Gaussians) ends the output.
+//! A process trains its runs one after another. A failing run is reported and the next one
+//! starts; the command fails at the end if any run failed. Ctrl-C or SIGTERM stops the current
+//! run after its step (checkpoint and PLY saved) and starts no other; running the batch again
+//! skips the finished runs and resumes the stopped one.
 
-use std::path::{Path, PathBuf};
+pub mod plan;
+pub mod shard;
+pub mod slurm;
+pub mod status;
+pub mod summary;
 
-use anyhow::Context;
-use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
 
-use super::interrupt::{Interrupted, stop_on_ctrl_c};
-use crate::config::{ConfigOverrides, resolve_training_config};
+use anyhow::{Context, bail};
+
+use super::interrupt::{Interrupted, stop_on_interrupt};
+use crate::gpu::{GpuContext, GpuOptions};
 use crate::train::session::SessionOptions;
 use crate::train::{TrainSummary, train_headless};
+use plan::{Plan, PlanOptions, PlannedRun};
+use shard::Shard;
+use status::{RunStatus, inspect};
+use summary::Summary;
 
 /// Arguments of `splatforge batch`.
 #[derive(clap::Args, Debug)]
 pub struct BatchArgs {
     /// The batch file (RON).
     pub batch: PathBuf,
+    /// Train shard I of N (from 0): the runs whose index is I modulo N. Default: in a Slurm
+    /// job array, the array task's shard; otherwise every run.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Root of the runs' output folders (replaces the file's `output`).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Set a field of every run, after the batch file's overrides (section.field=value, as
+    /// `train --set`; repeatable).
+    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// List the runs with their index, status and output folder, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Summarise every run's outputs (printed, and written as CSV and JSON in the output root),
+    /// and exit.
+    #[arg(long, conflicts_with = "list")]
+    pub summary: bool,
     /// Print only errors and the summary.
     #[arg(long)]
     pub quiet: bool,
-}
-
-/// The batch file.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct BatchFile {
-    pub runs: Vec<BatchRun>,
-}
-
-/// One run of a batch.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct BatchRun {
-    /// Label in the summary (default: the scene folder's name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Config file; `None`: the defaults.
-    #[serde(default)]
-    pub config: Option<PathBuf>,
-    /// `section.field=value` overrides, applied in order after the file.
-    #[serde(default)]
-    pub set: Vec<String>,
-}
-
-/// Reads and checks a batch file.
-pub fn read_batch(path: &Path) -> anyhow::Result<BatchFile> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let batch: BatchFile = ron::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}:{}:{}: {}",
-            path.display(),
-            e.span.start.line,
-            e.span.start.col,
-            e.code
-        )
-    })?;
-    if batch.runs.is_empty() {
-        anyhow::bail!("{}: the batch lists no runs", path.display());
-    }
-    Ok(batch)
+    #[command(flatten)]
+    pub slurm: slurm::SlurmArgs,
 }
 
 pub fn run(args: BatchArgs) -> anyhow::Result<()> {
-    let batch = read_batch(&args.batch)?;
-    let base = args.batch.parent().unwrap_or(Path::new("."));
-    let stop = stop_on_ctrl_c();
-    let mut rows: Vec<(String, Result<TrainSummary, String>)> = Vec::new();
-    for (index, entry) in batch.runs.iter().enumerate() {
-        let label = entry
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("run {}", index + 1));
-        if stop.is_requested() {
-            rows.push((label, Err("not started (interrupted)".into())));
-            continue;
-        }
-        eprintln!("== [{}/{}] {label}", index + 1, batch.runs.len());
-        let outcome = run_one(entry, base, args.quiet, &stop);
-        if let Err(error) = &outcome {
-            eprintln!("error in {label}: {error:#}");
-        }
-        let label = match (&entry.name, &outcome) {
-            (None, Ok(s)) => s
-                .model_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or(label),
-            _ => label,
-        };
-        rows.push((label, outcome.map_err(|e| format!("{e:#}"))));
+    let options = PlanOptions {
+        output: args.output.clone(),
+        set: args.set.clone(),
+    };
+    let plan = Plan::load(&args.batch, &options)?;
+    if args.summary {
+        return write_summary(&plan);
     }
-    println!("{}", summary_table(&rows));
-    let failed = rows.iter().filter(|(_, r)| r.is_err()).count();
-    if stop.is_requested() {
-        let last = rows
-            .iter()
-            .rev()
-            .find_map(|(_, r)| r.as_ref().ok())
-            .map(|s| s.iteration)
-            .unwrap_or(0);
-        return Err(Interrupted {
-            iteration: last,
-            saved: "the interrupted run's checkpoint".into(),
-        }
-        .into());
+    if args.slurm.slurm {
+        return write_slurm_scripts(&plan, &args);
     }
-    if failed > 0 {
-        anyhow::bail!("{failed} of {} runs failed", rows.len());
+    let shard = match args.shard {
+        Some(shard) => shard,
+        None => Shard::from_slurm_env(|name| std::env::var(name).ok())?.unwrap_or(Shard::ALL),
+    };
+    if args.list {
+        print_list(&plan, shard);
+        return Ok(());
+    }
+    train_shard(&plan, shard, args.quiet)
+}
+
+/// `--summary`: every run of the plan, whichever shard trained it.
+fn write_summary(plan: &Plan) -> anyhow::Result<()> {
+    let summary = Summary::gather(&plan.runs, &HashMap::new());
+    println!("{}", summary.tables());
+    for path in summary.write(&plan.output)? {
+        eprintln!("Wrote {}", path.display());
     }
     Ok(())
 }
 
-fn run_one(
-    entry: &BatchRun,
-    base: &Path,
-    quiet: bool,
-    stop: &crate::train::StopRequest,
-) -> anyhow::Result<TrainSummary> {
-    let config_path = entry.config.as_ref().map(|p| {
-        if p.is_relative() {
-            base.join(p)
-        } else {
-            p.clone()
-        }
-    });
-    let mut overrides = ConfigOverrides::default();
-    for assignment in &entry.set {
-        overrides.push_set(assignment)?;
+fn print_list(plan: &Plan, shard: Shard) {
+    println!("| # | run | status | output |\n|---|---|---|---|");
+    for run in plan.runs.iter().filter(|r| shard.contains(r.index)) {
+        let status = match inspect(run) {
+            RunStatus::NotStarted => "not started".to_string(),
+            RunStatus::Done(_) => "done".into(),
+            RunStatus::Stopped {
+                iteration,
+                checkpoint,
+                ..
+            } => match checkpoint {
+                Some(_) => format!("stopped at {iteration}, resumable"),
+                None => format!("stopped at {iteration}, no checkpoint"),
+            },
+            RunStatus::Broken(why) => format!("error: {why}"),
+        };
+        println!(
+            "| {} | {} | {status} | {} |",
+            run.index,
+            run.name,
+            run.model_path().display()
+        );
     }
-    if quiet {
-        overrides.push("run.quiet", "true", "batch --quiet");
-    }
-    let config = resolve_training_config(config_path.as_deref(), &overrides)?;
-    let summary = train_headless(
-        &config,
-        SessionOptions {
-            stop: stop.clone(),
-            gpu: None,
-        },
-    )?;
-    Ok(summary)
 }
 
-/// The final table: one row per run.
-pub fn summary_table(rows: &[(String, Result<TrainSummary, String>)]) -> String {
-    let mut out = String::from(
-        "| run | status | iterations | test PSNR | test SSIM | train time (s) | Gaussians |\n\
-         |---|---|---|---|---|---|---|\n",
+fn write_slurm_scripts(plan: &Plan, args: &BatchArgs) -> anyhow::Result<()> {
+    let workdir = std::env::current_dir().context("reading the working directory")?;
+    let file = std::fs::canonicalize(&plan.file)
+        .with_context(|| format!("resolving {}", plan.file.display()))?;
+    let mut batch_args = vec![
+        "batch".to_string(),
+        file.display().to_string(),
+        "--output".into(),
+        workdir.join(&plan.output).display().to_string(),
+    ];
+    for assignment in &args.set {
+        batch_args.extend(["--set".to_string(), assignment.clone()]);
+    }
+    if args.quiet {
+        batch_args.push("--quiet".into());
+    }
+    let invocation = slurm::Invocation {
+        exe: std::env::current_exe().context("locating the splatforge binary")?,
+        workdir,
+        batch_args,
+    };
+    let scripts = slurm::write_scripts(plan, &args.slurm, &invocation)?;
+    println!(
+        "Slurm job array: {} runs in {} tasks: {}",
+        plan.runs.len(),
+        scripts.tasks,
+        scripts.array.display()
     );
-    for (label, result) in rows {
-        let line = match result {
-            Ok(s) => {
-                let test = s.last_eval("test");
-                format!(
-                    "| {label} | {} | {} | {} | {} | {:.1} | {} |\n",
-                    if s.interrupted { "stopped" } else { "done" },
-                    s.iteration,
-                    test.map(|r| format!("{:.2}", r.psnr)).unwrap_or("-".into()),
-                    test.map(|r| format!("{:.3}", r.ssim)).unwrap_or("-".into()),
-                    s.elapsed_s,
-                    s.num_gaussians
-                )
+    println!("Summary job: {}", scripts.summary.display());
+    if args.slurm.submit {
+        let (array, summary) = slurm::submit(&scripts)?;
+        println!("Submitted job array {array} and summary job {summary}");
+    } else {
+        println!(
+            "Submit with:\n  job=$(sbatch --parsable {}) && sbatch --dependency=afterany:$job {}",
+            scripts.array.display(),
+            scripts.summary.display()
+        );
+    }
+    Ok(())
+}
+
+/// What to do with a run, from its output folder.
+enum Next {
+    Skip,
+    Train { resume_from: Option<PathBuf> },
+    Report(String),
+}
+
+fn next_step(run: &PlannedRun) -> Next {
+    match inspect(run) {
+        RunStatus::Done(_) => Next::Skip,
+        RunStatus::NotStarted => Next::Train { resume_from: None },
+        RunStatus::Stopped { checkpoint, .. } => Next::Train {
+            resume_from: checkpoint,
+        },
+        RunStatus::Broken(why) => Next::Report(why),
+    }
+}
+
+/// Trains the runs of `shard` that are not done, then prints their summary (and writes the
+/// summary files when the shard is the whole plan).
+fn train_shard(plan: &Plan, shard: Shard, quiet: bool) -> anyhow::Result<()> {
+    let runs: Vec<&PlannedRun> = plan
+        .runs
+        .iter()
+        .filter(|r| shard.contains(r.index))
+        .collect();
+    if shard == Shard::ALL {
+        eprintln!("Batch {}: {} runs", plan.file.display(), runs.len());
+    } else {
+        eprintln!(
+            "Batch {}: shard {shard}, {} of {} runs",
+            plan.file.display(),
+            runs.len(),
+            plan.runs.len()
+        );
+    }
+    let stop = stop_on_interrupt();
+    let mut gpu: Option<GpuContext> = None;
+    let mut failures: HashMap<usize, String> = HashMap::new();
+    let mut stopped: Option<TrainSummary> = None;
+    for (position, run) in runs.iter().enumerate() {
+        if stop.is_requested() {
+            break;
+        }
+        let label = format!("[{}/{}] {}", position + 1, runs.len(), run.name);
+        let resume_from = match next_step(run) {
+            Next::Skip => {
+                eprintln!("== {label}: done, skipped");
+                continue;
             }
-            Err(error) => {
-                let first_line = error.lines().next().unwrap_or_default();
-                format!("| {label} | failed: {first_line} | - | - | - | - | - |\n")
+            Next::Report(why) => {
+                eprintln!("== {label}: error: {why}");
+                failures.insert(run.index, why);
+                continue;
+            }
+            Next::Train { resume_from } => resume_from,
+        };
+        match &resume_from {
+            Some(checkpoint) => eprintln!("== {label}: resuming from {}", checkpoint.display()),
+            None => eprintln!("== {label}"),
+        }
+        let mut config = run.config.clone();
+        config.run.quiet |= quiet;
+        if resume_from.is_some() {
+            config.run.start_checkpoint = resume_from;
+        }
+        let device = match &gpu {
+            Some(device) => device.clone(),
+            None => {
+                let opened =
+                    GpuContext::new_headless(&GpuOptions::default()).context("opening the GPU")?;
+                gpu.insert(opened).clone()
             }
         };
-        out.push_str(&line);
+        let options = SessionOptions {
+            stop: stop.clone(),
+            gpu: Some(device),
+        };
+        match train_headless(&config, options) {
+            Ok(summary) if summary.interrupted => stopped = Some(summary),
+            Ok(_) => {}
+            Err(error) => {
+                eprintln!("error in {}: {error:#}", run.name);
+                failures.insert(run.index, format!("{error:#}"));
+            }
+        }
     }
-    out
+
+    let summary = Summary::gather(runs.iter().copied(), &failures);
+    println!("{}", summary.tables());
+    if shard == Shard::ALL {
+        for path in summary.write(&plan.output)? {
+            eprintln!("Wrote {}", path.display());
+        }
+    }
+    if stop.is_requested() {
+        let (iteration, saved) = match &stopped {
+            Some(s) => {
+                let files: Vec<String> = [&s.checkpoint, &s.ply]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                if files.is_empty() {
+                    (
+                        s.iteration,
+                        "nothing (stopped before its first step)".into(),
+                    )
+                } else {
+                    (s.iteration, files.join(" and "))
+                }
+            }
+            None => (0, "nothing (no run was training)".into()),
+        };
+        return Err(Interrupted { iteration, saved }.into());
+    }
+    if !failures.is_empty() {
+        bail!("{} of {} runs failed", failures.len(), runs.len());
+    }
+    Ok(())
 }
