@@ -11,13 +11,15 @@
 # the jobs see (the software driver in CI: export WGPU_BACKEND=vulkan and XDG_RUNTIME_DIR,
 # which sbatch passes on to the jobs).
 #
-# What it checks:
-#  1. `batch <file> --slurm --submit` submits a 2-task job array for a batch of two runs (the
-#     demo scene at -r 8, seeds 0 and 1) and a summary job after it; all of them complete,
-#     each task trains its own run (shard 0/2 and 1/2), and the summary lists both runs as
-#     done with their metrics.
-#  2. Submitting again skips both runs (they are done) and completes.
-# Takes about a minute on 2 CPU cores with the software Vulkan driver.
+# What it checks, with a batch of two runs (the demo scene at -r 8 for 200 steps, seeds 0 and
+# 1) submitted by `splatforge batch <file> --slurm --submit` as a 2-task job array plus a
+# summary job that runs after it:
+#  1. Task 0 gets SIGTERM while training (what Slurm sends on preemption): it finishes the
+#     step, saves a checkpoint and exits with 143; task 1 trains its run (shard 1/2) to the
+#     end; the summary job lists one run stopped and one done.
+#  2. Submitted again, task 0 resumes its run from the checkpoint, task 1 skips its finished
+#     run, every job completes and the summary lists both runs as done with final metrics.
+# Takes about a minute and a half on 2 idle CPU cores with the software Vulkan driver.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,7 +76,7 @@ started=$SECONDS
 mkdir -p "$WORK/munge"
 dd if=/dev/urandom of="$WORK/munge/munge.key" bs=1024 count=1 status=none
 chown -R munge:munge "$WORK/munge"
-chmod 700 "$WORK/munge"
+chmod 755 "$WORK/munge" # munged wants the socket's folder searchable by all
 chmod 400 "$WORK/munge/munge.key"
 SOCKET="$WORK/munge/munge.socket"
 runuser -u munge -- munged --key-file="$WORK/munge/munge.key" --socket="$SOCKET" \
@@ -82,7 +84,6 @@ runuser -u munge -- munged --key-file="$WORK/munge/munge.key" --socket="$SOCKET"
   --seed-file="$WORK/munge/munged.seed"
 munge_roundtrip() { munge -n -S "$SOCKET" | unmunge -S "$SOCKET"; }
 wait_for 20 "munged" munge_roundtrip
-chmod 755 "$WORK/munge" # slurm reaches the socket
 
 # --- slurm: one node (this machine), one partition
 HOST=$(hostname -s)
@@ -146,54 +147,69 @@ cat >"$STUDY/study.ron" <<RON
             "optimization.densify_until_iter=150",
             "optimization.densification_interval=50",
             "run.test_iterations=[100]",
-            "run.save_iterations=[]",
+            "run.save_iterations=[10]",
         ],
     )],
 )
 RON
 cd "$STUDY"
+logs="$STUDY/output/slurm/logs"
+csv="$STUDY/output/summary_runs.csv"
 
-# Submits the array and its summary job; waits until both have left the queue and checks
-# that every job completed. Prints the array's job id.
-submit_and_wait() {
-  local out array summary
+# Submits the array and its summary job; sets $array and $summary.
+submit() {
+  local out
   out=$("$BIN" batch study.ron --slurm --gpus-per-task 0 --submit) || fail "submission: $out"
-  echo "$out" >&2
+  echo "$out"
   array=$(sed -n 's/^Submitted job array \([0-9]*\) and summary job \([0-9]*\)$/\1/p' <<<"$out")
   summary=$(sed -n 's/^Submitted job array \([0-9]*\) and summary job \([0-9]*\)$/\2/p' <<<"$out")
   [ -n "$array" ] && [ -n "$summary" ] || fail "no job ids in: $out"
-  queue_empty() { [ -z "$(squeue -h -j "$array,$summary" 2>/dev/null)" ]; }
-  wait_for "$TIMEOUT_S" "jobs $array and $summary to finish" queue_empty
-  local states
-  states=$(scontrol show job "$array" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | sort | uniq -c)
-  [ "$(scontrol show job "$array" | grep -c 'JobState=COMPLETED')" -eq 2 ] ||
-    fail "array tasks did not all complete: $states"
-  scontrol show job "$summary" | grep -q 'JobState=COMPLETED' || fail "summary job did not complete"
-  echo "$array"
 }
+queue_empty() { [ -z "$(squeue -h -j "$array,$summary" 2>/dev/null)" ]; }
+job_state() { scontrol show job "$1" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n 1; }
+expect_state() {
+  local state
+  state=$(job_state "$1")
+  [ "$state" = "$2" ] || fail "job $1 is $state, expected $2: $(cat "$3" 2>/dev/null)"
+}
+expect_row() { grep -q "^demo/seed$1,demo,demo,,$1,$2," "$csv" || fail "summary lacks demo/seed$1 $2: $(cat "$csv")"; }
 
-array=$(submit_and_wait)
-logs="$STUDY/output/slurm/logs"
+# 1. Task 0 gets SIGTERM mid-run (as on preemption): it saves its run and exits 143; task 1
+#    trains its run to the end; the summary job, after both, lists one stopped, one done.
+submit
+marker="$STUDY/output/demo/seed0/point_cloud/iteration_10/point_cloud.ply"
+wait_for "$TIMEOUT_S" "task 0 to start training" test -f "$marker"
+scancel --batch --signal=TERM "${array}_0"
+wait_for "$TIMEOUT_S" "jobs $array and $summary to finish" queue_empty
+log0="$logs/${array}_0.log"
+log1="$logs/${array}_1.log"
+expect_state "${array}_0" FAILED "$log0"
+scontrol show job "${array}_0" | grep -q "ExitCode=143:0" || fail "task 0 did not exit with 143"
+grep -q "Terminated (SIGTERM): finishing this step" "$log0" || fail "task 0 log: $(cat "$log0")"
+ls "$STUDY"/output/demo/seed0/chkpnt*.sfck >/dev/null || fail "task 0 saved no checkpoint"
+expect_state "${array}_1" COMPLETED "$log1"
+expect_state "$summary" COMPLETED "$logs/summary_$summary.log"
 for task in 0 1; do
   log="$logs/${array}_$task.log"
-  [ -f "$log" ] || fail "no log $log"
   grep -q "shard $task/2, 1 of 2 runs" "$log" || fail "task $task did not run shard $task/2: $(cat "$log")"
   grep -q "demo/seed$task\$" "$log" || fail "task $task did not train demo/seed$task: $(cat "$log")"
 done
-csv="$STUDY/output/summary_runs.csv"
-[ -f "$csv" ] || fail "the summary job wrote no $csv"
-for seed in 0 1; do
-  grep -q "^demo/seed$seed,demo,demo,,$seed,done,,200,200,test," "$csv" ||
-    fail "summary lacks demo/seed$seed as done: $(cat "$csv")"
-done
-grep -q '"status": "done"' "$STUDY/output/summary.json" || fail "summary.json has no finished run"
-echo "slurm-test: array $array trained both runs, summary lists them ($((SECONDS - started)) s)"
+expect_row 0 stopped
+expect_row 1 done
+echo "slurm-test: array $array: task 0 stopped by SIGTERM and saved, task 1 done ($((SECONDS - started)) s)"
 
-# --- again: both runs are done and are skipped
-array=$(submit_and_wait)
-for task in 0 1; do
-  grep -q "demo/seed$task: done, skipped" "$logs/${array}_$task.log" ||
-    fail "task $task did not skip its finished run: $(cat "$logs/${array}_$task.log")"
-done
-echo "slurm-test: resubmitted array $array skipped both finished runs"
+# 2. Again: task 0 resumes its run from the checkpoint, task 1 skips its finished run, and
+#    the summary lists both as done.
+submit
+wait_for "$TIMEOUT_S" "jobs $array and $summary to finish" queue_empty
+for task in 0 1; do expect_state "${array}_$task" COMPLETED "$logs/${array}_$task.log"; done
+expect_state "$summary" COMPLETED "$logs/summary_$summary.log"
+grep -q "demo/seed0: resuming from .*chkpnt[0-9]*.sfck" "$logs/${array}_0.log" ||
+  fail "task 0 did not resume: $(cat "$logs/${array}_0.log")"
+grep -q "demo/seed1: done, skipped" "$logs/${array}_1.log" ||
+  fail "task 1 did not skip its finished run: $(cat "$logs/${array}_1.log")"
+expect_row 0 done
+expect_row 1 done
+grep -q "^demo/seed0,demo,demo,,0,done,,200,200,test," "$csv" || fail "no final metrics: $(cat "$csv")"
+echo "slurm-test: array $array resumed the stopped run and skipped the finished one"
 echo "slurm-test: passed in $((SECONDS - started)) s"
