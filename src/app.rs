@@ -110,6 +110,12 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     if !options.log {
         plugins = plugins.disable::<bevy::log::LogPlugin>();
     }
+    // With the editor feature, DefaultPlugins brings a window event loop, which needs a
+    // display; a headless app has no window.
+    #[cfg(feature = "editor")]
+    {
+        plugins = plugins.disable::<bevy::winit::WinitPlugin>();
+    }
     app.add_plugins(plugins)
         .add_plugins(ScheduleRunnerPlugin::run_loop(std::time::Duration::ZERO))
         .insert_resource(Gpu(gpu.clone()))
