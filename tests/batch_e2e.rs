@@ -147,8 +147,11 @@ fn sigterm_saves_the_run_and_the_batch_resumes_it_then_skips_what_is_done() {
         !dir.path().join("out/short").exists(),
         "no run starts after SIGTERM"
     );
-    assert!(log.contains("| long | stopped: resumes from"), "{log}");
-    assert!(log.contains("| short | not started |"), "{log}");
+    assert!(
+        log.contains("| long | demo | 0 | stopped: resumes from"),
+        "{log}"
+    );
+    assert!(log.contains("| short | demo | 0 | not started |"), "{log}");
 
     // 2. Again: `long` resumes from its checkpoint, `short` trains.
     let output = batch(&[file_arg, "--quiet"]).output().unwrap();
@@ -160,7 +163,7 @@ fn sigterm_saves_the_run_and_the_batch_resumes_it_then_skips_what_is_done() {
     );
     assert!(log.contains(&resumed), "{log}");
     assert!(
-        log.contains("| long | done |") && log.contains("| short | done |"),
+        log.contains("| long | demo | 0 | done |") && log.contains("| short | demo | 0 | done |"),
         "{log}"
     );
 
@@ -225,9 +228,9 @@ fn the_summary_reports_missing_and_damaged_runs_without_failing() {
         .unwrap();
     let log = finished(&output);
     assert!(output.status.success(), "{log}");
-    assert!(log.contains("| long | error: "), "{log}");
+    assert!(log.contains("| long | demo | 0 | error: "), "{log}");
     assert!(log.contains("config.ron"), "{log}");
-    assert!(log.contains("| short | not started |"), "{log}");
+    assert!(log.contains("| short | demo | 0 | not started |"), "{log}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out/summary.json")).unwrap())
             .unwrap();
@@ -241,5 +244,5 @@ fn the_summary_reports_missing_and_damaged_runs_without_failing() {
     let log = finished(&output);
     assert!(!output.status.success(), "{log}");
     assert!(log.contains("1 of 2 runs failed"), "{log}");
-    assert!(log.contains("| short | done |"), "{log}");
+    assert!(log.contains("| short | demo | 0 | done |"), "{log}");
 }

@@ -133,3 +133,43 @@ fn every_shipped_config_and_batch_file_runs() {
         eprintln!("{stem}: ok");
     }
 }
+
+/// The batch file of README.md's "Many scenes, many machines" parses as written and expands to
+/// its 9 scenes x 3 seeds (its scenes are not shipped, so nothing trains).
+#[test]
+fn the_readme_batch_example_expands_to_27_runs() {
+    let readme = std::fs::read_to_string(manifest().join("README.md")).unwrap();
+    let section = readme
+        .split("## Many scenes, many machines")
+        .nth(1)
+        .expect("the README section");
+    let example = section
+        .split("```ron\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ron block in the section");
+    // Placed at the repository root, where its config path points.
+    let dir = TempDir::new("readme-batch").unwrap();
+    std::fs::create_dir(dir.path().join("configs")).unwrap();
+    std::fs::copy(
+        manifest().join("configs/default.ron"),
+        dir.path().join("configs/default.ron"),
+    )
+    .unwrap();
+    let file = dir.path().join("study.ron");
+    std::fs::write(&file, example).unwrap();
+    let plan = Plan::load(&file, &PlanOptions::default()).unwrap();
+    assert_eq!(plan.runs.len(), 27);
+    assert_eq!(plan.runs[0].name, "bicycle/seed0");
+    assert_eq!(plan.runs[26].name, "treehill/seed2");
+    assert_eq!(plan.runs[4].group, "bonsai");
+    assert_eq!(
+        plan.runs[4].model_path(),
+        Path::new("output/m360/bonsai/seed1")
+    );
+    assert!(
+        plan.runs
+            .iter()
+            .all(|r| r.config.model.eval && r.config.model.resolution == 4)
+    );
+}

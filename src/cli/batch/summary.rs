@@ -120,8 +120,8 @@ impl Summary {
     /// Markdown tables: the runs, then the groups if any group has several runs.
     pub fn tables(&self) -> String {
         let mut out = String::from(
-            "| run | status | iteration | PSNR | SSIM | Gaussians | train time (s) |\n\
-             |---|---|---|---|---|---|---|\n",
+            "| run | scene | seed | status | iteration | PSNR | SSIM | Gaussians | train time (s) |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.runs {
             let status = if r.detail.is_empty() {
@@ -131,8 +131,10 @@ impl Summary {
             };
             let _ = writeln!(
                 out,
-                "| {} | {status} | {}/{} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {status} | {}/{} | {} | {} | {} | {} |",
                 r.name,
+                r.scene,
+                r.seed,
                 r.iteration,
                 r.iterations,
                 fixed(r.psnr, 2),
@@ -143,14 +145,19 @@ impl Summary {
         }
         if self.groups.iter().any(|g| g.runs > 1) {
             out.push_str(
-                "\n| group | done | PSNR | SSIM | Gaussians | train time (s) |\n\
-                 |---|---|---|---|---|---|\n",
+                "\n| group | seeds | done | PSNR | SSIM | Gaussians | train time (s) |\n\
+                 |---|---|---|---|---|---|---|\n",
             );
             for g in &self.groups {
                 let _ = writeln!(
                     out,
-                    "| {} | {}/{} | {} | {} | {} | {} |",
+                    "| {} | {} | {}/{} | {} | {} | {} | {} |",
                     g.group,
+                    g.seeds
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     g.done,
                     g.runs,
                     spread(g.psnr, 2),
@@ -453,14 +460,17 @@ mod tests {
 
         let tables = summary.tables();
         assert!(
-            tables.contains("| garden/seed1 | done | 100/100 | 25.00 |"),
+            tables.contains("| garden/seed1 | garden | 1 | done | 100/100 | 25.00 |"),
             "{tables}"
         );
         assert!(
-            tables.contains("| garden | 3/3 | 25.00 ± 1.00 |"),
+            tables.contains("| garden | 0 1 2 | 3/3 | 25.00 ± 1.00 |"),
             "{tables}"
         );
-        assert!(tables.contains("| room/seed1 | error: "), "{tables}");
+        assert!(
+            tables.contains("| room/seed1 | room | 1 | error: "),
+            "{tables}"
+        );
 
         // The files: every run and group, parseable.
         let written = summary.write(&dir.path().join("out")).unwrap();
@@ -507,7 +517,7 @@ mod tests {
             "loading data/garden: no such folder"
         );
         assert_eq!(summary.groups[0].psnr, None);
-        assert!(summary.tables().contains("| garden | 0/3 | - |"));
+        assert!(summary.tables().contains("| garden | 0 1 2 | 0/3 | - |"));
     }
 
     #[test]
