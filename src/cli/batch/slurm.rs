@@ -196,17 +196,20 @@ fn script(comments: &[String], options: &[String], command: &str) -> String {
 
 /// Submits the array, then the summary after it; returns both job ids.
 pub fn submit(scripts: &SlurmScripts) -> anyhow::Result<(String, String)> {
-    let array = sbatch(&[], &scripts.array)?;
-    let summary = sbatch(
-        &[format!("--dependency=afterany:{array}")],
-        &scripts.summary,
-    )?;
+    submit_with("sbatch", scripts)
+}
+
+/// [`submit`] with another `sbatch` program (tests).
+fn submit_with(program: &str, scripts: &SlurmScripts) -> anyhow::Result<(String, String)> {
+    let array = sbatch(program, &[], &scripts.array)?;
+    let dependency = format!("--dependency=afterany:{array}");
+    let summary = sbatch(program, &[dependency], &scripts.summary)?;
     Ok((array, summary))
 }
 
 /// `sbatch --parsable [options] script`; returns the job id.
-fn sbatch(options: &[String], script: &Path) -> anyhow::Result<String> {
-    let output = Command::new("sbatch")
+fn sbatch(program: &str, options: &[String], script: &Path) -> anyhow::Result<String> {
+    let output = Command::new(program)
         .arg("--parsable")
         .args(options)
         .arg(script)
@@ -363,6 +366,52 @@ mod tests {
         let text = std::fs::read_to_string(&scripts.array).unwrap();
         assert!(text.contains("#SBATCH --array=0-5\n"));
         assert!(!text.contains("gpus") && !text.contains("--time"), "{text}");
+    }
+
+    #[test]
+    fn submits_the_array_then_the_summary_after_it() {
+        let dir = TempDir::new("batch-slurm").unwrap();
+        let scripts = SlurmScripts {
+            array: dir.path().join("a.sbatch"),
+            summary: dir.path().join("s.sbatch"),
+            tasks: 2,
+        };
+        // A stand-in for sbatch that records its arguments and answers like `--parsable`.
+        let fake = dir.path().join("sbatch");
+        let calls = dir.path().join("calls");
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" >> {calls}\nn=$(wc -l < {calls})\necho \"$((41 + n));cluster\"\n",
+            calls = calls.display()
+        );
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let ids = submit_with(fake.to_str().unwrap(), &scripts).unwrap();
+        assert_eq!(ids, ("42".to_string(), "43".to_string()));
+        let recorded = std::fs::read_to_string(&calls).unwrap();
+        let lines: Vec<&str> = recorded.lines().collect();
+        assert_eq!(lines[0], format!("--parsable {}", scripts.array.display()));
+        assert_eq!(
+            lines[1],
+            format!(
+                "--parsable --dependency=afterany:42 {}",
+                scripts.summary.display()
+            )
+        );
+
+        let missing = dir.path().join("no-sbatch-here");
+        let error = submit_with(missing.to_str().unwrap(), &scripts).unwrap_err();
+        assert!(
+            error.to_string().contains("sbatch is not on PATH"),
+            "{error}"
+        );
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho 'error: invalid partition' >&2\nexit 1\n",
+        )
+        .unwrap();
+        let error = submit_with(fake.to_str().unwrap(), &scripts).unwrap_err();
+        assert!(error.to_string().contains("invalid partition"), "{error}");
     }
 
     #[test]
