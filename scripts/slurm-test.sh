@@ -19,7 +19,8 @@
 #     end; the summary job lists one run stopped and one done.
 #  2. Submitted again, task 0 resumes its run from the checkpoint, task 1 skips its finished
 #     run, every job completes and the summary lists both runs as done with final metrics.
-# Takes about a minute and a half on 2 idle CPU cores with the software Vulkan driver.
+# Takes 2-3 minutes on 2 CPU cores with the software Vulkan driver (measured 169 s on a busy
+# 2-core machine).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
