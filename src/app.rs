@@ -110,8 +110,9 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     if !options.log {
         plugins = plugins.disable::<bevy::log::LogPlugin>();
     }
-    // A headless app has no window, so no event loop: winit allows one per process, and the
-    // tests run many apps in one.
+    // With the editor feature, DefaultPlugins brings a window event loop, which needs a
+    // display (and winit allows one per process, while tests run many apps in one); a
+    // headless app has no window.
     #[cfg(feature = "editor")]
     {
         plugins = plugins.disable::<bevy::winit::WinitPlugin>();
