@@ -110,6 +110,11 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     if !options.log {
         plugins = plugins.disable::<bevy::log::LogPlugin>();
     }
+    // Headless: no event loop (it needs a display, and the main thread).
+    #[cfg(feature = "editor")]
+    {
+        plugins = plugins.disable::<bevy::winit::WinitPlugin>();
+    }
     app.add_plugins(plugins)
         .add_plugins(ScheduleRunnerPlugin::run_loop(std::time::Duration::ZERO))
         .insert_resource(Gpu(gpu.clone()))
