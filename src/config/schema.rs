@@ -222,6 +222,12 @@ config_section! {
         /// queries) and print the median per stage at the end; 0: off. A profiled step waits
         /// for the GPU once, so keep this large (e.g. 100).
         profile_interval: u32 = 0,
+        /// Ours: make runs reproducible: the rasterizer's backward pass sums gradients in a
+        /// fixed order instead of with float atomics, so two runs with the same seed on the
+        /// same GPU and driver give bit-identical results (unless the run reports intersection
+        /// list overflows). Costs 36 bytes of GPU memory per tile intersection; its time cost
+        /// is in BENCHMARKS.md. Read when a run starts.
+        deterministic: bool = false,
     }
 }
 

@@ -77,6 +77,7 @@ fn every_field_changed() -> Config {
             loss_readback_interval: 25,
             eval_quantize_8bit: false,
             profile_interval: 50,
+            deterministic: true,
         },
     }
 }

@@ -60,7 +60,7 @@ pub fn setup_training(world: &mut World) {
     world.insert_resource(metrics);
     world.insert_resource(state);
     world.insert_resource(train);
-    world.insert_resource(TrainKernels::new(&gpu));
+    world.insert_resource(TrainKernels::new(&gpu, config.run.deterministic));
     world.insert_resource(StepBuffers::new(&gpu));
     world.insert_resource(LossReadback::new(&gpu));
     world.insert_resource(StepProfiler::new(&gpu, config.run.profile_interval));

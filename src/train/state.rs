@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::gpu::adam::Adam;
 use crate::gpu::densify::Densifier;
 use crate::gpu::loss::LossKernels;
-use crate::gpu::raster::{RasterFrame, Rasterizer};
+use crate::gpu::raster::{RasterFrame, RasterOptions, Rasterizer};
 use crate::gpu::{self, GpuContext};
 use crate::model::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers};
 use crate::render_settings::RenderSettings;
@@ -65,8 +65,10 @@ pub struct TrainKernels {
 }
 
 impl TrainKernels {
-    pub fn new(ctx: &GpuContext) -> Self {
-        let mut rasterizer = Rasterizer::new(ctx);
+    /// The kernels of a run; `deterministic`: the rasterizer's fixed-order backward pass
+    /// (`run.deterministic`).
+    pub fn new(ctx: &GpuContext, deterministic: bool) -> Self {
+        let mut rasterizer = Rasterizer::with_options(ctx, RasterOptions { deterministic });
         // No blocking readback of the intersection count per step (see the method's docs).
         rasterizer.set_deferred_counts(true);
         Self {

@@ -54,6 +54,13 @@ pub struct RasterFrame {
     /// Per intersection.
     pub(super) intersection_tiles: wgpu::Buffer,
     pub(super) intersection_gaussians: wgpu::Buffer,
+    /// Deterministic backward only (else one element): per intersection, its emission slot
+    /// (the tile sort's values), and per slot the 9 gradient values of the backward pass.
+    pub(super) intersection_slots: wgpu::Buffer,
+    pub(super) intersection_grads: wgpu::Buffer,
+    /// Per cut of the tile lists (every `chunk_size` entries) and pixel of a tile: the
+    /// forward's (T, colour so far) there, 16 bytes (rasterize.wgsl, "Pieces").
+    pub(super) checkpoints: wgpu::Buffer,
     /// Per tile.
     pub(super) tile_ranges: wgpu::Buffer,
     /// 4 bytes, mappable: the intersection count on its way to the CPU.
@@ -72,6 +79,10 @@ pub struct RasterFrame {
     overflow_pending: bool,
     gaussian_capacity: u32,
     intersection_capacity: u32,
+    /// Cuts the checkpoint buffer has room for.
+    checkpoint_cuts: u32,
+    /// Intersections the deterministic buffers have room for (0: not allocated).
+    deterministic_capacity: u32,
     pixel_capacity: u32,
     tile_capacity: u32,
 }
@@ -103,6 +114,9 @@ impl RasterFrame {
             grad_2d: small("raster.grad_2d"),
             intersection_tiles: small("raster.intersection_tiles"),
             intersection_gaussians: small("raster.intersection_gaussians"),
+            intersection_slots: small("raster.intersection_slots"),
+            intersection_grads: small("raster.intersection_grads"),
+            checkpoints: small("raster.checkpoints"),
             tile_ranges: small("raster.tile_ranges"),
             count_readback: ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("raster.count_readback"),
@@ -123,6 +137,8 @@ impl RasterFrame {
             overflow_pending: false,
             gaussian_capacity: 0,
             intersection_capacity: 0,
+            checkpoint_cuts: 0,
+            deterministic_capacity: 0,
             pixel_capacity: 0,
             tile_capacity: 0,
         }
@@ -166,6 +182,9 @@ impl RasterFrame {
             &self.grad_2d,
             &self.intersection_tiles,
             &self.intersection_gaussians,
+            &self.intersection_slots,
+            &self.intersection_grads,
+            &self.checkpoints,
             &self.tile_ranges,
         ]
         .iter()
@@ -231,11 +250,14 @@ impl RasterFrame {
         Ok(())
     }
 
-    /// Sizes the intersection list for `count` entries.
+    /// Sizes the intersection list for `count` entries, the checkpoints for its cuts every
+    /// `chunk_size` entries, and (`deterministic`) the slots and per-slot gradients.
     pub(super) fn prepare_intersections(
         &mut self,
         ctx: &GpuContext,
         count: u32,
+        chunk_size: u32,
+        deterministic: bool,
     ) -> Result<(), RasterError> {
         self.num_intersections = count;
         if count > self.intersection_capacity {
@@ -245,6 +267,26 @@ impl RasterFrame {
             self.intersection_gaussians =
                 gpu::storage_buffer(ctx, "raster.intersection_gaussians", bytes);
             self.intersection_capacity = capacity;
+        }
+        let capacity = self.intersection_capacity;
+        let cuts = capacity / chunk_size + 1;
+        if cuts > self.checkpoint_cuts {
+            let bytes = u64::from(cuts) * CHECKPOINT_BYTES_PER_CUT;
+            check_binding(ctx, "the backward checkpoints", bytes)?;
+            self.checkpoints = gpu::storage_buffer(ctx, "raster.checkpoints", bytes);
+            self.checkpoint_cuts = cuts;
+        }
+        if deterministic && capacity > self.deterministic_capacity {
+            let n = u64::from(capacity);
+            check_binding(
+                ctx,
+                "the per-intersection gradients",
+                n * GRAD_2D_STRIDE * 4,
+            )?;
+            self.intersection_slots = gpu::storage_buffer(ctx, "raster.intersection_slots", n * 4);
+            self.intersection_grads =
+                gpu::storage_buffer(ctx, "raster.intersection_grads", n * GRAD_2D_STRIDE * 4);
+            self.deterministic_capacity = capacity;
         }
         Ok(())
     }
@@ -395,6 +437,18 @@ impl RasterFrame {
             }
         }
     }
+}
+
+/// Bytes of checkpoints per cut: (T, colour) for the 256 pixels of a tile.
+const CHECKPOINT_BYTES_PER_CUT: u64 = 256 * 16;
+
+/// An error when one buffer of `bytes` would not fit in a storage binding.
+fn check_binding(ctx: &GpuContext, what: &'static str, bytes: u64) -> Result<(), RasterError> {
+    let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+    if bytes > max {
+        return Err(RasterError::TooLarge { what, bytes, max });
+    }
+    Ok(())
 }
 
 /// A capacity of at least `needed` elements of `element_bytes` each, with 25% headroom where
