@@ -72,40 +72,93 @@ const WORKGROUP_SIZE: u32 = 256u;
 const GRAD_2D_STRIDE: u32 = 9u;
 #endif
 
-// Relative slack of the culling test, in units of the quadratic form's largest term: f32
-// rounding of those terms (in here and in the rasterizer) is ~1e-7 of it.
+// Relative slack of the culling test, in units of the quadratic form's largest term on the
+// ellipse: f32 rounding of those terms (in here and in the rasterizer) is ~1e-7 of it.
 const CULL_MARGIN: f32 = 1e-4;
+// Splats whose conic has det < this * a * c are not culled: for such thin ellipses a c - b^2
+// loses too many digits in f32 (its relative error is ~2e-7 / this).
+const MIN_CONIC_CONDITION: f32 = 1e-3;
+// Extra room on each side of a strip's x range, as a fraction of the ellipse's x extent: the
+// square roots near the ellipse's top and bottom amplify the determinant's error to
+// sqrt(2e-4) ~ 0.014 of the extent.
+const STRIP_SLACK: f32 = 0.05;
 
-// Whether splat `s` can reach alpha >= 1/255 at some pixel centre of tile `tile`: the minimum
-// of q(d) = d^T conic d over the tile's rectangle of pixel centres (d = centre - mean) against
-// 2 ln(255 opacity), the largest q at which opacity * exp(-q / 2) >= 1/255. NaN keeps the tile.
-fn splat_reaches_tile(s: Splat, tile: vec2<u32>) -> bool {
-    let lo = vec2<f32>(tile * TILE_SIZE) + 0.5 - s.mean;
-    let hi = lo + f32(TILE_SIZE - 1u);
-    if all(lo <= vec2<f32>(0.0)) && all(hi >= vec2<f32>(0.0)) {
-        return true;
-    }
+// Where a splat can reach alpha >= 1/255 at a pixel centre: the ellipse q(d) <= threshold with
+// q(d) = d^T conic d (d = centre - mean) and threshold = 2 ln(255 opacity) plus the margin.
+// Its extents are sqrt(c t / det) in x and sqrt(a t / det) in y (det = a c - b^2 of the conic).
+struct Reach {
+    // False: keep every tile of the rectangle (ill-conditioned or non-finite).
+    cull: bool,
+    threshold: f32,
+    det: f32,
+    extent: vec2<f32>,
+}
+
+fn splat_reach(s: Splat) -> Reach {
     let a = s.conic.x;
     let b = s.conic.y;
     let c = s.conic.z;
-    // q is convex and its minimum (d = 0) lies outside: the box minimum is on an edge, at the
-    // edge's own minimum clamped to the edge.
-    let on_bottom = vec2<f32>(clamp(-b * lo.y / a, lo.x, hi.x), lo.y);
-    let on_top = vec2<f32>(clamp(-b * hi.y / a, lo.x, hi.x), hi.y);
-    let on_left = vec2<f32>(lo.x, clamp(-b * lo.x / c, lo.y, hi.y));
-    let on_right = vec2<f32>(hi.x, clamp(-b * hi.x / c, lo.y, hi.y));
-    let least = min(
-        min(quadratic_form(s.conic, on_bottom), quadratic_form(s.conic, on_top)),
-        min(quadratic_form(s.conic, on_left), quadratic_form(s.conic, on_right)),
-    );
-    let far = max(abs(lo), abs(hi));
-    let scale = a * far.x * far.x + c * far.y * far.y + 2.0 * abs(b) * far.x * far.y;
-    let threshold = 2.0 * log(255.0 * s.opacity);
-    return !(least > threshold + CULL_MARGIN * (scale + 1.0));
+    let det = a * c - b * b;
+    let t = 2.0 * log(255.0 * s.opacity);
+    let extent = sqrt(vec2<f32>(c, a) * t / det);
+    let scale = a * extent.x * extent.x + c * extent.y * extent.y + 2.0 * abs(b) * extent.x * extent.y;
+    let threshold = t + CULL_MARGIN * (scale + 1.0);
+    let cull = det >= MIN_CONIC_CONDITION * a * c && is_finite(scale);
+    return Reach(cull, threshold, det, sqrt(vec2<f32>(c, a) * threshold / det));
 }
 
-fn quadratic_form(conic: vec3<f32>, d: vec2<f32>) -> f32 {
-    return conic.x * d.x * d.x + 2.0 * conic.y * d.x * d.y + conic.z * d.y * d.y;
+// The x range [left, right] (relative to the mean) of the ellipse within the horizontal strip
+// dy in [low, high]; empty (left > right) when the strip misses it. The ellipse's right edge
+// x(dy) = (-b dy + sqrt(a t - det dy^2)) / a is concave with its maximum `extent.x` at
+// dy = -b extent.x / c, the left edge mirrors it.
+fn strip_x_range(s: Splat, reach: Reach, low: f32, high: f32) -> vec2<f32> {
+    let a = s.conic.x;
+    let b = s.conic.y;
+    let c = s.conic.z;
+    // (The y extent gets the same room as the x range below.)
+    let y_reach = reach.extent.y * (1.0 + STRIP_SLACK) + 0.05;
+    let y0 = max(low, -y_reach);
+    let y1 = min(high, y_reach);
+    if !(y0 <= y1) {
+        return vec2<f32>(1.0, -1.0);
+    }
+    let root0 = sqrt(max(0.0, a * reach.threshold - reach.det * y0 * y0));
+    let root1 = sqrt(max(0.0, a * reach.threshold - reach.det * y1 * y1));
+    let peak = b * reach.extent.x / c;
+    var right = max(-b * y0 + root0, -b * y1 + root1) / a;
+    if y0 <= -peak && -peak <= y1 {
+        right = reach.extent.x;
+    }
+    var left = min(-b * y0 - root0, -b * y1 - root1) / a;
+    if y0 <= peak && peak <= y1 {
+        left = -reach.extent.x;
+    }
+    let slack = STRIP_SLACK * reach.extent.x + 0.05;
+    return vec2<f32>(left - slack, right + slack);
+}
+
+// The tile columns [first, end) of row `y` of the rectangle [tile_min, tile_max) that the
+// splat reaches (where the strip's x range overlaps a tile's pixel centres). NaN anywhere
+// keeps the whole row.
+fn reached_columns(s: Splat, reach: Reach, y: u32, tile_min: vec2<u32>, tile_max: vec2<u32>) -> vec2<u32> {
+    if !reach.cull {
+        return vec2<u32>(tile_min.x, tile_max.x);
+    }
+    let tile = f32(TILE_SIZE);
+    let low = f32(y) * tile + 0.5 - s.mean.y;
+    let range = strip_x_range(s, reach, low, low + tile - 1.0);
+    if range.x > range.y {
+        return vec2<u32>(0u);
+    }
+    // Tile x reaches when x * 16 + 0.5 - mean.x <= right and x * 16 + 15.5 - mean.x >= left.
+    let first = ceil((range.x + s.mean.x - (tile - 0.5)) / tile);
+    let last = floor((range.y + s.mean.x - 0.5) / tile);
+    if !(first <= last) && !(first > last) {
+        return vec2<u32>(tile_min.x, tile_max.x); // NaN
+    }
+    let lo = clamp(first, f32(tile_min.x), f32(tile_max.x));
+    let hi = clamp(last + 1.0, f32(tile_min.x), f32(tile_max.x));
+    return vec2<u32>(u32(lo), u32(max(lo, hi)));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -122,13 +175,13 @@ fn gather_depth_order_counts(
     var count = 0u;
     if tile_counts[gaussian] > 0u {
         let s = splats[gaussian];
+        let reach = splat_reach(s);
         let rect = tile_rects[gaussian];
         let tile_min = unpack_tile_corner(rect.x);
         let tile_max = unpack_tile_corner(rect.y);
         for (var y = tile_min.y; y < tile_max.y; y++) {
-            for (var x = tile_min.x; x < tile_max.x; x++) {
-                count += u32(splat_reaches_tile(s, vec2<u32>(x, y)));
-            }
+            let columns = reached_columns(s, reach, y, tile_min, tile_max);
+            count += columns.y - columns.x;
         }
     }
     depth_order_counts[k] = count;
@@ -155,18 +208,17 @@ fn emit_intersections(
     }
     let gaussian = depth_ids[k];
     let s = splats[gaussian];
+    let reach = splat_reach(s);
     let rect = tile_rects[gaussian];
     let tile_min = unpack_tile_corner(rect.x);
     let tile_max = unpack_tile_corner(rect.y);
     let slot_end = min(end, render.intersection_capacity);
     var slot = start;
     for (var y = tile_min.y; y < tile_max.y; y++) {
-        for (var x = tile_min.x; x < tile_max.x; x++) {
+        let columns = reached_columns(s, reach, y, tile_min, tile_max);
+        for (var x = columns.x; x < columns.y; x++) {
             if slot >= slot_end {
                 return;
-            }
-            if !splat_reaches_tile(s, vec2<u32>(x, y)) {
-                continue;
             }
             intersection_tiles[slot] = y * render.tile_grid.x + x;
             intersection_gaussians[slot] = gaussian;

@@ -157,6 +157,50 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pieces
+
+// One piece of one tile's list: entries [start, end) of the sorted list.
+struct Piece {
+    tile: u32,
+    tile_start: u32,
+    start: u32,
+    end: u32,
+}
+
+var<workgroup> shared_piece: Piece;
+
+// The piece of work item `item` (see "Pieces" above); `end <= start` when there is none.
+fn find_piece(item: u32) -> Piece {
+    var piece = Piece(0u, 0u, 0u, 0u);
+    let tiles = render.tile_grid.x * render.tile_grid.y;
+    let chunk = render.chunk_size;
+    if item < tiles {
+        let range = ranges[item];
+        if range.x < range.y {
+            piece = Piece(item, range.x, range.x, min(range.y, (range.x / chunk + 1u) * chunk));
+        }
+        return piece;
+    }
+    let cut_index = item - tiles + 1u;
+    let entries = arrayLength(&intersection_tiles);
+    if cut_index >= (entries + chunk - 1u) / chunk {
+        return piece;
+    }
+    let cut = cut_index * chunk;
+    let tile = intersection_tiles[cut];
+    if tile >= tiles {
+        return piece;
+    }
+    // Entries past the listed count hold stale keys; a stale key cannot name a tile whose
+    // current range contains the position, so this test needs no count.
+    let range = ranges[tile];
+    if range.x < cut && cut < range.y {
+        piece = Piece(tile, range.x, cut, min(range.y, cut + chunk));
+    }
+    return piece;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Forward
 
 @compute @workgroup_size(256)
@@ -234,6 +278,141 @@ fn rasterize_forward(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Forward in pieces (few tiles: one workgroup per tile would leave most of the GPU idle)
+//
+// 1. `rasterize_pieces`, one workgroup per piece: per pixel, the piece's own transmittance
+//    product P and colour (as if T were 1 in front of it) and its last composited entry. A
+//    pixel stops once P < 1e-4: with any T <= 1 in front, it stops in this piece or earlier.
+// 2. `combine_pieces`, one workgroup per tile: per pixel, the pieces in order. While
+//    T * P >= 1e-4 every splat of the piece is composited exactly as the one-pass forward
+//    would (its partial products only fall to T * P), so C += T * colour, T *= P; the piece
+//    where T * P < 1e-4 is walked splat by splat with the one-pass rule. Checkpoints are
+//    written at every cut the pixel reaches, as the one-pass forward writes them.
+// The result equals the one-pass forward up to the rounding of the products.
+
+// Per work item (tiles + cuts) and pixel: (P, colour) and the last composited entry (+1,
+// relative to the tile's list; 0: none).
+@group(0) @binding(13) var<storage, read_write> piece_sums: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> piece_last: array<u32>;
+
+@compute @workgroup_size(256)
+fn rasterize_pieces(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let item = linear_workgroup_id(workgroup_id, num_workgroups);
+    if local_index == 0u {
+        shared_piece = find_piece(item);
+        atomicStore(&tile_counter, 0u);
+    }
+    let piece = workgroupUniformLoad(&shared_piece);
+    if piece.end <= piece.start {
+        return;
+    }
+    let tile = vec2<u32>(piece.tile % render.tile_grid.x, piece.tile / render.tile_grid.x);
+    let px = pixel_setup(tile, local_index);
+    var done = !px.inside;
+    if done {
+        atomicAdd(&tile_counter, 1u);
+    }
+    var product = 1.0;
+    var colour = vec3<f32>(0.0);
+    var last = 0u;
+    let batch_count = (piece.end - piece.start + BATCH_SIZE - 1u) / BATCH_SIZE;
+    for (var batch = 0u; batch < batch_count; batch++) {
+        if workgroupUniformLoad(&tile_counter) == TILE_THREADS {
+            break;
+        }
+        let first = piece.start + batch * BATCH_SIZE;
+        let in_batch = min(BATCH_SIZE, piece.end - first);
+        if local_index < in_batch {
+            batch_splats[local_index] = splats[listed_gaussian(first + local_index)];
+        }
+        workgroupBarrier();
+        if !done {
+            for (var k = 0u; k < in_batch; k++) {
+                let s = batch_splats[k];
+                let fp = footprint(s, px.centre);
+                if fp.alpha == 0.0 {
+                    continue;
+                }
+                colour += s.color * (fp.alpha * product);
+                product *= 1.0 - fp.alpha;
+                last = first + k + 1u - piece.tile_start;
+                if product < MIN_TRANSMITTANCE {
+                    done = true;
+                    break;
+                }
+            }
+            if done {
+                atomicAdd(&tile_counter, 1u);
+            }
+        }
+    }
+    piece_sums[item * TILE_THREADS + local_index] = vec4<f32>(product, colour);
+    piece_last[item * TILE_THREADS + local_index] = last;
+}
+
+@compute @workgroup_size(256)
+fn combine_pieces(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let px = pixel_setup(workgroup_id.xy, local_index);
+    if !px.inside {
+        return;
+    }
+    let tiles = render.tile_grid.x * render.tile_grid.y;
+    let tile = workgroup_id.y * render.tile_grid.x + workgroup_id.x;
+    let range = ranges[tile];
+    let chunk = render.chunk_size;
+    var transmittance = 1.0;
+    var colour = vec3<f32>(0.0);
+    var last_count = 0u;
+    var start = range.x;
+    var item = tile;
+    while start < range.y {
+        let end = min(range.y, (start / chunk + 1u) * chunk);
+        if start > range.x {
+            checkpoints[(start / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
+        }
+        let sums = piece_sums[item * TILE_THREADS + local_index];
+        if transmittance * sums.x >= MIN_TRANSMITTANCE {
+            colour += transmittance * sums.yzw;
+            transmittance *= sums.x;
+            last_count = max(last_count, piece_last[item * TILE_THREADS + local_index]);
+        } else {
+            // The pixel stops in this piece: the one-pass rule, splat by splat.
+            for (var position = start; position < end; position++) {
+                let s = splats[listed_gaussian(position)];
+                let fp = footprint(s, px.centre);
+                if fp.alpha == 0.0 {
+                    continue;
+                }
+                let next_transmittance = transmittance * (1.0 - fp.alpha);
+                if next_transmittance < MIN_TRANSMITTANCE {
+                    break;
+                }
+                colour += s.color * (fp.alpha * transmittance);
+                transmittance = next_transmittance;
+                last_count = position + 1u - range.x;
+            }
+            break;
+        }
+        start = end;
+        item = tiles + end / chunk - 1u;
+    }
+    let plane = render.image_size.x * render.image_size.y;
+    let out = colour + transmittance * render.background.rgb;
+    image[px.index] = out.r;
+    image[plane + px.index] = out.g;
+    image[2u * plane + px.index] = out.b;
+    final_transmittance[px.index] = transmittance;
+    last_counts[px.index] = last_count;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backward
 
 // Splats per batch of the backward pass (the host sets it): 256, or in DETERMINISTIC mode,
@@ -243,47 +422,6 @@ override BACKWARD_BATCH: u32 = 256u;
 var<workgroup> backward_splats: array<Splat, BACKWARD_BATCH>;
 // Gaussian ids (atomics) or emission slots (DETERMINISTIC) of the batch.
 var<workgroup> backward_targets: array<u32, BACKWARD_BATCH>;
-
-// One piece of one tile's list: entries [start, end) of the sorted list.
-struct Piece {
-    tile: u32,
-    tile_start: u32,
-    start: u32,
-    end: u32,
-}
-
-var<workgroup> shared_piece: Piece;
-
-// The piece of work item `item` (see "Pieces" above); `end <= start` when there is none.
-fn find_piece(item: u32) -> Piece {
-    var piece = Piece(0u, 0u, 0u, 0u);
-    let tiles = render.tile_grid.x * render.tile_grid.y;
-    let chunk = render.chunk_size;
-    if item < tiles {
-        let range = ranges[item];
-        if range.x < range.y {
-            piece = Piece(item, range.x, range.x, min(range.y, (range.x / chunk + 1u) * chunk));
-        }
-        return piece;
-    }
-    let cut_index = item - tiles + 1u;
-    let entries = arrayLength(&intersection_tiles);
-    if cut_index >= (entries + chunk - 1u) / chunk {
-        return piece;
-    }
-    let cut = cut_index * chunk;
-    let tile = intersection_tiles[cut];
-    if tile >= tiles {
-        return piece;
-    }
-    // Entries past the listed count hold stale keys; a stale key cannot name a tile whose
-    // current range contains the position, so this test needs no count.
-    let range = ranges[tile];
-    if range.x < cut && cut < range.y {
-        piece = Piece(tile, range.x, cut, min(range.y, cut + chunk));
-    }
-    return piece;
-}
 
 // Gradient of one pixel with respect to one splat's 2D quantities.
 struct SplatGrad {

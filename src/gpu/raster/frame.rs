@@ -61,6 +61,10 @@ pub struct RasterFrame {
     /// Per cut of the tile lists (every `chunk_size` entries) and pixel of a tile: the
     /// forward's (T, colour so far) there, 16 bytes (rasterize.wgsl, "Pieces").
     pub(super) checkpoints: wgpu::Buffer,
+    /// The forward in pieces only (else one element): per work item (tiles + cuts) and pixel
+    /// of a tile, the piece's (transmittance product, colour) and last composited entry.
+    pub(super) piece_sums: wgpu::Buffer,
+    pub(super) piece_last: wgpu::Buffer,
     /// Per tile.
     pub(super) tile_ranges: wgpu::Buffer,
     /// 4 bytes, mappable: the intersection count on its way to the CPU.
@@ -83,6 +87,8 @@ pub struct RasterFrame {
     checkpoint_cuts: u32,
     /// Intersections the deterministic buffers have room for (0: not allocated).
     deterministic_capacity: u32,
+    /// Work items the piece buffers have room for (0: not allocated).
+    piece_items: u32,
     pixel_capacity: u32,
     tile_capacity: u32,
 }
@@ -117,6 +123,8 @@ impl RasterFrame {
             intersection_slots: small("raster.intersection_slots"),
             intersection_grads: small("raster.intersection_grads"),
             checkpoints: small("raster.checkpoints"),
+            piece_sums: small("raster.piece_sums"),
+            piece_last: small("raster.piece_last"),
             tile_ranges: small("raster.tile_ranges"),
             count_readback: ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("raster.count_readback"),
@@ -139,6 +147,7 @@ impl RasterFrame {
             intersection_capacity: 0,
             checkpoint_cuts: 0,
             deterministic_capacity: 0,
+            piece_items: 0,
             pixel_capacity: 0,
             tile_capacity: 0,
         }
@@ -185,6 +194,8 @@ impl RasterFrame {
             &self.intersection_slots,
             &self.intersection_grads,
             &self.checkpoints,
+            &self.piece_sums,
+            &self.piece_last,
             &self.tile_ranges,
         ]
         .iter()
@@ -251,13 +262,15 @@ impl RasterFrame {
     }
 
     /// Sizes the intersection list for `count` entries, the checkpoints for its cuts every
-    /// `chunk_size` entries, and (`deterministic`) the slots and per-slot gradients.
+    /// `chunk_size` entries, (`deterministic`) the slots and per-slot gradients, and
+    /// (`pieces`) the per-piece sums of the forward in pieces.
     pub(super) fn prepare_intersections(
         &mut self,
         ctx: &GpuContext,
         count: u32,
         chunk_size: u32,
         deterministic: bool,
+        pieces: bool,
     ) -> Result<(), RasterError> {
         self.num_intersections = count;
         if count > self.intersection_capacity {
@@ -287,6 +300,15 @@ impl RasterFrame {
             self.intersection_grads =
                 gpu::storage_buffer(ctx, "raster.intersection_grads", n * GRAD_2D_STRIDE * 4);
             self.deterministic_capacity = capacity;
+        }
+        let [gx, gy] = self.tile_grid();
+        let items = gx * gy + cuts;
+        if pieces && items > self.piece_items {
+            let slots = u64::from(items) * 256;
+            check_binding(ctx, "the forward's piece sums", slots * 16)?;
+            self.piece_sums = gpu::storage_buffer(ctx, "raster.piece_sums", slots * 16);
+            self.piece_last = gpu::storage_buffer(ctx, "raster.piece_last", slots * 4);
+            self.piece_items = items;
         }
         Ok(())
     }

@@ -16,6 +16,9 @@ pub(super) struct Kernels {
     pub tile_ranges: wgpu::ComputePipeline,
     pub tile_ranges_dispatch_args: wgpu::ComputePipeline,
     pub rasterize_forward: wgpu::ComputePipeline,
+    /// The forward in pieces, for images of few tiles.
+    pub rasterize_pieces: wgpu::ComputePipeline,
+    pub combine_pieces: wgpu::ComputePipeline,
     pub rasterize_backward: wgpu::ComputePipeline,
     /// Deterministic mode only: the per-Gaussian sum of the per-intersection gradients.
     pub sum_intersection_gradients: Option<wgpu::ComputePipeline>,
@@ -51,6 +54,8 @@ impl Kernels {
             tile_ranges: pipeline("bin.wgsl", "tile_ranges"),
             tile_ranges_dispatch_args: pipeline("bin.wgsl", "tile_ranges_dispatch_args"),
             rasterize_forward: pipeline("rasterize.wgsl", "rasterize_forward"),
+            rasterize_pieces: pipeline("rasterize.wgsl", "rasterize_pieces"),
+            combine_pieces: pipeline("rasterize.wgsl", "combine_pieces"),
             rasterize_backward: pipeline("rasterize.wgsl", "rasterize_backward"),
             sum_intersection_gradients: deterministic
                 .then(|| pipeline("bin.wgsl", "sum_intersection_gradients")),
@@ -92,6 +97,8 @@ pub(super) struct BindGroups {
     pub tile_ranges: CachedBindGroup,
     pub tile_ranges_dispatch_args: CachedBindGroup,
     pub rasterize_forward: CachedBindGroup,
+    pub rasterize_pieces: CachedBindGroup,
+    pub combine_pieces: CachedBindGroup,
     pub rasterize_backward: CachedBindGroup,
     pub sum_intersection_gradients: CachedBindGroup,
 }

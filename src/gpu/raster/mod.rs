@@ -95,6 +95,8 @@ pub struct Rasterizer {
     deterministic: bool,
     /// Tests: a backward piece size other than the image size's default.
     chunk_size_override: Option<u32>,
+    /// Tests: force the forward in pieces on or off (default: by the number of tiles).
+    pieces_override: Option<bool>,
 }
 
 impl Rasterizer {
@@ -113,6 +115,7 @@ impl Rasterizer {
             deferred_counts: false,
             deterministic: options.deterministic,
             chunk_size_override: None,
+            pieces_override: None,
         }
     }
 
@@ -139,6 +142,19 @@ impl Rasterizer {
     /// ([`RasterFrame::intersection_overflows`]) and the next render is exact again.
     pub fn set_deferred_counts(&mut self, deferred: bool) {
         self.deferred_counts = deferred;
+    }
+
+    /// Tests: render the forward in pieces (`true`) or in one pass per tile (`false`) whatever
+    /// the image size.
+    #[cfg(test)]
+    pub(crate) fn set_forward_in_pieces(&mut self, pieces: bool) {
+        self.pieces_override = Some(pieces);
+    }
+
+    /// Whether a render of this size runs the forward in pieces.
+    fn forward_in_pieces(&self, width: u32, height: u32) -> bool {
+        self.pieces_override
+            .unwrap_or_else(|| forward_in_pieces(width, height))
     }
 
     /// Renders `cloud` from `camera` into `frame.image` (and the final transmittance, radii and
@@ -174,9 +190,10 @@ impl Rasterizer {
         }
         debug_assert!(uniforms.chunk_size >= MIN_CHUNK_SIZE);
         let (chunk_size, deterministic) = (uniforms.chunk_size, self.deterministic);
+        let pieces = self.forward_in_pieces(camera.width, camera.height);
         if deferred {
             let capacity = frame.deferred_capacity();
-            frame.prepare_intersections(ctx, capacity, chunk_size, deterministic)?;
+            frame.prepare_intersections(ctx, capacity, chunk_size, deterministic, pieces)?;
             frame.num_intersections = 0;
             uniforms.intersection_capacity = frame.intersection_capacity();
         }
@@ -218,7 +235,7 @@ impl Rasterizer {
                 mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
                 count
             };
-            frame.prepare_intersections(ctx, count, chunk_size, deterministic)?;
+            frame.prepare_intersections(ctx, count, chunk_size, deterministic, pieces)?;
             frame.record_exact_count(count);
             self.encode_binning(
                 ctx,
@@ -539,6 +556,10 @@ impl Rasterizer {
         encoder: &mut wgpu::CommandEncoder,
         frame: &RasterFrame,
     ) {
+        if self.forward_in_pieces(frame.width, frame.height) {
+            self.encode_rasterize_in_pieces(ctx, encoder, frame);
+            return;
+        }
         let mut entries = vec![
             (0, &frame.uniforms),
             (1, &frame.tile_ranges),
@@ -562,6 +583,75 @@ impl Rasterizer {
             encoder,
             "rasterize_forward",
             &self.kernels.rasterize_forward,
+            bind,
+            frame.tile_grid(),
+        );
+    }
+
+    /// The forward for images of few tiles: per-piece sums, then one pass per tile combining
+    /// them (rasterize.wgsl, "Forward in pieces").
+    fn encode_rasterize_in_pieces(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.tile_ranges),
+            (2, &frame.intersection_gaussians),
+            (3, &frame.splats),
+            (9, &frame.intersection_tiles),
+            (13, &frame.piece_sums),
+            (14, &frame.piece_last),
+        ];
+        if self.deterministic {
+            entries.push((11, &frame.intersection_slots));
+        }
+        let bind = self.binds.rasterize_pieces.get(
+            ctx,
+            "rasterize_pieces",
+            &self.kernels.rasterize_pieces,
+            &entries,
+        );
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("rasterize_pieces"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.kernels.rasterize_pieces);
+            pass.set_bind_group(0, bind, &[]);
+            let (x, y, z) = gpu::dispatch_size_1d(
+                piece_items(frame),
+                ctx.limits.max_compute_workgroups_per_dimension,
+            );
+            pass.dispatch_workgroups(x, y, z);
+        }
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.tile_ranges),
+            (2, &frame.intersection_gaussians),
+            (3, &frame.splats),
+            (4, &frame.image),
+            (5, &frame.final_transmittance),
+            (6, &frame.last_counts),
+            (10, &frame.checkpoints),
+            (13, &frame.piece_sums),
+            (14, &frame.piece_last),
+        ];
+        if self.deterministic {
+            entries.push((11, &frame.intersection_slots));
+        }
+        let bind = self.binds.combine_pieces.get(
+            ctx,
+            "combine_pieces",
+            &self.kernels.combine_pieces,
+            &entries,
+        );
+        dispatch_tiles(
+            encoder,
+            "combine_pieces",
+            &self.kernels.combine_pieces,
             bind,
             frame.tile_grid(),
         );
@@ -598,11 +688,7 @@ impl Rasterizer {
             &self.kernels.rasterize_backward,
             &entries,
         );
-        // One workgroup per piece: the first piece of every tile, then one per cut of the list
-        // (rasterize.wgsl, "Pieces"); work items without a piece exit at once.
-        let [gx, gy] = frame.tile_grid();
-        let chunk_size = frame.uniforms_value.chunk_size;
-        let items = gx * gy + frame.intersection_capacity().div_ceil(chunk_size);
+        let items = piece_items(frame);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("rasterize_backward"),
             timestamp_writes: None,
@@ -728,6 +814,22 @@ enum CountMode {
     Exact,
     /// Read on the GPU; the list has room for the largest count seen, with headroom.
     Deferred,
+}
+
+/// Images with fewer tiles than this render the forward in pieces too (rasterize.wgsl,
+/// "Forward in pieces"): one workgroup per tile would leave most of the GPU idle.
+const PIECEWISE_FORWARD_MAX_TILES: u32 = 1024;
+
+fn forward_in_pieces(width: u32, height: u32) -> bool {
+    let [gx, gy] = uniforms::tile_grid(width, height);
+    gx * gy < PIECEWISE_FORWARD_MAX_TILES
+}
+
+/// Work items of the passes that run one workgroup per piece: the first piece of every tile,
+/// then one per cut of the list (rasterize.wgsl, "Pieces"); those without a piece exit at once.
+fn piece_items(frame: &RasterFrame) -> u32 {
+    let [gx, gy] = frame.tile_grid();
+    gx * gy + frame.intersection_capacity() / frame.uniforms_value.chunk_size + 1
 }
 
 /// Bits of the tile id that the tile sort must order: `ceil(log2(tiles))`.

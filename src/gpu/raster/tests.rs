@@ -41,10 +41,15 @@ enum Binning {
     Deterministic,
 }
 
-/// The rasterizer a test with `binning` uses.
+/// The rasterizer a test with `binning` uses. Test images have few tiles, so by default the
+/// forward runs in pieces; the CPU-binning tests run the one-pass forward of larger images.
 fn new_rasterizer(ctx: &GpuContext, binning: Binning) -> Rasterizer {
     let deterministic = binning == Binning::Deterministic;
-    Rasterizer::with_options(ctx, RasterOptions { deterministic })
+    let mut rasterizer = Rasterizer::with_options(ctx, RasterOptions { deterministic });
+    if binning == Binning::Cpu {
+        rasterizer.set_forward_in_pieces(false);
+    }
+    rasterizer
 }
 
 fn upload(ctx: &GpuContext, gaussians: &Gaussians) -> GaussianCloud {
@@ -114,7 +119,13 @@ fn forward_with_cpu_binning(
         "CPU binning sorts Gaussian ids, not slots"
     );
     frame
-        .prepare_intersections(ctx, count, uniforms.chunk_size, false)
+        .prepare_intersections(
+            ctx,
+            count,
+            uniforms.chunk_size,
+            false,
+            r.forward_in_pieces(camera.width, camera.height),
+        )
         .unwrap();
     if count > 0 {
         let mut encoder = new_encoder(ctx, "test");
@@ -1379,32 +1390,51 @@ fn gpu_binning_equals_cpu_binning() {
     }
 }
 
-/// `splat_reaches_tile` of bin.wgsl, in the same f32 operations.
+/// The tile culling of bin.wgsl (`splat_reach`, `strip_x_range`, `reached_columns`), in the
+/// same f32 operations: whether `s` reaches tile (`tile_x`, `tile_y`) of its rectangle.
 fn splat_reaches_tile(s: &GpuSplat, tile_x: u32, tile_y: u32) -> bool {
-    let tile = TILE_SIZE as f32;
-    let lo = [
-        tile_x as f32 * tile + 0.5 - s.mean2d[0],
-        tile_y as f32 * tile + 0.5 - s.mean2d[1],
-    ];
-    let hi = [lo[0] + tile - 1.0, lo[1] + tile - 1.0];
-    if lo[0] <= 0.0 && lo[1] <= 0.0 && hi[0] >= 0.0 && hi[1] >= 0.0 {
+    const CULL_MARGIN: f32 = 1e-4;
+    const MIN_CONIC_CONDITION: f32 = 1e-3;
+    const STRIP_SLACK: f32 = 0.05;
+    let [a, b, c] = s.conic;
+    let det = a * c - b * b;
+    let t = 2.0 * (255.0 * s.opacity).ln();
+    let extent = [(c * t / det).sqrt(), (a * t / det).sqrt()];
+    let scale = a * extent[0] * extent[0]
+        + c * extent[1] * extent[1]
+        + 2.0 * b.abs() * extent[0] * extent[1];
+    let threshold = t + CULL_MARGIN * (scale + 1.0);
+    if !(det >= MIN_CONIC_CONDITION * a * c && scale.is_finite()) {
         return true;
     }
-    let [a, b, c] = s.conic;
-    let q = |d: [f32; 2]| a * d[0] * d[0] + 2.0 * b * d[0] * d[1] + c * d[1] * d[1];
-    let least = [
-        [(-b * lo[1] / a).clamp(lo[0], hi[0]), lo[1]],
-        [(-b * hi[1] / a).clamp(lo[0], hi[0]), hi[1]],
-        [lo[0], (-b * lo[0] / c).clamp(lo[1], hi[1])],
-        [hi[0], (-b * hi[0] / c).clamp(lo[1], hi[1])],
-    ]
-    .map(q)
-    .into_iter()
-    .fold(f32::INFINITY, f32::min);
-    let far = [lo[0].abs().max(hi[0].abs()), lo[1].abs().max(hi[1].abs())];
-    let scale = a * far[0] * far[0] + c * far[1] * far[1] + 2.0 * b.abs() * far[0] * far[1];
-    let threshold = 2.0 * (255.0 * s.opacity).ln();
-    !(least > threshold + 1e-4 * (scale + 1.0))
+    let extent = [(c * threshold / det).sqrt(), (a * threshold / det).sqrt()];
+    let tile = TILE_SIZE as f32;
+    let low = tile_y as f32 * tile + 0.5 - s.mean2d[1];
+    let high = low + tile - 1.0;
+    let y_reach = extent[1] * (1.0 + STRIP_SLACK) + 0.05;
+    let (y0, y1) = (low.max(-y_reach), high.min(y_reach));
+    if !(y0 <= y1) {
+        return false;
+    }
+    let root0 = (a * threshold - det * y0 * y0).max(0.0).sqrt();
+    let root1 = (a * threshold - det * y1 * y1).max(0.0).sqrt();
+    let peak = b * extent[0] / c;
+    let mut right = (-b * y0 + root0).max(-b * y1 + root1) / a;
+    if y0 <= -peak && -peak <= y1 {
+        right = extent[0];
+    }
+    let mut left = (-b * y0 - root0).min(-b * y1 - root1) / a;
+    if y0 <= peak && peak <= y1 {
+        left = -extent[0];
+    }
+    let slack = STRIP_SLACK * extent[0] + 0.05;
+    let (left, right) = (left - slack, right + slack);
+    let first = ((left + s.mean2d[0] - (tile - 0.5)) / tile).ceil();
+    let last = ((right + s.mean2d[0] - 0.5) / tile).floor();
+    if !(first <= last) && !(first > last) {
+        return true;
+    }
+    first <= tile_x as f32 && tile_x as f32 <= last
 }
 
 /// Renders with deferred intersection counts equal exact ones (same image bit for bit, same
