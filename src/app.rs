@@ -110,7 +110,8 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     if !options.log {
         plugins = plugins.disable::<bevy::log::LogPlugin>();
     }
-    // Headless: no event loop (it needs a display, and the main thread).
+    // With the editor feature, DefaultPlugins brings a window event loop, which needs a
+    // display; a headless app has no window.
     #[cfg(feature = "editor")]
     {
         plugins = plugins.disable::<bevy::winit::WinitPlugin>();

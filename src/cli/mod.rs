@@ -31,7 +31,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Train a scene (inria-style flags and/or a RON config).
     Train(train::TrainArgs),
-    /// Train many scenes from a batch file (RON), one after another.
+    /// Train many runs from a batch file (RON): matrices of scenes x seeds, shards, Slurm job
+    /// arrays, resuming, one summary.
     Batch(batch::BatchArgs),
     /// Render a dataset's cameras from a trained .ply (or a model, like render.py).
     Render(render::RenderArgs),
@@ -61,7 +62,7 @@ pub fn main() -> ExitCode {
         Err(error) => {
             if let Some(interrupted) = error.downcast_ref::<interrupt::Interrupted>() {
                 eprintln!("{interrupted}");
-                return ExitCode::from(130);
+                return ExitCode::from(interrupt::exit_code());
             }
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

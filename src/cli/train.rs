@@ -209,7 +209,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 /// Runs the training described by `config` (its output folder exists and holds `config.ron`).
 fn train(config: &Config) -> anyhow::Result<()> {
     let options = SessionOptions {
-        stop: super::interrupt::stop_on_ctrl_c(),
+        stop: super::interrupt::stop_on_interrupt(),
         gpu: None,
     };
     let summary = train_headless(config, options)?;
