@@ -2,10 +2,11 @@
 // (ARCHITECTURE.md, "Binning"). The host runs, in order:
 //   1. project_forward (project.wgsl): depth key + id and tile count per Gaussian;
 //   2. radix sort of (depth key, id) over the N Gaussians (gpu::sort; culled ones sort last);
-//   3. `gather_depth_order_counts`: the tile counts in depth order;
+//   3. `gather_depth_order_counts`: per Gaussian in depth order, the number of tiles of its
+//      rectangle that it can reach (`splat_reaches_tile`);
 //   4. exclusive scan of those counts (gpu::scan) -> each Gaussian's first slot in the
 //      intersection list, and the total M at offsets[N] (the one value read back to the CPU);
-//   5. `emit_intersections`: one (tile id, Gaussian id) pair per intersection, written in depth
+//   5. `emit_intersections`: one (tile id, Gaussian id) pair per reached tile, written in depth
 //      order, so within each tile the list is already sorted by depth;
 //   6. stable radix sort of the pairs on the ceil(log2(tiles)) bits of the tile id (gpu::sort):
 //      the result equals one sort on (tile << 32 | depth) keys with far fewer passes over the
@@ -16,6 +17,20 @@
 // Key choices: every kernel here is one pass with one thread per element; emission writes each
 // Gaussian's pairs contiguously (one thread per Gaussian, as gsplat does: Gaussians covering many
 // tiles cost that thread more, but the writes of one thread are sequential).
+//
+// Exact tile culling: the projection's tile rectangle (inria's square bound) contains many tiles
+// where the splat's alpha stays below 1/255 at every pixel centre (the corners of the square
+// around an elongated or faint splat). Such a tile would skip the splat at every pixel, so it
+// is left out of the list: the images and gradients are the same as with the whole rectangle
+// (bit for bit in the forward pass), with fewer entries to sort, walk and reduce. The test is
+// the minimum of the splat's quadratic form over the tile's pixel centres against the alpha
+// threshold, with a margin far above f32 rounding.
+//
+// DETERMINISTIC (rasterize.wgsl): emission also writes each entry's own slot index into
+// `intersection_slots`, and the tile sort carries those slots instead of the Gaussian ids, so
+// `intersection_gaussians` stays in emission order (indexed by slot). The backward pass writes
+// one gradient per slot; `sum_intersection_gradients` adds each Gaussian's slots, which are
+// contiguous in emission order, in a fixed order.
 //
 // Deferred counts: in training the host does not wait for M; it sizes the list from the
 // largest M seen so far (with headroom) and the kernels below ignore entries at or beyond
@@ -44,6 +59,107 @@ const WORKGROUP_SIZE: u32 = 256u;
 @group(0) @binding(7) var<storage, read_write> intersection_gaussians: array<u32>;
 // [start, end) into the sorted intersection list, per tile.
 @group(0) @binding(8) var<storage, read_write> ranges: array<vec2<u32>>;
+// The projected splats, by Gaussian id.
+@group(0) @binding(13) var<storage, read> splats: array<Splat>;
+#ifdef DETERMINISTIC
+// The emission slot of each entry (the tile sort's values).
+@group(0) @binding(10) var<storage, read_write> intersection_slots: array<u32>;
+// Per slot, the backward pass's GRAD_2D_STRIDE gradient values.
+@group(0) @binding(11) var<storage, read> intersection_grads: array<f32>;
+// Per Gaussian: the sum over its slots.
+@group(0) @binding(12) var<storage, read_write> grad_2d: array<f32>;
+
+const GRAD_2D_STRIDE: u32 = 9u;
+#endif
+
+// Relative slack of the culling test, in units of the quadratic form's largest term on the
+// ellipse: f32 rounding of those terms (in here and in the rasterizer) is ~1e-7 of it.
+const CULL_MARGIN: f32 = 1e-4;
+// Splats whose conic has det < this * a * c are not culled: for such thin ellipses a c - b^2
+// loses too many digits in f32 (its relative error is ~2e-7 / this).
+const MIN_CONIC_CONDITION: f32 = 1e-3;
+// Extra room on each side of a strip's x range, as a fraction of the ellipse's x extent: the
+// square roots near the ellipse's top and bottom amplify the determinant's error to
+// sqrt(2e-4) ~ 0.014 of the extent.
+const STRIP_SLACK: f32 = 0.05;
+
+// Where a splat can reach alpha >= 1/255 at a pixel centre: the ellipse q(d) <= threshold with
+// q(d) = d^T conic d (d = centre - mean) and threshold = 2 ln(255 opacity) plus the margin.
+// Its extents are sqrt(c t / det) in x and sqrt(a t / det) in y (det = a c - b^2 of the conic).
+struct Reach {
+    // False: keep every tile of the rectangle (ill-conditioned or non-finite).
+    cull: bool,
+    threshold: f32,
+    det: f32,
+    extent: vec2<f32>,
+}
+
+fn splat_reach(s: Splat) -> Reach {
+    let a = s.conic.x;
+    let b = s.conic.y;
+    let c = s.conic.z;
+    let det = a * c - b * b;
+    let t = 2.0 * log(255.0 * s.opacity);
+    let extent = sqrt(vec2<f32>(c, a) * t / det);
+    let scale = a * extent.x * extent.x + c * extent.y * extent.y + 2.0 * abs(b) * extent.x * extent.y;
+    let threshold = t + CULL_MARGIN * (scale + 1.0);
+    let cull = det >= MIN_CONIC_CONDITION * a * c && is_finite(scale);
+    return Reach(cull, threshold, det, sqrt(vec2<f32>(c, a) * threshold / det));
+}
+
+// The x range [left, right] (relative to the mean) of the ellipse within the horizontal strip
+// dy in [low, high]; empty (left > right) when the strip misses it. The ellipse's right edge
+// x(dy) = (-b dy + sqrt(a t - det dy^2)) / a is concave with its maximum `extent.x` at
+// dy = -b extent.x / c, the left edge mirrors it.
+fn strip_x_range(s: Splat, reach: Reach, low: f32, high: f32) -> vec2<f32> {
+    let a = s.conic.x;
+    let b = s.conic.y;
+    let c = s.conic.z;
+    // (The y extent gets the same room as the x range below.)
+    let y_reach = reach.extent.y * (1.0 + STRIP_SLACK) + 0.05;
+    let y0 = max(low, -y_reach);
+    let y1 = min(high, y_reach);
+    if !(y0 <= y1) {
+        return vec2<f32>(1.0, -1.0);
+    }
+    let root0 = sqrt(max(0.0, a * reach.threshold - reach.det * y0 * y0));
+    let root1 = sqrt(max(0.0, a * reach.threshold - reach.det * y1 * y1));
+    let peak = b * reach.extent.x / c;
+    var right = max(-b * y0 + root0, -b * y1 + root1) / a;
+    if y0 <= -peak && -peak <= y1 {
+        right = reach.extent.x;
+    }
+    var left = min(-b * y0 - root0, -b * y1 - root1) / a;
+    if y0 <= peak && peak <= y1 {
+        left = -reach.extent.x;
+    }
+    let slack = STRIP_SLACK * reach.extent.x + 0.05;
+    return vec2<f32>(left - slack, right + slack);
+}
+
+// The tile columns [first, end) of row `y` of the rectangle [tile_min, tile_max) that the
+// splat reaches (where the strip's x range overlaps a tile's pixel centres). NaN anywhere
+// keeps the whole row.
+fn reached_columns(s: Splat, reach: Reach, y: u32, tile_min: vec2<u32>, tile_max: vec2<u32>) -> vec2<u32> {
+    if !reach.cull {
+        return vec2<u32>(tile_min.x, tile_max.x);
+    }
+    let tile = f32(TILE_SIZE);
+    let low = f32(y) * tile + 0.5 - s.mean.y;
+    let range = strip_x_range(s, reach, low, low + tile - 1.0);
+    if range.x > range.y {
+        return vec2<u32>(0u);
+    }
+    // Tile x reaches when x * 16 + 0.5 - mean.x <= right and x * 16 + 15.5 - mean.x >= left.
+    let first = ceil((range.x + s.mean.x - (tile - 0.5)) / tile);
+    let last = floor((range.y + s.mean.x - 0.5) / tile);
+    if !(first <= last) && !(first > last) {
+        return vec2<u32>(tile_min.x, tile_max.x); // NaN
+    }
+    let lo = clamp(first, f32(tile_min.x), f32(tile_max.x));
+    let hi = clamp(last + 1.0, f32(tile_min.x), f32(tile_max.x));
+    return vec2<u32>(u32(lo), u32(max(lo, hi)));
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn gather_depth_order_counts(
@@ -55,7 +171,20 @@ fn gather_depth_order_counts(
     if k >= render.num_gaussians {
         return;
     }
-    depth_order_counts[k] = tile_counts[depth_ids[k]];
+    let gaussian = depth_ids[k];
+    var count = 0u;
+    if tile_counts[gaussian] > 0u {
+        let s = splats[gaussian];
+        let reach = splat_reach(s);
+        let rect = tile_rects[gaussian];
+        let tile_min = unpack_tile_corner(rect.x);
+        let tile_max = unpack_tile_corner(rect.y);
+        for (var y = tile_min.y; y < tile_max.y; y++) {
+            let columns = reached_columns(s, reach, y, tile_min, tile_max);
+            count += columns.y - columns.x;
+        }
+    }
+    depth_order_counts[k] = count;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -78,18 +207,24 @@ fn emit_intersections(
         return;
     }
     let gaussian = depth_ids[k];
+    let s = splats[gaussian];
+    let reach = splat_reach(s);
     let rect = tile_rects[gaussian];
     let tile_min = unpack_tile_corner(rect.x);
     let tile_max = unpack_tile_corner(rect.y);
     let slot_end = min(end, render.intersection_capacity);
     var slot = start;
     for (var y = tile_min.y; y < tile_max.y; y++) {
-        for (var x = tile_min.x; x < tile_max.x; x++) {
+        let columns = reached_columns(s, reach, y, tile_min, tile_max);
+        for (var x = columns.x; x < columns.y; x++) {
             if slot >= slot_end {
                 return;
             }
             intersection_tiles[slot] = y * render.tile_grid.x + x;
             intersection_gaussians[slot] = gaussian;
+#ifdef DETERMINISTIC
+            intersection_slots[slot] = slot;
+#endif
             slot++;
         }
     }
@@ -141,3 +276,35 @@ fn tile_ranges_dispatch_args() {
     }
     dispatch_args[2] = 1u;
 }
+
+#ifdef DETERMINISTIC
+// dL/d(2D quantities) per Gaussian: the sum of its intersections' gradients in list order
+// (every Gaussian is written; those without intersections get zeros).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sum_intersection_gradients(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    // k: position in depth order.
+    let k = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
+    if k >= render.num_gaussians {
+        return;
+    }
+    let start = min(offsets[k], render.intersection_capacity);
+    let end = min(offsets[k + 1u], render.intersection_capacity);
+    var sums: array<f32, GRAD_2D_STRIDE>;
+    for (var c = 0u; c < GRAD_2D_STRIDE; c++) {
+        sums[c] = 0.0;
+    }
+    for (var slot = start; slot < end; slot++) {
+        for (var c = 0u; c < GRAD_2D_STRIDE; c++) {
+            sums[c] += intersection_grads[slot * GRAD_2D_STRIDE + c];
+        }
+    }
+    let base = depth_ids[k] * GRAD_2D_STRIDE;
+    for (var c = 0u; c < GRAD_2D_STRIDE; c++) {
+        grad_2d[base + c] = sums[c];
+    }
+}
+#endif

@@ -7,8 +7,8 @@
 //   Gaussian its destination, in the documented order (survivors, clones, first children,
 //   second children), and its total is the new count. Also counts the selected clones and
 //   splits (before pruning) for the report.
-// SCATTER: per float of one parameter group, copies the value to every destination of its
-//   Gaussian, with the Adam moments of a surviving original and zero moments for new Gaussians.
+// SCATTER: per float of one parameter group of one array (parameters or an Adam moment), copies
+//   the value to every destination of its Gaussian (moments: zero for clones and children).
 // SPLIT_CHILDREN: per (child, parent), overwrites the scattered copy's mean with
 //   R(q) s + mean, s ~ Normal(0, scale) per axis, and its log-scale with log(scale / 1.6).
 // RESET_OPACITY: opacity = logit(min(sigmoid(opacity), 0.01)), written min(opacity, logit(0.01))
@@ -131,19 +131,16 @@ struct ScatterUniforms {
     count: u32,
     // Floats per Gaussian in this parameter group.
     width: u32,
-    _padding0: u32,
-    _padding1: u32,
+    // 1 for the Adam moments: clones and children start at zero instead of a copy.
+    zero_new: u32,
+    _padding: u32,
 }
 
 @group(0) @binding(0) var<uniform> scatter: ScatterUniforms;
 // Exclusive scan of the MARK flags: 4 N + 1 entries, the last one the new count.
 @group(0) @binding(1) var<storage, read> offsets: array<u32>;
-@group(0) @binding(2) var<storage, read> src_params: array<f32>;
-@group(0) @binding(3) var<storage, read> src_exp_avg: array<f32>;
-@group(0) @binding(4) var<storage, read> src_exp_avg_sq: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dst_params: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dst_exp_avg: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dst_exp_avg_sq: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn scatter_group(
@@ -160,22 +157,14 @@ fn scatter_group(
     }
     let i = f / width;
     let k = f - i * width;
-    let value = src_params[f];
+    let value = src[f];
     for (var section = 0u; section < 4u; section++) {
         let slot = section * n + i;
         let destination = offsets[slot];
         if offsets[slot + 1u] == destination {
             continue; // not kept
         }
-        let d = destination * width + k;
-        dst_params[d] = value;
-        if section == 0u {
-            dst_exp_avg[d] = src_exp_avg[f];
-            dst_exp_avg_sq[d] = src_exp_avg_sq[f];
-        } else {
-            dst_exp_avg[d] = 0.0;
-            dst_exp_avg_sq[d] = 0.0;
-        }
+        dst[destination * width + k] = select(value, 0.0, section > 0u && scatter.zero_new != 0u);
     }
 }
 #endif

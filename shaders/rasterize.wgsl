@@ -2,29 +2,46 @@
 // "Rasterization" and "The rasterizer (backward)").
 //
 // Key choices:
-// - One workgroup of 256 threads per 16 x 16 tile, one thread per pixel, row-major (declared
-//   1-D because subgroup builtins need 1-D workgroups). Threads outside the image
-//   (images need not be multiples of 16) still help load batches but write nothing.
-// - The tile's list is consumed in batches of 256: each thread gathers one splat (48 bytes) of
-//   the batch into workgroup memory, then every thread reads the whole batch from there, so each
-//   intersection is read from global memory once per tile instead of once per pixel.
-// - Forward: front to back; a thread stops when its transmittance would fall below 1e-4, and the
-//   whole tile stops loading batches once every thread has stopped (a workgroup counter read
-//   with workgroupUniformLoad, the only way to branch uniformly on shared state). Per pixel it
+// - Forward: one workgroup of 256 threads per 16 x 16 tile, one thread per pixel, row-major
+//   (declared 1-D because subgroup builtins need 1-D workgroups). Threads outside the image
+//   (images need not be multiples of 16) still help load batches but write nothing. The tile's
+//   list is consumed front to back in batches of 256: each thread gathers one splat (48 bytes)
+//   into workgroup memory, then every thread reads the whole batch from there. A thread stops
+//   when its transmittance would fall below 1e-4, and the tile stops loading batches once every
+//   thread has stopped (a workgroup counter read with workgroupUniformLoad). Per pixel it
 //   writes the colour (planar CHW), the final transmittance, and the number of tile-list entries
 //   up to its last composited splat ("last contributor count").
-// - Backward: back to front from the largest last-contributor count of the tile. T in front of
-//   each splat is recovered by division by (1 - alpha) (as inria and gsplat do) instead of being
-//   stored per (pixel, splat). Per-splat gradients (mean 2, conic 3, opacity 1, colour 3) are
-//   reduced across the subgroup first (SUBGROUPS: subgroupAdd, skipped when no lane of the
-//   subgroup touched the splat) so one lane per subgroup issues the global atomics. Without
-//   subgroups, threads accumulate into per-batch workgroup slots (compare-and-swap on u32, as
-//   float atomics on workgroup memory are not part of SHADER_FLOAT32_ATOMIC) and one thread per
-//   splat flushes them to global memory after the batch. Global accumulation uses atomicAdd on
-//   atomic<f32> with FLOAT_ATOMICS, and a compare-and-swap loop on atomic<u32> otherwise.
+// - Pieces: the backward pass does not walk a whole tile list in one workgroup (64 tiles of a
+//   128 x 128 image would leave most of the GPU idle, and one long list would hold up the end of
+//   the pass). Tile lists are cut at the list positions that are multiples of
+//   `render.chunk_size`; the forward saves, at each cut inside a tile, every still-active
+//   pixel's transmittance and the colour composited so far ("checkpoints", 16 bytes per pixel
+//   and cut), and the backward runs one workgroup per piece, starting from the checkpoint at
+//   the piece's end. Work item `w < tiles` is the first piece of tile `w`; work item
+//   `tiles + k - 1` is the piece that starts at position `k * chunk_size`, if a tile's list
+//   continues there.
+// - Backward, per piece: back to front from the piece's end (or the tile's largest
+//   last-contributor count, if smaller). T in front of each splat is recovered by division by
+//   (1 - alpha) (as inria and gsplat do), restarting from the saved T at every cut.
+// - Per-splat gradients (mean 2, conic 3, opacity 1, colour 3) are summed over the subgroup
+//   first. With subgroups of at least 8 lanes (WIDE_SUBGROUPS) a reduce-scatter spreads the
+//   nine sums over the lanes in 11 shuffles (plus one per further doubling of the subgroup past
+//   16), instead of nine full reductions (45 shuffles for 32 lanes), and the lanes then issue
+//   their atomics at once. Narrower subgroups use one subgroupAdd per value. Without subgroups,
+//   threads accumulate into per-batch workgroup slots (compare-and-swap on u32) flushed after
+//   each batch. Global accumulation: atomicAdd on atomic<f32> with FLOAT_ATOMICS, a
+//   compare-and-swap loop on atomic<u32> otherwise.
+// - DETERMINISTIC: no float atomics anywhere. Each (tile, splat) pair's gradient is summed in a
+//   fixed order (per subgroup, then over the subgroups in index order; without wide subgroups,
+//   a two-level tree in workgroup memory) and written to the intersection's own slot of the
+//   emission order (`intersection_slots`, which the tile sort carries instead of Gaussian ids);
+//   bin.wgsl's `sum_intersection_gradients` then adds each Gaussian's slots in list order. Runs
+//   with the same inputs give bit-identical gradients.
 // - Only the memory traffic the maths needs: per pixel, the forward reads nothing but the batch
-//   and writes 5 values; the backward reads d_image (3), final T and the count.
+//   and writes 5 values (plus 4 per cut); the backward reads d_image (3), final T and the count
+//   (plus, at a cut, the checkpoint and the rendered colour).
 
+#include "common.wgsl"
 #include "raster_types.wgsl"
 
 const BATCH_SIZE: u32 = 256u;
@@ -35,15 +52,35 @@ const GRAD_2D_STRIDE: u32 = 9u;
 
 @group(0) @binding(0) var<uniform> render: RenderUniforms;
 @group(0) @binding(1) var<storage, read> ranges: array<vec2<u32>>;
-// Gaussian ids of the sorted intersection list.
+// Gaussian ids of the sorted intersection list (DETERMINISTIC: of the emission order).
 @group(0) @binding(2) var<storage, read> intersection_gaussians: array<u32>;
 @group(0) @binding(3) var<storage, read> splats: array<Splat>;
-// Forward outputs (the backward reads the last two).
+// Forward outputs (the backward reads them all).
 @group(0) @binding(4) var<storage, read_write> image: array<f32>;
 @group(0) @binding(5) var<storage, read_write> final_transmittance: array<f32>;
 @group(0) @binding(6) var<storage, read_write> last_counts: array<u32>;
 // Backward input, planar CHW like the image.
 @group(0) @binding(7) var<storage, read> d_image: array<f32>;
+// Tile id per entry of the sorted list (the sort's keys): the backward finds its piece's tile.
+@group(0) @binding(9) var<storage, read> intersection_tiles: array<u32>;
+// Per cut k (list position k * chunk_size) and pixel of the tile: (T, colour so far) in front
+// of the entry at the cut.
+@group(0) @binding(10) var<storage, read_write> checkpoints: array<vec4<f32>>;
+
+#ifdef DETERMINISTIC
+// The emission slot of each entry of the sorted list (the tile sort's values).
+@group(0) @binding(11) var<storage, read> intersection_slots: array<u32>;
+// Backward output: GRAD_2D_STRIDE floats per emission slot.
+@group(0) @binding(12) var<storage, read_write> intersection_grads: array<f32>;
+
+fn listed_gaussian(position: u32) -> u32 {
+    return intersection_gaussians[intersection_slots[position]];
+}
+#else
+fn listed_gaussian(position: u32) -> u32 {
+    return intersection_gaussians[position];
+}
+
 // Backward output, GRAD_2D_STRIDE floats per Gaussian (cleared by the host).
 #ifdef FLOAT_ATOMICS
 @group(0) @binding(8) var<storage, read_write> grad_2d: array<atomic<f32>>;
@@ -65,6 +102,7 @@ fn add_to_grad_2d(index: u32, value: f32) {
     }
 }
 #endif
+#endif
 
 var<workgroup> batch_splats: array<Splat, BATCH_SIZE>;
 var<workgroup> tile_range: vec2<u32>;
@@ -72,7 +110,6 @@ var<workgroup> tile_range: vec2<u32>;
 var<workgroup> tile_counter: atomic<u32>;
 
 struct PixelSetup {
-    tile_id: u32,
     pixel: vec2<u32>,
     inside: bool,
     // Index into a plane of the image (valid when inside).
@@ -80,18 +117,11 @@ struct PixelSetup {
     centre: vec2<f32>,
 }
 
-fn pixel_setup(workgroup_id: vec3<u32>, local_index: u32) -> PixelSetup {
+fn pixel_setup(tile: vec2<u32>, local_index: u32) -> PixelSetup {
     // Row-major within the tile, so a subgroup covers whole rows of 16 pixels.
-    let pixel = workgroup_id.xy * TILE_SIZE
-        + vec2<u32>(local_index % TILE_SIZE, local_index / TILE_SIZE);
+    let pixel = tile * TILE_SIZE + vec2<u32>(local_index % TILE_SIZE, local_index / TILE_SIZE);
     let inside = pixel.x < render.image_size.x && pixel.y < render.image_size.y;
-    return PixelSetup(
-        workgroup_id.y * render.tile_grid.x + workgroup_id.x,
-        pixel,
-        inside,
-        pixel.y * render.image_size.x + pixel.x,
-        vec2<f32>(pixel) + 0.5,
-    );
+    return PixelSetup(pixel, inside, pixel.y * render.image_size.x + pixel.x, vec2<f32>(pixel) + 0.5);
 }
 
 // alpha of a splat at a pixel centre, with the falloff exp(power) and whether the 0.99 cap was
@@ -127,6 +157,50 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pieces
+
+// One piece of one tile's list: entries [start, end) of the sorted list.
+struct Piece {
+    tile: u32,
+    tile_start: u32,
+    start: u32,
+    end: u32,
+}
+
+var<workgroup> shared_piece: Piece;
+
+// The piece of work item `item` (see "Pieces" above); `end <= start` when there is none.
+fn find_piece(item: u32) -> Piece {
+    var piece = Piece(0u, 0u, 0u, 0u);
+    let tiles = render.tile_grid.x * render.tile_grid.y;
+    let chunk = render.chunk_size;
+    if item < tiles {
+        let range = ranges[item];
+        if range.x < range.y {
+            piece = Piece(item, range.x, range.x, min(range.y, (range.x / chunk + 1u) * chunk));
+        }
+        return piece;
+    }
+    let cut_index = item - tiles + 1u;
+    let entries = arrayLength(&intersection_tiles);
+    if cut_index >= (entries + chunk - 1u) / chunk {
+        return piece;
+    }
+    let cut = cut_index * chunk;
+    let tile = intersection_tiles[cut];
+    if tile >= tiles {
+        return piece;
+    }
+    // Entries past the listed count hold stale keys; a stale key cannot name a tile whose
+    // current range contains the position, so this test needs no count.
+    let range = ranges[tile];
+    if range.x < cut && cut < range.y {
+        piece = Piece(tile, range.x, cut, min(range.y, cut + chunk));
+    }
+    return piece;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Forward
 
 @compute @workgroup_size(256)
@@ -134,9 +208,9 @@ fn rasterize_forward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
     @builtin(local_invocation_index) local_index: u32,
 ) {
-    let px = pixel_setup(workgroup_id, local_index);
+    let px = pixel_setup(workgroup_id.xy, local_index);
     if local_index == 0u {
-        tile_range = ranges[px.tile_id];
+        tile_range = ranges[workgroup_id.y * render.tile_grid.x + workgroup_id.x];
         atomicStore(&tile_counter, 0u);
     }
     let range = workgroupUniformLoad(&tile_range);
@@ -148,6 +222,7 @@ fn rasterize_forward(
     var transmittance = 1.0;
     var colour = vec3<f32>(0.0);
     var last_count = 0u;
+    let chunk = render.chunk_size;
     let batch_count = (range.y - range.x + BATCH_SIZE - 1u) / BATCH_SIZE;
     for (var batch = 0u; batch < batch_count; batch++) {
         // The uniform load is also a barrier: every thread is done with the previous batch.
@@ -155,13 +230,22 @@ fn rasterize_forward(
             break;
         }
         let first = range.x + batch * BATCH_SIZE;
-        if first + local_index < range.y {
-            batch_splats[local_index] = splats[intersection_gaussians[first + local_index]];
+        let in_batch = min(BATCH_SIZE, range.y - first);
+        if local_index < in_batch {
+            batch_splats[local_index] = splats[listed_gaussian(first + local_index)];
+        }
+        // The cut inside this batch, if any (chunk >= BATCH_SIZE: at most one).
+        let cut = (first + chunk - 1u) / chunk * chunk;
+        var cut_k = BATCH_SIZE;
+        if cut > range.x && cut < first + in_batch {
+            cut_k = cut - first;
         }
         workgroupBarrier();
         if !done {
-            let in_batch = min(BATCH_SIZE, range.y - first);
             for (var k = 0u; k < in_batch; k++) {
+                if k == cut_k {
+                    checkpoints[(cut / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
+                }
                 let s = batch_splats[k];
                 let fp = footprint(s, px.centre);
                 if fp.alpha == 0.0 {
@@ -194,9 +278,150 @@ fn rasterize_forward(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Forward in pieces (few tiles: one workgroup per tile would leave most of the GPU idle)
+//
+// 1. `rasterize_pieces`, one workgroup per piece: per pixel, the piece's own transmittance
+//    product P and colour (as if T were 1 in front of it) and its last composited entry. A
+//    pixel stops once P < 1e-4: with any T <= 1 in front, it stops in this piece or earlier.
+// 2. `combine_pieces`, one workgroup per tile: per pixel, the pieces in order. While
+//    T * P >= 1e-4 every splat of the piece is composited exactly as the one-pass forward
+//    would (its partial products only fall to T * P), so C += T * colour, T *= P; the piece
+//    where T * P < 1e-4 is walked splat by splat with the one-pass rule. Checkpoints are
+//    written at every cut the pixel reaches, as the one-pass forward writes them.
+// The result equals the one-pass forward up to the rounding of the products.
+
+// Per work item (tiles + cuts) and pixel: (P, colour) and the last composited entry (+1,
+// relative to the tile's list; 0: none).
+@group(0) @binding(13) var<storage, read_write> piece_sums: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> piece_last: array<u32>;
+
+@compute @workgroup_size(256)
+fn rasterize_pieces(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let item = linear_workgroup_id(workgroup_id, num_workgroups);
+    if local_index == 0u {
+        shared_piece = find_piece(item);
+        atomicStore(&tile_counter, 0u);
+    }
+    let piece = workgroupUniformLoad(&shared_piece);
+    if piece.end <= piece.start {
+        return;
+    }
+    let tile = vec2<u32>(piece.tile % render.tile_grid.x, piece.tile / render.tile_grid.x);
+    let px = pixel_setup(tile, local_index);
+    var done = !px.inside;
+    if done {
+        atomicAdd(&tile_counter, 1u);
+    }
+    var product = 1.0;
+    var colour = vec3<f32>(0.0);
+    var last = 0u;
+    let batch_count = (piece.end - piece.start + BATCH_SIZE - 1u) / BATCH_SIZE;
+    for (var batch = 0u; batch < batch_count; batch++) {
+        if workgroupUniformLoad(&tile_counter) == TILE_THREADS {
+            break;
+        }
+        let first = piece.start + batch * BATCH_SIZE;
+        let in_batch = min(BATCH_SIZE, piece.end - first);
+        if local_index < in_batch {
+            batch_splats[local_index] = splats[listed_gaussian(first + local_index)];
+        }
+        workgroupBarrier();
+        if !done {
+            for (var k = 0u; k < in_batch; k++) {
+                let s = batch_splats[k];
+                let fp = footprint(s, px.centre);
+                if fp.alpha == 0.0 {
+                    continue;
+                }
+                colour += s.color * (fp.alpha * product);
+                product *= 1.0 - fp.alpha;
+                last = first + k + 1u - piece.tile_start;
+                if product < MIN_TRANSMITTANCE {
+                    done = true;
+                    break;
+                }
+            }
+            if done {
+                atomicAdd(&tile_counter, 1u);
+            }
+        }
+    }
+    piece_sums[item * TILE_THREADS + local_index] = vec4<f32>(product, colour);
+    piece_last[item * TILE_THREADS + local_index] = last;
+}
+
+@compute @workgroup_size(256)
+fn combine_pieces(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let px = pixel_setup(workgroup_id.xy, local_index);
+    if !px.inside {
+        return;
+    }
+    let tiles = render.tile_grid.x * render.tile_grid.y;
+    let tile = workgroup_id.y * render.tile_grid.x + workgroup_id.x;
+    let range = ranges[tile];
+    let chunk = render.chunk_size;
+    var transmittance = 1.0;
+    var colour = vec3<f32>(0.0);
+    var last_count = 0u;
+    var start = range.x;
+    var item = tile;
+    while start < range.y {
+        let end = min(range.y, (start / chunk + 1u) * chunk);
+        if start > range.x {
+            checkpoints[(start / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
+        }
+        let sums = piece_sums[item * TILE_THREADS + local_index];
+        if transmittance * sums.x >= MIN_TRANSMITTANCE {
+            colour += transmittance * sums.yzw;
+            transmittance *= sums.x;
+            last_count = max(last_count, piece_last[item * TILE_THREADS + local_index]);
+        } else {
+            // The pixel stops in this piece: the one-pass rule, splat by splat.
+            for (var position = start; position < end; position++) {
+                let s = splats[listed_gaussian(position)];
+                let fp = footprint(s, px.centre);
+                if fp.alpha == 0.0 {
+                    continue;
+                }
+                let next_transmittance = transmittance * (1.0 - fp.alpha);
+                if next_transmittance < MIN_TRANSMITTANCE {
+                    break;
+                }
+                colour += s.color * (fp.alpha * transmittance);
+                transmittance = next_transmittance;
+                last_count = position + 1u - range.x;
+            }
+            break;
+        }
+        start = end;
+        item = tiles + end / chunk - 1u;
+    }
+    let plane = render.image_size.x * render.image_size.y;
+    let out = colour + transmittance * render.background.rgb;
+    image[px.index] = out.r;
+    image[plane + px.index] = out.g;
+    image[2u * plane + px.index] = out.b;
+    final_transmittance[px.index] = transmittance;
+    last_counts[px.index] = last_count;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backward
 
-var<workgroup> batch_ids: array<u32, BATCH_SIZE>;
+// Splats per batch of the backward pass (the host sets it): 256, or in DETERMINISTIC mode,
+// which keeps per-subgroup sums of every splat of a batch in workgroup memory, 16 or 32.
+override BACKWARD_BATCH: u32 = 256u;
+
+var<workgroup> backward_splats: array<Splat, BACKWARD_BATCH>;
+// Gaussian ids (atomics) or emission slots (DETERMINISTIC) of the batch.
+var<workgroup> backward_targets: array<u32, BACKWARD_BATCH>;
 
 // Gradient of one pixel with respect to one splat's 2D quantities.
 struct SplatGrad {
@@ -206,134 +431,130 @@ struct SplatGrad {
     colour: vec3<f32>,
 }
 
-#ifdef SUBGROUPS
-// Sums `grad` over the subgroup; one lane adds the sums to the splat's global accumulators.
-fn accumulate_splat_gradient(
-    batch_index: u32,
-    grad: SplatGrad,
-    contributes: bool,
-    subgroup_lane: u32,
-) {
-    if !subgroupAny(contributes) {
-        return;
-    }
-    let mean = subgroupAdd(grad.mean);
-    let conic = subgroupAdd(grad.conic);
-    let opacity = subgroupAdd(grad.opacity);
-    let colour = subgroupAdd(grad.colour);
-    if subgroup_lane == 0u {
-        let base = GRAD_2D_STRIDE * batch_ids[batch_index];
-        add_to_grad_2d(base, mean.x);
-        add_to_grad_2d(base + 1u, mean.y);
-        add_to_grad_2d(base + 2u, conic.x);
-        add_to_grad_2d(base + 3u, conic.y);
-        add_to_grad_2d(base + 4u, conic.z);
-        add_to_grad_2d(base + 5u, opacity);
-        add_to_grad_2d(base + 6u, colour.x);
-        add_to_grad_2d(base + 7u, colour.y);
-        add_to_grad_2d(base + 8u, colour.z);
-    }
+fn zero_grad() -> SplatGrad {
+    return SplatGrad(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
 }
-#else
-// Per-batch accumulators in workgroup memory, GRAD_2D_STRIDE per batch slot, as f32 bits.
-var<workgroup> batch_grads: array<atomic<u32>, 2304>; // BATCH_SIZE * GRAD_2D_STRIDE
 
-fn add_to_batch_grad(index: u32, value: f32) {
-    var old = atomicLoad(&batch_grads[index]);
-    loop {
-        let swapped = atomicCompareExchangeWeak(&batch_grads[index], old, bitcast<u32>(bitcast<f32>(old) + value));
-        if swapped.exchanged {
-            break;
-        }
-        old = swapped.old_value;
+fn grad_value(grad: SplatGrad, index: u32) -> f32 {
+    switch index {
+        case 0u: { return grad.mean.x; }
+        case 1u: { return grad.mean.y; }
+        case 2u: { return grad.conic.x; }
+        case 3u: { return grad.conic.y; }
+        case 4u: { return grad.conic.z; }
+        case 5u: { return grad.opacity; }
+        case 6u: { return grad.colour.x; }
+        case 7u: { return grad.colour.y; }
+        default: { return grad.colour.z; }
     }
 }
 
-fn accumulate_splat_gradient(
-    batch_index: u32,
-    grad: SplatGrad,
-    contributes: bool,
-    subgroup_lane: u32,
-) {
-    if !contributes {
-        return;
-    }
-    let base = GRAD_2D_STRIDE * batch_index;
-    add_to_batch_grad(base, grad.mean.x);
-    add_to_batch_grad(base + 1u, grad.mean.y);
-    add_to_batch_grad(base + 2u, grad.conic.x);
-    add_to_batch_grad(base + 3u, grad.conic.y);
-    add_to_batch_grad(base + 4u, grad.conic.z);
-    add_to_batch_grad(base + 5u, grad.opacity);
-    add_to_batch_grad(base + 6u, grad.colour.x);
-    add_to_batch_grad(base + 7u, grad.colour.y);
-    add_to_batch_grad(base + 8u, grad.colour.z);
+#include "rasterize_gradient_sums.wgsl"
+
+struct BackwardIds {
+    local_index: u32,
+    lane: u32,
+    subgroup: u32,
+    subgroup_size: u32,
+    subgroup_count: u32,
 }
-#endif
 
 @compute @workgroup_size(256)
 fn rasterize_backward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
     @builtin(local_invocation_index) local_index: u32,
 #ifdef SUBGROUPS
     @builtin(subgroup_invocation_id) subgroup_lane: u32,
+    @builtin(subgroup_size) subgroup_size: u32,
+    @builtin(subgroup_id) subgroup_id: u32,
+    @builtin(num_subgroups) subgroup_count: u32,
 #endif
 ) {
-#ifndef SUBGROUPS
-    let subgroup_lane = 0u;
+#ifdef SUBGROUPS
+    let ids = BackwardIds(local_index, subgroup_lane, subgroup_id, subgroup_size, subgroup_count);
+#else
+    let ids = BackwardIds(local_index, 0u, 0u, 1u, 1u);
 #endif
-    let px = pixel_setup(workgroup_id, local_index);
     if local_index == 0u {
-        tile_range = ranges[px.tile_id];
+        shared_piece = find_piece(linear_workgroup_id(workgroup_id, num_workgroups));
         atomicStore(&tile_counter, 0u);
     }
-    workgroupBarrier();
+    let piece = workgroupUniformLoad(&shared_piece);
+    if piece.end <= piece.start {
+        return;
+    }
+    let tile = vec2<u32>(piece.tile % render.tile_grid.x, piece.tile / render.tile_grid.x);
+    let px = pixel_setup(tile, local_index);
+    // The piece relative to the tile's list: [piece_start, piece_end).
+    let piece_start = piece.start - piece.tile_start;
+    let piece_end = piece.end - piece.tile_start;
 
-    // Per-pixel state: T behind the current splat, the colour composited behind it (background
-    // included), and dL/d(pixel colour).
+    // Per-pixel state at the piece's end: T behind the last splat walked, the colour composited
+    // behind it (background included), and dL/d(pixel colour).
     var transmittance = 0.0;
+    var behind = vec3<f32>(0.0);
     var last_count = 0u;
     var d_pixel = vec3<f32>(0.0);
     if px.inside {
         let plane = render.image_size.x * render.image_size.y;
-        transmittance = final_transmittance[px.index];
         last_count = last_counts[px.index];
-        d_pixel = vec3<f32>(
-            d_image[px.index],
-            d_image[plane + px.index],
-            d_image[2u * plane + px.index],
-        );
+        d_pixel = vec3<f32>(d_image[px.index], d_image[plane + px.index], d_image[2u * plane + px.index]);
+        if last_count > piece_end {
+            // The pixel composites past this piece: start from the checkpoint at its end.
+            let checkpoint = checkpoints[(piece.end / render.chunk_size) * TILE_THREADS + local_index];
+            transmittance = checkpoint.x;
+            let rendered = vec3<f32>(image[px.index], image[plane + px.index], image[2u * plane + px.index]);
+            behind = rendered - checkpoint.yzw;
+        } else {
+            transmittance = final_transmittance[px.index];
+            behind = render.background.rgb * transmittance;
+        }
     }
-    var behind = render.background.rgb * transmittance;
     atomicMax(&tile_counter, last_count);
-    let range = workgroupUniformLoad(&tile_range);
-    let entries = workgroupUniformLoad(&tile_counter);
+    let walk_end = min(piece_end, workgroupUniformLoad(&tile_counter));
 
-    // Entries [range.x, range.x + entries), consumed back to front in batches.
-    let batch_count = (entries + BATCH_SIZE - 1u) / BATCH_SIZE;
+#ifdef DETERMINISTIC
+    // Entries no pixel reached have zero gradient; every slot of the piece is written.
+    for (var p = max(walk_end, piece_start) + local_index; p < piece_end; p += TILE_THREADS) {
+        let slot = intersection_slots[piece.tile_start + p];
+        for (var c = 0u; c < GRAD_2D_STRIDE; c++) {
+            intersection_grads[slot * GRAD_2D_STRIDE + c] = 0.0;
+        }
+    }
+#endif
+    if walk_end <= piece_start {
+        return;
+    }
+
+    // Entries [piece_start, walk_end), consumed back to front in batches.
+    let batch_count = (walk_end - piece_start + BACKWARD_BATCH - 1u) / BACKWARD_BATCH;
     for (var batch = 0u; batch < batch_count; batch++) {
         // This batch: relative positions [batch_end - in_batch, batch_end) of the tile's list.
-        let batch_end = entries - batch * BATCH_SIZE;
-        let in_batch = min(BATCH_SIZE, batch_end);
+        let batch_end = walk_end - batch * BACKWARD_BATCH;
+        let in_batch = min(BACKWARD_BATCH, batch_end - piece_start);
         workgroupBarrier();
         if local_index < in_batch {
             // Slot j holds relative position batch_end - 1 - j: back to front.
-            let id = intersection_gaussians[range.x + batch_end - 1u - local_index];
-            batch_ids[local_index] = id;
-            batch_splats[local_index] = splats[id];
-#ifndef SUBGROUPS
-            for (var c = 0u; c < GRAD_2D_STRIDE; c++) {
-                atomicStore(&batch_grads[GRAD_2D_STRIDE * local_index + c], 0u);
-            }
+            let position = piece.tile_start + batch_end - 1u - local_index;
+#ifdef DETERMINISTIC
+            let slot = intersection_slots[position];
+            backward_targets[local_index] = slot;
+            backward_splats[local_index] = splats[intersection_gaussians[slot]];
+#else
+            let id = intersection_gaussians[position];
+            backward_targets[local_index] = id;
+            backward_splats[local_index] = splats[id];
 #endif
+            start_batch_slot(local_index);
         }
         workgroupBarrier();
         for (var j = 0u; j < in_batch; j++) {
             let position = batch_end - 1u - j;
-            var grad = SplatGrad(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+            var grad = zero_grad();
             var contributes = false;
             if position < last_count {
-                let s = batch_splats[j];
+                let s = backward_splats[j];
                 let fp = footprint(s, px.centre);
                 if fp.alpha > 0.0 {
                     contributes = true;
@@ -357,19 +578,8 @@ fn rasterize_backward(
                     }
                 }
             }
-            accumulate_splat_gradient(j, grad, contributes, subgroup_lane);
+            gather_splat_gradient(j, grad, contributes, ids);
         }
-#ifndef SUBGROUPS
-        workgroupBarrier();
-        if local_index < in_batch {
-            let base = GRAD_2D_STRIDE * batch_ids[local_index];
-            for (var c = 0u; c < GRAD_2D_STRIDE; c++) {
-                let value = bitcast<f32>(atomicLoad(&batch_grads[GRAD_2D_STRIDE * local_index + c]));
-                if value != 0.0 {
-                    add_to_grad_2d(base + c, value);
-                }
-            }
-        }
-#endif
+        flush_batch(in_batch, ids);
     }
 }

@@ -228,6 +228,12 @@ config_section! {
         /// (iteration, it/s, smoothed loss, Gaussians) every this many seconds instead of the
         /// progress bar; 0: never. Nothing with `quiet`.
         progress_log_interval_s: f64 = 10.0,
+        /// Ours: make runs reproducible: the rasterizer's backward pass sums gradients in a
+        /// fixed order instead of with float atomics, so two runs with the same seed on the
+        /// same GPU and driver give bit-identical results (unless the run reports intersection
+        /// list overflows). Costs 36 bytes of GPU memory per tile intersection; its time cost
+        /// is in BENCHMARKS.md. Read when a run starts.
+        deterministic: bool = false,
     }
 }
 

@@ -78,6 +78,7 @@ fn every_field_changed() -> Config {
             eval_quantize_8bit: false,
             profile_interval: 50,
             progress_log_interval_s: 2.5,
+            deterministic: true,
         },
     }
 }

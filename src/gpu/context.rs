@@ -146,7 +146,11 @@ impl GpuContext {
                 required_features: features,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
-                memory_hints: wgpu::MemoryHints::Performance,
+                // Small memory blocks: buffers past 64 MiB (the cloud's larger arrays, the
+                // intersection lists) get memory of their own, returned to the driver when
+                // freed, instead of 256 MiB blocks that stay reserved after densification grows
+                // the cloud (nvidia-smi's peak on bench_tabletop: BENCHMARKS.md, "Memory").
+                memory_hints: wgpu::MemoryHints::MemoryUsage,
                 trace: wgpu::Trace::Off,
             })
             .await

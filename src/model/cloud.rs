@@ -91,6 +91,14 @@ impl ParamBuffers {
     pub fn bytes(&self) -> u64 {
         self.buffers.iter().map(|b| b.size()).sum()
     }
+
+    /// Frees the GPU memory now (once submitted work using it has finished) rather than when
+    /// the last handle is dropped; the buffers must not be used afterwards.
+    pub fn destroy(&self) {
+        for buffer in &self.buffers {
+            buffer.destroy();
+        }
+    }
 }
 
 /// The live Gaussian parameters on the GPU: what the trainer optimises and the viewer draws.
@@ -191,6 +199,13 @@ impl DensifyStats {
             grad_norm_sum: gpu::storage_buffer(ctx, "densify.grad_norm_sum", bytes),
             visible_count: gpu::storage_buffer(ctx, "densify.visible_count", bytes),
             max_radius: gpu::storage_buffer(ctx, "densify.max_radius", bytes),
+        }
+    }
+
+    /// Frees the GPU memory now (see [`ParamBuffers::destroy`]).
+    pub fn destroy(&self) {
+        for buffer in [&self.grad_norm_sum, &self.visible_count, &self.max_radius] {
+            buffer.destroy();
         }
     }
 

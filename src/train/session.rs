@@ -161,7 +161,7 @@ pub fn train_headless_with(
         TrainInit::Checkpoint(c) => c.meta.iteration,
         TrainInit::Gaussians(_) => 0,
     };
-    let kernels = TrainKernels::new(&gpu)?;
+    let kernels = TrainKernels::new(&gpu, config.run.deterministic)?;
     if !quiet {
         eprintln!(
             "Scene: {} ({} training / {} test views, loaded in {load_s:.2} s), output: {}",

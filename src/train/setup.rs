@@ -85,7 +85,7 @@ pub fn setup_training(world: &mut World) {
     // The headless driver compiles the kernels before the app starts (to return the error);
     // an app without them compiles them here and reports a failure through TrainFailure.
     if !world.contains_resource::<TrainKernels>() {
-        match TrainKernels::new(&gpu) {
+        match TrainKernels::new(&gpu, config.run.deterministic) {
             Ok(kernels) => world.insert_resource(kernels),
             Err(error) => world.resource_mut::<TrainFailure>().record(
                 TrainSet::Begin,

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::gpu::adam::Adam;
 use crate::gpu::densify::Densifier;
 use crate::gpu::loss::LossKernels;
-use crate::gpu::raster::{RasterFrame, Rasterizer};
+use crate::gpu::raster::{RasterFrame, RasterOptions, Rasterizer};
 use crate::gpu::{self, GpuContext};
 use crate::model::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers};
 use crate::render_settings::RenderSettings;
@@ -66,10 +66,11 @@ pub struct TrainKernels {
 }
 
 impl TrainKernels {
-    /// Compiles every kernel of the training step (an error when a shader does not compile).
-    pub fn new(ctx: &GpuContext) -> Result<Self, gpu::GpuError> {
+    /// Compiles every kernel of the training step (an error when a shader does not compile);
+    /// `deterministic`: the rasterizer's fixed-order backward pass (`run.deterministic`).
+    pub fn new(ctx: &GpuContext, deterministic: bool) -> Result<Self, gpu::GpuError> {
         gpu::build_kernels(ctx, || {
-            let mut rasterizer = Rasterizer::new(ctx);
+            let mut rasterizer = Rasterizer::with_options(ctx, RasterOptions { deterministic });
             // No blocking readback of the intersection count per step (see the method's docs).
             rasterizer.set_deferred_counts(true);
             Self {

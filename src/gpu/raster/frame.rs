@@ -54,6 +54,17 @@ pub struct RasterFrame {
     /// Per intersection.
     pub(super) intersection_tiles: wgpu::Buffer,
     pub(super) intersection_gaussians: wgpu::Buffer,
+    /// Deterministic backward only (else one element): per intersection, its emission slot
+    /// (the tile sort's values), and per slot the 9 gradient values of the backward pass.
+    pub(super) intersection_slots: wgpu::Buffer,
+    pub(super) intersection_grads: wgpu::Buffer,
+    /// Per cut of the tile lists (every `chunk_size` entries) and pixel of a tile: the
+    /// forward's (T, colour so far) there, 16 bytes (rasterize.wgsl, "Pieces").
+    pub(super) checkpoints: wgpu::Buffer,
+    /// The forward in pieces only (else one element): per work item (tiles + cuts) and pixel
+    /// of a tile, the piece's (transmittance product, colour) and last composited entry.
+    pub(super) piece_sums: wgpu::Buffer,
+    pub(super) piece_last: wgpu::Buffer,
     /// Per tile.
     pub(super) tile_ranges: wgpu::Buffer,
     /// 4 bytes, mappable: the intersection count on its way to the CPU.
@@ -72,6 +83,12 @@ pub struct RasterFrame {
     overflow_pending: bool,
     gaussian_capacity: u32,
     intersection_capacity: u32,
+    /// Cuts the checkpoint buffer has room for.
+    checkpoint_cuts: u32,
+    /// Intersections the deterministic buffers have room for (0: not allocated).
+    deterministic_capacity: u32,
+    /// Work items the piece buffers have room for (0: not allocated).
+    piece_items: u32,
     pixel_capacity: u32,
     tile_capacity: u32,
 }
@@ -103,6 +120,11 @@ impl RasterFrame {
             grad_2d: small("raster.grad_2d"),
             intersection_tiles: small("raster.intersection_tiles"),
             intersection_gaussians: small("raster.intersection_gaussians"),
+            intersection_slots: small("raster.intersection_slots"),
+            intersection_grads: small("raster.intersection_grads"),
+            checkpoints: small("raster.checkpoints"),
+            piece_sums: small("raster.piece_sums"),
+            piece_last: small("raster.piece_last"),
             tile_ranges: small("raster.tile_ranges"),
             count_readback: ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("raster.count_readback"),
@@ -123,6 +145,9 @@ impl RasterFrame {
             overflow_pending: false,
             gaussian_capacity: 0,
             intersection_capacity: 0,
+            checkpoint_cuts: 0,
+            deterministic_capacity: 0,
+            piece_items: 0,
             pixel_capacity: 0,
             tile_capacity: 0,
         }
@@ -166,6 +191,11 @@ impl RasterFrame {
             &self.grad_2d,
             &self.intersection_tiles,
             &self.intersection_gaussians,
+            &self.intersection_slots,
+            &self.intersection_grads,
+            &self.checkpoints,
+            &self.piece_sums,
+            &self.piece_last,
             &self.tile_ranges,
         ]
         .iter()
@@ -231,11 +261,16 @@ impl RasterFrame {
         Ok(())
     }
 
-    /// Sizes the intersection list for `count` entries.
+    /// Sizes the intersection list for `count` entries, the checkpoints for its cuts every
+    /// `chunk_size` entries, (`deterministic`) the slots and per-slot gradients, and
+    /// (`pieces`) the per-piece sums of the forward in pieces.
     pub(super) fn prepare_intersections(
         &mut self,
         ctx: &GpuContext,
         count: u32,
+        chunk_size: u32,
+        deterministic: bool,
+        pieces: bool,
     ) -> Result<(), RasterError> {
         self.num_intersections = count;
         if count > self.intersection_capacity {
@@ -246,6 +281,35 @@ impl RasterFrame {
             self.intersection_gaussians =
                 gpu::storage_buffer(ctx, "raster.intersection_gaussians", bytes);
             self.intersection_capacity = capacity;
+        }
+        let capacity = self.intersection_capacity;
+        let cuts = capacity / chunk_size + 1;
+        if cuts > self.checkpoint_cuts {
+            let bytes = u64::from(cuts) * CHECKPOINT_BYTES_PER_CUT;
+            check_binding(ctx, "the backward checkpoints", bytes)?;
+            self.checkpoints = gpu::storage_buffer(ctx, "raster.checkpoints", bytes);
+            self.checkpoint_cuts = cuts;
+        }
+        if deterministic && capacity > self.deterministic_capacity {
+            let n = u64::from(capacity);
+            check_binding(
+                ctx,
+                "the per-intersection gradients",
+                n * GRAD_2D_STRIDE * 4,
+            )?;
+            self.intersection_slots = gpu::storage_buffer(ctx, "raster.intersection_slots", n * 4);
+            self.intersection_grads =
+                gpu::storage_buffer(ctx, "raster.intersection_grads", n * GRAD_2D_STRIDE * 4);
+            self.deterministic_capacity = capacity;
+        }
+        let [gx, gy] = self.tile_grid();
+        let items = gx * gy + cuts;
+        if pieces && items > self.piece_items {
+            let slots = u64::from(items) * 256;
+            check_binding(ctx, "the forward's piece sums", slots * 16)?;
+            self.piece_sums = gpu::storage_buffer(ctx, "raster.piece_sums", slots * 16);
+            self.piece_last = gpu::storage_buffer(ctx, "raster.piece_last", slots * 4);
+            self.piece_items = items;
         }
         Ok(())
     }
@@ -310,14 +374,20 @@ impl RasterFrame {
 
     /// The list capacity for a deferred render: headroom over the largest count seen, but no
     /// more than the device can bind. `None` when that leaves no headroom at all: the render
-    /// must then count exactly.
-    pub(super) fn deferred_capacity(&self, ctx: &GpuContext) -> Option<u32> {
+    /// must then count exactly. `deterministic`: each intersection also holds its gradients
+    /// (`prepare_intersections`), the largest per-intersection binding then.
+    pub(super) fn deferred_capacity(&self, ctx: &GpuContext, deterministic: bool) -> Option<u32> {
         let wanted = self
             .max_seen_intersections
             .saturating_mul(DEFERRED_HEADROOM)
             .max(1024);
         let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
-        let fitting = u32::try_from(max / INTERSECTION_BYTES).unwrap_or(u32::MAX);
+        let bytes = if deterministic {
+            INTERSECTION_BYTES.max(GRAD_2D_STRIDE * 4)
+        } else {
+            INTERSECTION_BYTES
+        };
+        let fitting = u32::try_from(max / bytes).unwrap_or(u32::MAX);
         let capacity = wanted.min(fitting);
         (capacity > self.max_seen_intersections).then_some(capacity)
     }
@@ -405,6 +475,18 @@ impl RasterFrame {
             }
         }
     }
+}
+
+/// Bytes of checkpoints per cut: (T, colour) for the 256 pixels of a tile.
+const CHECKPOINT_BYTES_PER_CUT: u64 = 256 * 16;
+
+/// An error when one buffer of `bytes` would not fit in a storage binding.
+fn check_binding(ctx: &GpuContext, what: &'static str, bytes: u64) -> Result<(), RasterError> {
+    let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+    if bytes > max {
+        return Err(RasterError::TooLarge { what, bytes, max });
+    }
+    Ok(())
 }
 
 /// A capacity of at least `needed` elements of `element_bytes` each, with 25% headroom where

@@ -5,7 +5,8 @@ use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
 /// Threads per workgroup of the one-thread-per-element kernels (project.wgsl, bin.wgsl).
 pub(super) const ELEMENT_WORKGROUP: u32 = 256;
 
-/// Every pipeline of the rasterizer, specialised for the device's capabilities.
+/// Every pipeline of the rasterizer, specialised for the device's capabilities and for the
+/// deterministic backward pass or the one with float atomics.
 pub(super) struct Kernels {
     pub project_forward: wgpu::ComputePipeline,
     pub project_backward: wgpu::ComputePipeline,
@@ -15,14 +16,35 @@ pub(super) struct Kernels {
     pub tile_ranges: wgpu::ComputePipeline,
     pub tile_ranges_dispatch_args: wgpu::ComputePipeline,
     pub rasterize_forward: wgpu::ComputePipeline,
+    /// The forward in pieces, for images of few tiles.
+    pub rasterize_pieces: wgpu::ComputePipeline,
+    pub combine_pieces: wgpu::ComputePipeline,
     pub rasterize_backward: wgpu::ComputePipeline,
+    /// Deterministic mode only: the per-Gaussian sum of the per-intersection gradients.
+    pub sum_intersection_gradients: Option<wgpu::ComputePipeline>,
 }
 
 impl Kernels {
-    pub fn new(ctx: &GpuContext) -> Self {
-        let defs = ShaderDefs::for_capabilities(&ctx.capabilities);
-        let pipeline =
-            |file: &str, entry: &str| gpu::compute_pipeline(ctx, file, entry, &defs, &[]);
+    pub fn new(ctx: &GpuContext, deterministic: bool) -> Self {
+        let caps = &ctx.capabilities;
+        let mut defs = ShaderDefs::for_capabilities(caps);
+        // The reduce-scatter of rasterize.wgsl needs 8 lanes or more.
+        let wide = caps.subgroups && caps.subgroup_min_size >= 8;
+        if wide {
+            defs.define("WIDE_SUBGROUPS");
+        }
+        if deterministic {
+            defs.define("DETERMINISTIC");
+        }
+        let raster_constants = rasterize_constants(deterministic, wide, caps.subgroup_min_size);
+        let pipeline = |file: &str, entry: &str| {
+            let constants: &[(&str, f64)] = if file == "rasterize.wgsl" {
+                &raster_constants
+            } else {
+                &[]
+            };
+            gpu::compute_pipeline(ctx, file, entry, &defs, constants)
+        };
         Self {
             project_forward: pipeline("project.wgsl", "project_forward"),
             project_backward: pipeline("project.wgsl", "project_backward"),
@@ -32,9 +54,36 @@ impl Kernels {
             tile_ranges: pipeline("bin.wgsl", "tile_ranges"),
             tile_ranges_dispatch_args: pipeline("bin.wgsl", "tile_ranges_dispatch_args"),
             rasterize_forward: pipeline("rasterize.wgsl", "rasterize_forward"),
+            rasterize_pieces: pipeline("rasterize.wgsl", "rasterize_pieces"),
+            combine_pieces: pipeline("rasterize.wgsl", "combine_pieces"),
             rasterize_backward: pipeline("rasterize.wgsl", "rasterize_backward"),
+            sum_intersection_gradients: deterministic
+                .then(|| pipeline("bin.wgsl", "sum_intersection_gradients")),
         }
     }
+}
+
+/// The override constants of rasterize.wgsl: the backward batch size and, for the deterministic
+/// backward with subgroups, the workgroup memory of its per-subgroup sums (9 floats per batch
+/// splat and subgroup, for as many subgroups as 256 threads make with the smallest subgroups).
+fn rasterize_constants(
+    deterministic: bool,
+    wide: bool,
+    subgroup_min_size: u32,
+) -> Vec<(&'static str, f64)> {
+    if !deterministic {
+        return vec![("BACKWARD_BATCH", 256.0)];
+    }
+    if !wide {
+        return vec![("BACKWARD_BATCH", 32.0)];
+    }
+    let max_subgroups = 256 / subgroup_min_size;
+    let batch = if max_subgroups <= 16 { 32 } else { 16 };
+    vec![
+        ("BACKWARD_BATCH", f64::from(batch)),
+        ("MAX_SUBGROUPS", f64::from(max_subgroups)),
+        ("SUBGROUP_SUMS", f64::from(batch * max_subgroups * 9)),
+    ]
 }
 
 /// One cached bind group per kernel.
@@ -48,7 +97,10 @@ pub(super) struct BindGroups {
     pub tile_ranges: CachedBindGroup,
     pub tile_ranges_dispatch_args: CachedBindGroup,
     pub rasterize_forward: CachedBindGroup,
+    pub rasterize_pieces: CachedBindGroup,
+    pub combine_pieces: CachedBindGroup,
     pub rasterize_backward: CachedBindGroup,
+    pub sum_intersection_gradients: CachedBindGroup,
 }
 
 /// Encodes one compute pass running `pipeline` over `items` elements (one thread each).

@@ -6,9 +6,15 @@
 //! forward:  project ─ depth sort ─ scan ─╳─ emit keys ─ tile sort ─ tile ranges ─ rasterize
 //!                      (N ids)   (N counts) │  (M pairs)   (M pairs)
 //!                                    readback of M (the one blocking wait)
-//! backward: rasterize backward (2D gradients, atomics) ─ project backward (raw parameters)
-//!           [─ densification statistics]
+//! backward: rasterize backward (2D gradients, atomics; one workgroup per piece of a tile list)
+//!           [─ per-Gaussian sum of per-intersection gradients (deterministic mode)]
+//!           ─ project backward (raw parameters) [─ densification statistics]
 //! ```
+//!
+//! Two backward modes ([`RasterOptions::deterministic`]): float atomics add each tile's
+//! gradient to its Gaussian in whatever order the tiles finish (fast, not reproducible), or
+//! each intersection's gradient is written to its own slot and summed per Gaussian in a fixed
+//! order (bit-identical results for identical inputs; 36 more bytes per intersection).
 //!
 //! Kernels live in `shaders/project.wgsl` (projection forward/backward, densification
 //! statistics), `shaders/bin.wgsl` (binning) and `shaders/rasterize.wgsl` (rasterization
@@ -27,13 +33,13 @@ mod tests;
 pub use frame::RasterFrame;
 
 use kernels::{BindGroups, Kernels, dispatch_elements, dispatch_tiles};
-use uniforms::RenderUniforms;
+use uniforms::{MIN_CHUNK_SIZE, RenderUniforms};
 
 use crate::camera::Camera;
-use crate::gpu::GpuContext;
 use crate::gpu::scan::PrefixScan;
 use crate::gpu::sort::RadixSort;
 use crate::gpu::timing::StageTimer;
+use crate::gpu::{self, GpuContext};
 use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
 use crate::render_settings::RenderSettings;
 use crate::sh::MAX_SH_DEGREE;
@@ -69,8 +75,16 @@ const DEPTH_KEY_BITS: u32 = 32;
 pub const WAIT_FOR_COUNT: &str = "wait: intersection count readback";
 pub const WAIT_BEFORE_BACKWARD: &str = "wait: before backward";
 
-/// The rasterizer's pipelines (one variant, chosen by the device's capabilities), its sort and
-/// scan helpers, and cached bind groups.
+/// How a [`Rasterizer`] computes its backward pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RasterOptions {
+    /// Sum the gradients in a fixed order (no float atomics), so identical inputs give
+    /// bit-identical gradients; costs 36 bytes of GPU memory per tile intersection.
+    pub deterministic: bool,
+}
+
+/// The rasterizer's pipelines (one variant, chosen by the device's capabilities and the
+/// options), its sort and scan helpers, and cached bind groups.
 pub struct Rasterizer {
     kernels: Kernels,
     binds: BindGroups,
@@ -78,18 +92,44 @@ pub struct Rasterizer {
     tile_sort: RadixSort,
     scan: PrefixScan,
     deferred_counts: bool,
+    deterministic: bool,
+    /// Tests: a backward piece size other than the image size's default.
+    chunk_size_override: Option<u32>,
+    /// Tests: force the forward in pieces on or off (default: by the number of tiles).
+    pieces_override: Option<bool>,
 }
 
 impl Rasterizer {
+    /// A rasterizer with the default options (float atomics in the backward pass).
     pub fn new(ctx: &GpuContext) -> Self {
+        Self::with_options(ctx, RasterOptions::default())
+    }
+
+    pub fn with_options(ctx: &GpuContext, options: RasterOptions) -> Self {
         Self {
-            kernels: Kernels::new(ctx),
+            kernels: Kernels::new(ctx, options.deterministic),
             binds: BindGroups::default(),
             depth_sort: RadixSort::new(ctx),
             tile_sort: RadixSort::new(ctx),
             scan: PrefixScan::new(ctx),
             deferred_counts: false,
+            deterministic: options.deterministic,
+            chunk_size_override: None,
+            pieces_override: None,
         }
+    }
+
+    /// Whether the backward pass is the deterministic one.
+    pub fn is_deterministic(&self) -> bool {
+        self.deterministic
+    }
+
+    /// Tests: cut tile lists into backward pieces of `chunk_size` entries (a power of two, at
+    /// least 256) instead of the default for the image size.
+    #[cfg(test)]
+    pub(crate) fn set_chunk_size(&mut self, chunk_size: u32) {
+        assert!(chunk_size.is_power_of_two() && chunk_size >= MIN_CHUNK_SIZE);
+        self.chunk_size_override = Some(chunk_size);
     }
 
     /// Lets renders skip the blocking readback of the intersection count (training).
@@ -102,6 +142,19 @@ impl Rasterizer {
     /// ([`RasterFrame::intersection_overflows`]) and the next render is exact again.
     pub fn set_deferred_counts(&mut self, deferred: bool) {
         self.deferred_counts = deferred;
+    }
+
+    /// Tests: render the forward in pieces (`true`) or in one pass per tile (`false`) whatever
+    /// the image size.
+    #[cfg(test)]
+    pub(crate) fn set_forward_in_pieces(&mut self, pieces: bool) {
+        self.pieces_override = Some(pieces);
+    }
+
+    /// Whether a render of this size runs the forward in pieces.
+    fn forward_in_pieces(&self, width: u32, height: u32) -> bool {
+        self.pieces_override
+            .unwrap_or_else(|| forward_in_pieces(width, height))
     }
 
     /// Renders `cloud` from `camera` into `frame.image` (and the final transmittance, radii and
@@ -131,12 +184,18 @@ impl Rasterizer {
         let deferred_capacity = (self.deferred_counts
             && cloud.len > 0
             && frame.can_defer(cloud.len, camera.width, camera.height))
-        .then(|| frame.deferred_capacity(ctx))
+        .then(|| frame.deferred_capacity(ctx, self.deterministic))
         .flatten();
         let deferred = deferred_capacity.is_some();
         let mut uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
+        if let Some(chunk_size) = self.chunk_size_override {
+            uniforms.chunk_size = chunk_size;
+        }
+        debug_assert!(uniforms.chunk_size >= MIN_CHUNK_SIZE);
+        let (chunk_size, deterministic) = (uniforms.chunk_size, self.deterministic);
+        let pieces = self.forward_in_pieces(camera.width, camera.height);
         if let Some(capacity) = deferred_capacity {
-            frame.prepare_intersections(ctx, capacity)?;
+            frame.prepare_intersections(ctx, capacity, chunk_size, deterministic, pieces)?;
             frame.num_intersections = 0;
             uniforms.intersection_capacity = frame.intersection_capacity();
         }
@@ -178,7 +237,7 @@ impl Rasterizer {
                 mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
                 count
             };
-            frame.prepare_intersections(ctx, count)?;
+            frame.prepare_intersections(ctx, count, chunk_size, deterministic, pieces)?;
             frame.record_exact_count(count);
             self.encode_binning(
                 ctx,
@@ -223,6 +282,7 @@ impl Rasterizer {
         // The forward's uniforms are reused: the inputs must be the forward's.
         let mut expected = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
         expected.intersection_capacity = frame.uniforms_value.intersection_capacity;
+        expected.chunk_size = frame.uniforms_value.chunk_size;
         assert!(
             frame.uniforms_value == expected,
             "Rasterizer::backward: camera, settings or cloud size differ from the forward's"
@@ -232,9 +292,15 @@ impl Rasterizer {
             "Rasterizer::backward: the gradient buffers do not match the cloud"
         );
         mark(&mut timer, encoder, WAIT_BEFORE_BACKWARD);
-        let n = u64::from(cloud.len);
-        encoder.clear_buffer(&frame.grad_2d, 0, Some(n * frame::GRAD_2D_STRIDE * 4));
+        if !self.deterministic {
+            // The atomics add to it; the deterministic sum overwrites it.
+            let n = u64::from(cloud.len);
+            encoder.clear_buffer(&frame.grad_2d, 0, Some(n * frame::GRAD_2D_STRIDE * 4));
+        }
         self.encode_rasterize_backward(ctx, encoder, frame, d_image);
+        if self.deterministic {
+            self.encode_sum_intersection_gradients(ctx, encoder, frame);
+        }
         mark(&mut timer, encoder, "rasterize backward");
         self.encode_project_backward(ctx, encoder, cloud, frame, grads);
         mark(&mut timer, encoder, "project backward");
@@ -289,7 +355,7 @@ impl Rasterizer {
         );
     }
 
-    /// Sorts the Gaussian ids by depth and gathers their tile counts in that order.
+    /// Sorts the Gaussian ids by depth and counts, in that order, the tiles each one reaches.
     fn encode_depth_sort(
         &mut self,
         ctx: &GpuContext,
@@ -322,6 +388,8 @@ impl Rasterizer {
                 (1, &frame.depth_ids),
                 (2, &frame.tile_counts),
                 (3, &frame.depth_order_counts),
+                (5, &frame.tile_rects),
+                (13, &frame.splats),
             ],
         );
         dispatch_elements(
@@ -355,7 +423,7 @@ impl Rasterizer {
                         ctx,
                         encoder,
                         &frame.intersection_tiles,
-                        &frame.intersection_gaussians,
+                        self.tile_sort_values(frame),
                         frame.num_intersections,
                         tile_bits,
                     );
@@ -371,7 +439,7 @@ impl Rasterizer {
                         ctx,
                         encoder,
                         &frame.intersection_tiles,
-                        &frame.intersection_gaussians,
+                        self.tile_sort_values(frame),
                         &frame.offsets,
                         frame.num_gaussians,
                         frame.intersection_capacity(),
@@ -385,24 +453,39 @@ impl Rasterizer {
         mark(&mut timer, encoder, "tile ranges");
     }
 
+    /// What the tile sort carries along with the tile ids: the Gaussian ids, or in
+    /// deterministic mode the emission slots (the Gaussian ids stay in emission order).
+    fn tile_sort_values<'a>(&self, frame: &'a RasterFrame) -> &'a wgpu::Buffer {
+        if self.deterministic {
+            &frame.intersection_slots
+        } else {
+            &frame.intersection_gaussians
+        }
+    }
+
     fn encode_emit(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         frame: &RasterFrame,
     ) {
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.depth_ids),
+            (4, &frame.offsets),
+            (5, &frame.tile_rects),
+            (6, &frame.intersection_tiles),
+            (7, &frame.intersection_gaussians),
+            (13, &frame.splats),
+        ];
+        if self.deterministic {
+            entries.push((10, &frame.intersection_slots));
+        }
         let bind = self.binds.emit_intersections.get(
             ctx,
             "emit_intersections",
             &self.kernels.emit_intersections,
-            &[
-                (0, &frame.uniforms),
-                (1, &frame.depth_ids),
-                (4, &frame.offsets),
-                (5, &frame.tile_rects),
-                (6, &frame.intersection_tiles),
-                (7, &frame.intersection_gaussians),
-            ],
+            &entries,
         );
         dispatch_elements(
             ctx,
@@ -475,24 +558,102 @@ impl Rasterizer {
         encoder: &mut wgpu::CommandEncoder,
         frame: &RasterFrame,
     ) {
+        if self.forward_in_pieces(frame.width, frame.height) {
+            self.encode_rasterize_in_pieces(ctx, encoder, frame);
+            return;
+        }
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.tile_ranges),
+            (2, &frame.intersection_gaussians),
+            (3, &frame.splats),
+            (4, &frame.image),
+            (5, &frame.final_transmittance),
+            (6, &frame.last_counts),
+            (10, &frame.checkpoints),
+        ];
+        if self.deterministic {
+            entries.push((11, &frame.intersection_slots));
+        }
         let bind = self.binds.rasterize_forward.get(
             ctx,
             "rasterize_forward",
             &self.kernels.rasterize_forward,
-            &[
-                (0, &frame.uniforms),
-                (1, &frame.tile_ranges),
-                (2, &frame.intersection_gaussians),
-                (3, &frame.splats),
-                (4, &frame.image),
-                (5, &frame.final_transmittance),
-                (6, &frame.last_counts),
-            ],
+            &entries,
         );
         dispatch_tiles(
             encoder,
             "rasterize_forward",
             &self.kernels.rasterize_forward,
+            bind,
+            frame.tile_grid(),
+        );
+    }
+
+    /// The forward for images of few tiles: per-piece sums, then one pass per tile combining
+    /// them (rasterize.wgsl, "Forward in pieces").
+    fn encode_rasterize_in_pieces(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.tile_ranges),
+            (2, &frame.intersection_gaussians),
+            (3, &frame.splats),
+            (9, &frame.intersection_tiles),
+            (13, &frame.piece_sums),
+            (14, &frame.piece_last),
+        ];
+        if self.deterministic {
+            entries.push((11, &frame.intersection_slots));
+        }
+        let bind = self.binds.rasterize_pieces.get(
+            ctx,
+            "rasterize_pieces",
+            &self.kernels.rasterize_pieces,
+            &entries,
+        );
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("rasterize_pieces"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.kernels.rasterize_pieces);
+            pass.set_bind_group(0, bind, &[]);
+            let (x, y, z) = gpu::dispatch_size_1d(
+                piece_items(frame),
+                ctx.limits.max_compute_workgroups_per_dimension,
+            );
+            pass.dispatch_workgroups(x, y, z);
+        }
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.tile_ranges),
+            (2, &frame.intersection_gaussians),
+            (3, &frame.splats),
+            (4, &frame.image),
+            (5, &frame.final_transmittance),
+            (6, &frame.last_counts),
+            (10, &frame.checkpoints),
+            (13, &frame.piece_sums),
+            (14, &frame.piece_last),
+        ];
+        if self.deterministic {
+            entries.push((11, &frame.intersection_slots));
+        }
+        let bind = self.binds.combine_pieces.get(
+            ctx,
+            "combine_pieces",
+            &self.kernels.combine_pieces,
+            &entries,
+        );
+        dispatch_tiles(
+            encoder,
+            "combine_pieces",
+            &self.kernels.combine_pieces,
             bind,
             frame.tile_grid(),
         );
@@ -505,27 +666,74 @@ impl Rasterizer {
         frame: &RasterFrame,
         d_image: &wgpu::Buffer,
     ) {
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.tile_ranges),
+            (2, &frame.intersection_gaussians),
+            (3, &frame.splats),
+            (4, &frame.image),
+            (5, &frame.final_transmittance),
+            (6, &frame.last_counts),
+            (7, d_image),
+            (9, &frame.intersection_tiles),
+            (10, &frame.checkpoints),
+        ];
+        if self.deterministic {
+            entries.push((11, &frame.intersection_slots));
+            entries.push((12, &frame.intersection_grads));
+        } else {
+            entries.push((8, &frame.grad_2d));
+        }
         let bind = self.binds.rasterize_backward.get(
             ctx,
             "rasterize_backward",
             &self.kernels.rasterize_backward,
+            &entries,
+        );
+        let items = piece_items(frame);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("rasterize_backward"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.kernels.rasterize_backward);
+        pass.set_bind_group(0, bind, &[]);
+        let (x, y, z) =
+            gpu::dispatch_size_1d(items, ctx.limits.max_compute_workgroups_per_dimension);
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Deterministic mode: dL/d(2D quantities) per Gaussian, summing its intersections'
+    /// gradients in list order.
+    fn encode_sum_intersection_gradients(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let pipeline = self
+            .kernels
+            .sum_intersection_gradients
+            .as_ref()
+            .expect("deterministic rasterizer");
+        let bind = self.binds.sum_intersection_gradients.get(
+            ctx,
+            "sum_intersection_gradients",
+            pipeline,
             &[
                 (0, &frame.uniforms),
-                (1, &frame.tile_ranges),
-                (2, &frame.intersection_gaussians),
-                (3, &frame.splats),
-                (5, &frame.final_transmittance),
-                (6, &frame.last_counts),
-                (7, d_image),
-                (8, &frame.grad_2d),
+                (1, &frame.depth_ids),
+                (4, &frame.offsets),
+                (11, &frame.intersection_grads),
+                (12, &frame.grad_2d),
             ],
         );
-        dispatch_tiles(
+        dispatch_elements(
+            ctx,
             encoder,
-            "rasterize_backward",
-            &self.kernels.rasterize_backward,
+            "sum_intersection_gradients",
+            pipeline,
             bind,
-            frame.tile_grid(),
+            frame.num_gaussians,
         );
     }
 
@@ -608,6 +816,22 @@ enum CountMode {
     Exact,
     /// Read on the GPU; the list has room for the largest count seen, with headroom.
     Deferred,
+}
+
+/// Images with fewer tiles than this render the forward in pieces too (rasterize.wgsl,
+/// "Forward in pieces"): one workgroup per tile would leave most of the GPU idle.
+const PIECEWISE_FORWARD_MAX_TILES: u32 = 1024;
+
+fn forward_in_pieces(width: u32, height: u32) -> bool {
+    let [gx, gy] = uniforms::tile_grid(width, height);
+    gx * gy < PIECEWISE_FORWARD_MAX_TILES
+}
+
+/// Work items of the passes that run one workgroup per piece: the first piece of every tile,
+/// then one per cut of the list (rasterize.wgsl, "Pieces"); those without a piece exit at once.
+fn piece_items(frame: &RasterFrame) -> u32 {
+    let [gx, gy] = frame.tile_grid();
+    gx * gy + frame.intersection_capacity() / frame.uniforms_value.chunk_size + 1
 }
 
 /// Bits of the tile id that the tile sort must order: `ceil(log2(tiles))`.

@@ -32,11 +32,24 @@ const GRAD_ELEM_REL: f64 = 1e-2;
 // Running the GPU rasterizer
 
 /// How the test renders: the real GPU binning, or the CPU stand-in for sort and scan (which
-/// also checks the emission and range kernels, and isolates failures of the sort/scan).
+/// also checks the emission and range kernels, and isolates failures of the sort/scan); or the
+/// GPU binning with the deterministic backward pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Binning {
     Gpu,
     Cpu,
+    Deterministic,
+}
+
+/// The rasterizer a test with `binning` uses. Test images have few tiles, so by default the
+/// forward runs in pieces; the CPU-binning tests run the one-pass forward of larger images.
+fn new_rasterizer(ctx: &GpuContext, binning: Binning) -> Rasterizer {
+    let deterministic = binning == Binning::Deterministic;
+    let mut rasterizer = Rasterizer::with_options(ctx, RasterOptions { deterministic });
+    if binning == Binning::Cpu {
+        rasterizer.set_forward_in_pieces(false);
+    }
+    rasterizer
 }
 
 fn upload(ctx: &GpuContext, gaussians: &Gaussians) -> GaussianCloud {
@@ -53,7 +66,7 @@ fn render(
     binning: Binning,
 ) {
     match binning {
-        Binning::Gpu => rasterizer
+        Binning::Gpu | Binning::Deterministic => rasterizer
             .forward(ctx, cloud, camera, settings, frame, None)
             .expect("render"),
         Binning::Cpu => forward_with_cpu_binning(ctx, rasterizer, cloud, camera, settings, frame),
@@ -74,10 +87,11 @@ fn forward_with_cpu_binning(
     frame
         .prepare(ctx, cloud.len, camera.width, camera.height)
         .unwrap();
-    frame.write_uniforms(
-        ctx,
-        RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree()),
-    );
+    let mut uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
+    if let Some(chunk_size) = r.chunk_size_override {
+        uniforms.chunk_size = chunk_size;
+    }
+    frame.write_uniforms(ctx, uniforms);
     let n = cloud.len as usize;
     let mut count = 0;
     if n > 0 {
@@ -85,18 +99,34 @@ fn forward_with_cpu_binning(
         r.encode_project(ctx, &mut encoder, cloud, frame);
         ctx.queue.submit([encoder.finish()]);
         let keys: Vec<u32> = read_buffer(ctx, &frame.depth_keys, n);
-        let tile_counts: Vec<u32> = read_buffer(ctx, &frame.tile_counts, n);
         let mut ids: Vec<u32> = (0..n as u32).collect();
         ids.sort_by_key(|&i| keys[i as usize]); // stable: ties stay in index order
+        gpu::write_buffer(ctx, &frame.depth_ids, 0, &ids);
+        // The tiles each Gaussian reaches, counted by the GPU kernel in this depth order.
+        let mut encoder = new_encoder(ctx, "test");
+        r.encode_gather_depth_order_counts(ctx, &mut encoder, frame);
+        ctx.queue.submit([encoder.finish()]);
+        let counts: Vec<u32> = read_buffer(ctx, &frame.depth_order_counts, n);
         let mut offsets = vec![0u32; n + 1];
         for k in 0..n {
-            offsets[k + 1] = offsets[k] + tile_counts[ids[k] as usize];
+            offsets[k + 1] = offsets[k] + counts[k];
         }
         count = offsets[n];
-        gpu::write_buffer(ctx, &frame.depth_ids, 0, &ids);
         gpu::write_buffer(ctx, &frame.offsets, 0, &offsets);
     }
-    frame.prepare_intersections(ctx, count).unwrap();
+    assert!(
+        !r.deterministic,
+        "CPU binning sorts Gaussian ids, not slots"
+    );
+    frame
+        .prepare_intersections(
+            ctx,
+            count,
+            uniforms.chunk_size,
+            false,
+            r.forward_in_pieces(camera.width, camera.height),
+        )
+        .unwrap();
     if count > 0 {
         let mut encoder = new_encoder(ctx, "test");
         r.encode_emit(ctx, &mut encoder, frame);
@@ -472,7 +502,7 @@ fn check_scene(
 /// Random scenes: 1 to ~2000 Gaussians, random cameras, SH degrees 0-3 with random active
 /// degrees, odd image sizes, AA and tight bounds on and off, non-black backgrounds.
 fn random_scenes_match_reference(ctx: &GpuContext, binning: Binning, seed: u64) {
-    let mut rasterizer = Rasterizer::new(ctx);
+    let mut rasterizer = new_rasterizer(ctx, binning);
     let mut frame = RasterFrame::new(ctx);
     let mut rng = Pcg32::new(seed, 17);
     let sizes = [(37, 29), (64, 48), (96, 80), (17, 61), (80, 33), (1, 1)];
@@ -837,7 +867,7 @@ fn concat(a: &Gaussians, b: &Gaussians) -> Gaussians {
 }
 
 fn edge_cases_match_reference(ctx: &GpuContext, binning: Binning) {
-    let mut rasterizer = Rasterizer::new(ctx);
+    let mut rasterizer = new_rasterizer(ctx, binning);
     let mut frame = RasterFrame::new(ctx);
     for (seed, antialiased, tight) in [(5, false, false), (6, true, true)] {
         let (base, overflow, camera, mut settings) = edge_case_scene(seed);
@@ -929,7 +959,7 @@ fn edge_cases_match_reference_fallback_path() {
 /// An empty cloud renders the background, and its backward pass does nothing (and does not
 /// crash); a render of a cloud of one Gaussian afterwards still works.
 fn empty_and_single(ctx: &GpuContext, binning: Binning) {
-    let mut rasterizer = Rasterizer::new(ctx);
+    let mut rasterizer = new_rasterizer(ctx, binning);
     let mut frame = RasterFrame::new(ctx);
     let mut rng = Pcg32::new(11, 0);
     let (one, camera) = random_scene(&mut rng, 1, 1, 33, 21);
@@ -1018,7 +1048,11 @@ fn empty_and_single_gaussian_fallback_path() {
 /// Every Gaussian covers every tile: the longest possible tile lists (more than one batch of
 /// 256), and every workgroup sees every splat.
 fn all_cover_all(ctx: &GpuContext, binning: Binning) {
-    let mut rasterizer = Rasterizer::new(ctx);
+    let mut rasterizer = new_rasterizer(ctx, binning);
+    if binning == Binning::Deterministic {
+        // The pieces of large images: lists of 600 cut once, at 512.
+        rasterizer.set_chunk_size(512);
+    }
     let mut frame = RasterFrame::new(ctx);
     let mut rng = Pcg32::new(21, 0);
     let (_, camera) = random_scene(&mut rng, 0, 0, 50, 35);
@@ -1093,7 +1127,7 @@ fn every_gaussian_covers_every_tile_fallback_path() {
 /// Two consecutive views accumulate into one `DensifyStats`: the sums of the reference's
 /// `screen_grad_ndc_norm`, the visit counts, and the largest radius.
 fn densify_stats_two_views(ctx: &GpuContext, binning: Binning) {
-    let mut rasterizer = Rasterizer::new(ctx);
+    let mut rasterizer = new_rasterizer(ctx, binning);
     let mut rng = Pcg32::new(31, 0);
     let (g, camera_a) = random_scene(&mut rng, 400, 1, 48, 40);
     // The second view: turned a little and moved sideways.
@@ -1321,6 +1355,7 @@ fn gpu_binning_equals_cpu_binning() {
         let splats = read_splats(ctx, &frame);
         let [gx, gy] = frame.tile_grid();
         let mut expected: Vec<(u32, u32)> = Vec::new();
+        let mut rect_entries = 0;
         for &id in &ids {
             let s = &splats[id as usize];
             if s.radius == 0 {
@@ -1328,7 +1363,10 @@ fn gpu_binning_equals_cpu_binning() {
             }
             for y in s.tile_min[1]..s.tile_max[1] {
                 for x in s.tile_min[0]..s.tile_max[0] {
-                    expected.push((y * gx + x, id));
+                    rect_entries += 1;
+                    if splat_reaches_tile(s, x, y) {
+                        expected.push((y * gx + x, id));
+                    }
                 }
             }
         }
@@ -1349,8 +1387,62 @@ fn gpu_binning_equals_cpu_binning() {
                 "range of tile {tile}"
             );
         }
-        eprintln!("{n} Gaussians {width}x{height}: {m} intersections binned exactly");
+        eprintln!(
+            "{n} Gaussians {width}x{height}: {m} intersections binned exactly \
+             ({rect_entries} tiles in the rectangles)"
+        );
     }
+}
+
+/// The tile culling of bin.wgsl (`splat_reach`, `strip_x_range`, `reached_columns`), in the
+/// same f32 operations: whether `s` reaches tile (`tile_x`, `tile_y`) of its rectangle.
+fn splat_reaches_tile(s: &GpuSplat, tile_x: u32, tile_y: u32) -> bool {
+    const CULL_MARGIN: f32 = 1e-4;
+    const MIN_CONIC_CONDITION: f32 = 1e-3;
+    const STRIP_SLACK: f32 = 0.05;
+    let [a, b, c] = s.conic;
+    let det = a * c - b * b;
+    let t = 2.0 * (255.0 * s.opacity).ln();
+    let extent = [(c * t / det).sqrt(), (a * t / det).sqrt()];
+    let scale = a * extent[0] * extent[0]
+        + c * extent[1] * extent[1]
+        + 2.0 * b.abs() * extent[0] * extent[1];
+    let threshold = t + CULL_MARGIN * (scale + 1.0);
+    if !(det >= MIN_CONIC_CONDITION * a * c && scale.is_finite()) {
+        return true;
+    }
+    let extent = [(c * threshold / det).sqrt(), (a * threshold / det).sqrt()];
+    let tile = TILE_SIZE as f32;
+    let low = tile_y as f32 * tile + 0.5 - s.mean2d[1];
+    let high = low + tile - 1.0;
+    let y_reach = extent[1] * (1.0 + STRIP_SLACK) + 0.05;
+    let (y0, y1) = (low.max(-y_reach), high.min(y_reach));
+    // Empty strip (or NaN).
+    if !matches!(
+        y0.partial_cmp(&y1),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    ) {
+        return false;
+    }
+    let root0 = (a * threshold - det * y0 * y0).max(0.0).sqrt();
+    let root1 = (a * threshold - det * y1 * y1).max(0.0).sqrt();
+    let peak = b * extent[0] / c;
+    let mut right = (-b * y0 + root0).max(-b * y1 + root1) / a;
+    if y0 <= -peak && -peak <= y1 {
+        right = extent[0];
+    }
+    let mut left = (-b * y0 - root0).min(-b * y1 - root1) / a;
+    if y0 <= peak && peak <= y1 {
+        left = -extent[0];
+    }
+    let slack = STRIP_SLACK * extent[0] + 0.05;
+    let (left, right) = (left - slack, right + slack);
+    let first = ((left + s.mean2d[0] - (tile - 0.5)) / tile).ceil();
+    let last = ((right + s.mean2d[0] - 0.5) / tile).floor();
+    if first.is_nan() || last.is_nan() {
+        return true;
+    }
+    first <= tile_x as f32 && tile_x as f32 <= last
 }
 
 /// Renders with deferred intersection counts equal exact ones (same image bit for bit, same
@@ -1474,4 +1566,141 @@ fn deferred_count_overflow_is_detected_and_recovered() {
         "exact again after the overflow"
     );
     assert_eq!(frame.read_image(ctx), expected_large);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deterministic backward pass
+
+#[test]
+fn deterministic_backward_matches_reference() {
+    let ctx = test_context();
+    random_scenes_match_reference(ctx, Binning::Deterministic, 5);
+    edge_cases_match_reference(ctx, Binning::Deterministic);
+    empty_and_single(ctx, Binning::Deterministic);
+    all_cover_all(ctx, Binning::Deterministic);
+    densify_stats_two_views(ctx, Binning::Deterministic);
+}
+
+#[test]
+fn deterministic_backward_matches_reference_fallback_path() {
+    let ctx = test_context_fallback();
+    random_scenes_match_reference(ctx, Binning::Deterministic, 6);
+    all_cover_all(ctx, Binning::Deterministic);
+}
+
+/// Repeated backward passes of one scene give bit-identical gradients in deterministic mode,
+/// on both device paths, with tile lists long enough to be cut into several pieces.
+#[test]
+fn deterministic_backward_is_bit_identical() {
+    for ctx in [test_context(), test_context_fallback()] {
+        let mut rasterizer = new_rasterizer(ctx, Binning::Deterministic);
+        let mut frame = RasterFrame::new(ctx);
+        let mut rng = Pcg32::new(77, 0);
+        let (gaussians, camera) = random_scene(&mut rng, 4000, 1, 48, 40);
+        let settings = random_settings(&mut rng, 1);
+        let d_image = random_d_image(&mut rng, camera.width, camera.height);
+        let cloud = upload(ctx, &gaussians);
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            render(
+                ctx,
+                &mut rasterizer,
+                &cloud,
+                &camera,
+                &settings,
+                &mut frame,
+                Binning::Deterministic,
+            );
+            let (grads, grad_2d) = backward(
+                ctx,
+                &mut rasterizer,
+                &cloud,
+                &camera,
+                &settings,
+                &frame,
+                &d_image,
+                None,
+            );
+            let bits: Vec<u32> = ParamGroup::ALL
+                .iter()
+                .flat_map(|&g| grads.group(g).to_vec())
+                .chain(grad_2d)
+                .map(f32::to_bits)
+                .collect();
+            runs.push(bits);
+        }
+        let [gx, gy] = frame.tile_grid();
+        let ranges: Vec<u32> = read_buffer(ctx, &frame.tile_ranges, 2 * (gx * gy) as usize);
+        let longest = ranges.chunks(2).map(|r| r[1] - r[0]).max().unwrap();
+        assert!(
+            longest > 2 * frame.uniforms_value.chunk_size,
+            "the scene should cut lists into pieces (longest list {longest})"
+        );
+        assert!(runs[0].iter().any(|&b| b != 0));
+        assert_eq!(runs[0], runs[1]);
+        assert_eq!(runs[0], runs[2]);
+    }
+}
+
+/// The tile culling of bin.wgsl (mirrored by `splat_reaches_tile` here, which
+/// `gpu_binning_equals_cpu_binning` shows to agree with the shader) drops a tile only where
+/// every pixel centre has alpha below 1/255 (f64), and drops many tiles of the rectangle.
+#[test]
+fn culled_tiles_receive_no_alpha() {
+    let mut rng = Pcg32::new(8, 0);
+    let (mut culled, mut kept) = (0, 0);
+    for _ in 0..3000 {
+        // A random 2D covariance (blur included), opacity and mean.
+        let sx = (0.5 + 40.0 * rng.next_f64()).powi(2);
+        let sy = (0.5 + 40.0 * rng.next_f64()).powi(2);
+        let angle = std::f64::consts::PI * rng.next_f64();
+        let (sin, cos) = angle.sin_cos();
+        let cov = [
+            cos * cos * sx + sin * sin * sy + 0.3,
+            cos * sin * (sx - sy),
+            sin * sin * sx + cos * cos * sy + 0.3,
+        ];
+        let det = cov[0] * cov[2] - cov[1] * cov[1];
+        let conic = [cov[2] / det, -cov[1] / det, cov[0] / det];
+        let opacity = 1.0 / 255.0 + (1.0 - 1.0 / 255.0) * rng.next_f64().powi(3);
+        let mean = [200.0 * rng.next_f64(), 200.0 * rng.next_f64()];
+        let splat = GpuSplat {
+            mean2d: mean.map(|v| v as f32),
+            conic: conic.map(|v| v as f32),
+            opacity: opacity as f32,
+            color: [0.0; 3],
+            radius: 1,
+            tile_min: [0, 0],
+            tile_max: [0, 0],
+        };
+        let tx = (mean[0] / 16.0) as i64 + (rng.next_f64() * 12.0) as i64 - 6;
+        let ty = (mean[1] / 16.0) as i64 + (rng.next_f64() * 12.0) as i64 - 6;
+        if tx < 0 || ty < 0 {
+            continue;
+        }
+        if splat_reaches_tile(&splat, tx as u32, ty as u32) {
+            kept += 1;
+            continue;
+        }
+        culled += 1;
+        let (a, b, c) = (
+            f64::from(splat.conic[0]),
+            f64::from(splat.conic[1]),
+            f64::from(splat.conic[2]),
+        );
+        for py in 0..16 {
+            for px in 0..16 {
+                let dx = (tx * 16 + px) as f64 + 0.5 - f64::from(splat.mean2d[0]);
+                let dy = (ty * 16 + py) as f64 + 0.5 - f64::from(splat.mean2d[1]);
+                let power = -0.5 * (a * dx * dx + c * dy * dy) - b * dx * dy;
+                let alpha = f64::from(splat.opacity) * power.exp();
+                assert!(
+                    alpha < 1.0 / 255.0,
+                    "tile ({tx}, {ty}) culled but pixel ({px}, {py}) has alpha {alpha}"
+                );
+            }
+        }
+    }
+    eprintln!("tiles culled {culled}, kept {kept}");
+    assert!(culled > 500 && kept > 500);
 }

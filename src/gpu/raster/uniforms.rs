@@ -34,7 +34,9 @@ pub(super) struct RenderUniforms {
     /// Slots of the intersection list: emission and tile ranges ignore entries beyond it (only
     /// reached when a render with a deferred count overflows; `u32::MAX` otherwise).
     pub intersection_capacity: u32,
-    _padding: [u32; 3],
+    /// Entries per piece of the backward pass (`chunk_size` in `shaders/raster_types.wgsl`).
+    pub chunk_size: u32,
+    _padding: [u32; 2],
 }
 
 impl RenderUniforms {
@@ -97,8 +99,25 @@ impl RenderUniforms {
             eval_sh_degree: settings.active_sh_degree.min(sh_degree),
             flags,
             intersection_capacity: u32::MAX,
-            _padding: [0; 3],
+            chunk_size: backward_chunk_size(camera.width, camera.height),
+            _padding: [0; 2],
         }
+    }
+}
+
+/// The smallest piece of a tile list the backward pass works on: one forward batch.
+pub const MIN_CHUNK_SIZE: u32 = 256;
+
+/// Entries per piece of the backward pass for an image size (rasterize.wgsl, "Pieces"): short
+/// pieces where there are few tiles, so their long lists still fill the GPU; longer ones on
+/// larger images, where every cut costs 16 bytes per pixel of checkpoints. A function of the
+/// image size alone, so the summation order (and with it the rounding) of a view never changes.
+pub fn backward_chunk_size(width: u32, height: u32) -> u32 {
+    let [gx, gy] = tile_grid(width, height);
+    if gx * gy < 1024 {
+        MIN_CHUNK_SIZE
+    } else {
+        2 * MIN_CHUNK_SIZE
     }
 }
 
