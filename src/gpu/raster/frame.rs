@@ -74,6 +74,9 @@ pub struct RasterFrame {
     intersection_capacity: u32,
     pixel_capacity: u32,
     tile_capacity: u32,
+    /// Renders of this frame never run the backward pass (the viewer's frames): the buffers
+    /// only the backward reads (`grad_2d`) and the radii stay unallocated.
+    forward_only: bool,
 }
 
 impl RasterFrame {
@@ -125,6 +128,16 @@ impl RasterFrame {
             intersection_capacity: 0,
             pixel_capacity: 0,
             tile_capacity: 0,
+            forward_only: false,
+        }
+    }
+
+    /// An empty frame whose renders never run the backward pass (the game plugin's views): it
+    /// does not allocate the backward's per-Gaussian buffers (36 of its 116 bytes per Gaussian).
+    pub fn new_forward_only(ctx: &GpuContext) -> Self {
+        Self {
+            forward_only: true,
+            ..Self::new(ctx)
         }
     }
 
@@ -206,10 +219,12 @@ impl RasterFrame {
             self.depth_ids = buffer("raster.depth_ids", n * 4);
             self.tile_counts = buffer("raster.tile_counts", n * 4);
             self.tile_rects = buffer("raster.tile_rects", n * 8);
-            self.radii = buffer("raster.radii", n * 4);
             self.depth_order_counts = buffer("raster.depth_order_counts", (n + 1) * 4);
             self.offsets = buffer("raster.offsets", (n + 1) * 4);
-            self.grad_2d = buffer("raster.grad_2d", n * GRAD_2D_STRIDE * 4);
+            if !self.forward_only {
+                self.radii = buffer("raster.radii", n * 4);
+                self.grad_2d = buffer("raster.grad_2d", n * GRAD_2D_STRIDE * 4);
+            }
             self.gaussian_capacity = capacity;
         }
         let pixels = width * height;
