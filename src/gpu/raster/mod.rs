@@ -20,9 +20,12 @@
 mod frame;
 mod kernels;
 mod uniforms;
+pub mod view;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;
 
 pub use frame::RasterFrame;
 
