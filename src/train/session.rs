@@ -132,7 +132,7 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
         );
     }
 
-    let mut app = headless_app(&gpu, &HeadlessOptions { log: false });
+    let mut app = headless_app(&gpu, &HeadlessOptions::default());
     app.add_plugins(ScenePlugin::new(scene))
         .add_plugins(TrainPlugin)
         .insert_resource(TrainConfig(config.clone()))
