@@ -2,28 +2,39 @@
 //!
 //! The crate is organised by what each part is for (see ARCHITECTURE.md):
 //!
-//! - [`config`]: the RON configuration (inria's defaults) and command-line overrides;
-//! - [`dataset`]: COLMAP and Blender scenes, splits, image loading;
 //! - [`gpu`]: plain wgpu (no Bevy): device, buffers, every WGSL kernel family;
-//! - [`model`]: the Gaussian cloud on CPU and GPU, PLY files, initialisation;
-//! - [`reference`]: small, obviously-correct f64 CPU versions of the GPU kernels, for tests;
-//! - [`app`]: the Bevy side: the GPU device as a resource, views as entities;
-//! - [`train`]: the training step as Bevy systems;
-//! - [`cli`]: the `splatforge` command line.
+//! - [`model`]: the Gaussian cloud on CPU and GPU, PLY files, `cameras.json`;
+//! - `render` (feature "plugin"): the game plugin: `.ply` assets drawn in Bevy's 3D scenes;
+//! - `config`, `dataset`, `reference`, `app`, `views`, `train` (feature "train"): the RON
+//!   configuration, COLMAP and Blender scenes, the f64 CPU references of the kernels, the Bevy
+//!   app around the GPU, views as entities, and the training step as Bevy systems;
+//! - `cli` (feature "cli"): the `splatforge` command line.
+//!
+//! A game depends on splatforge with `default-features = false, features = ["plugin"]`.
 
-pub mod app;
 pub mod camera;
-pub mod cli;
-pub mod config;
-pub mod dataset;
 pub mod fsutil;
 pub mod gpu;
 pub mod model;
-pub mod reference;
 pub mod render_settings;
 pub mod rng;
 pub mod sh;
+
+#[cfg(feature = "train")]
+pub mod app;
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "train")]
+pub mod config;
+#[cfg(feature = "train")]
+pub mod dataset;
+#[cfg(feature = "train")]
+pub mod reference;
+#[cfg(feature = "plugin")]
+pub mod render;
+#[cfg(feature = "train")]
 pub mod train;
+#[cfg(feature = "train")]
 pub mod views;
 
 pub use camera::Camera;

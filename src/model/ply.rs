@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::{Gaussians, ParamGroup};
+#[cfg(feature = "train")]
 use crate::dataset::PointCloud;
 use crate::fsutil;
 use crate::sh;
@@ -196,6 +197,7 @@ pub fn write_gaussians_ply(path: &Path, gaussians: &Gaussians) -> Result<(), Ply
 
 /// Writes a coloured point set like inria's `storePly` (used for `input.ply`): binary little
 /// endian, `float x y z nx ny nz` (normals zero) and `uchar red green blue`. Atomic.
+#[cfg(feature = "train")]
 pub fn write_points_ply(path: &Path, points: &PointCloud) -> Result<(), PlyError> {
     if points.colors.len() != points.positions.len() {
         return Err(PlyError::invalid(
@@ -240,7 +242,18 @@ pub fn write_points_ply(path: &Path, points: &PointCloud) -> Result<(), PlyError
 /// number 0, 9, 24 or 45 (SH degree 0 to 3). Everything else (normals, colours, filter values,
 /// other elements) is ignored. Values of any scalar type are converted to `f32`.
 pub fn read_gaussians_ply(path: &Path) -> Result<Gaussians, PlyError> {
-    let mut ply = PlyReader::open(path)?;
+    gaussians_from_reader(PlyReader::open(path)?)
+}
+
+/// [`read_gaussians_ply`] for a file already in memory (the game plugin's asset loader reads
+/// through Bevy's asset sources); `path` names the file in errors.
+pub fn read_gaussians_ply_bytes(path: &Path, bytes: &[u8]) -> Result<Gaussians, PlyError> {
+    gaussians_from_reader(PlyReader::from_bytes(path, bytes)?)
+}
+
+fn gaussians_from_reader<R: Read + io::Seek>(mut ply: PlyReader<R>) -> Result<Gaussians, PlyError> {
+    let path = ply.path.clone();
+    let path = path.as_path();
     let vertex = ply.vertex_element();
     let sh_degree = sh_degree_of(path, vertex)?;
     let rest_per_channel = sh::rest_coeffs_for_degree(sh_degree);
@@ -302,6 +315,7 @@ pub fn read_gaussians_ply(path: &Path) -> Result<Gaussians, PlyError> {
 ///
 /// Colours are taken on the 0..255 scale whatever their type (as inria's `fetchPly`, which
 /// divides by 255): values are rounded to the nearest integer and clamped to 0..255.
+#[cfg(feature = "train")]
 pub fn read_points_ply(path: &Path) -> Result<PointCloud, PlyError> {
     let mut ply = PlyReader::open(path)?;
     let vertex = ply.vertex_element();
@@ -795,23 +809,37 @@ struct Target {
 }
 
 /// An open PLY file with its parsed header, positioned at the start of the data.
-struct PlyReader {
+struct PlyReader<R> {
+    /// The file's path (or, for bytes read elsewhere, the name errors give it).
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: BufReader<R>,
     header: Header,
     /// Bytes in the file after the header.
     data_len: u64,
     vertex_index: usize,
 }
 
-impl PlyReader {
+impl PlyReader<File> {
     fn open(path: &Path) -> Result<Self, PlyError> {
         let file = File::open(path).map_err(|e| PlyError::io(path, "read", e))?;
         let file_len = file
             .metadata()
             .map_err(|e| PlyError::io(path, "read", e))?
             .len();
-        let mut reader = BufReader::with_capacity(1 << 20, file);
+        Self::new(path, file, file_len)
+    }
+}
+
+impl<'a> PlyReader<io::Cursor<&'a [u8]>> {
+    /// Reads a PLY held in memory; `path` names it in errors.
+    fn from_bytes(path: &Path, bytes: &'a [u8]) -> Result<Self, PlyError> {
+        Self::new(path, io::Cursor::new(bytes), bytes.len() as u64)
+    }
+}
+
+impl<R: Read + io::Seek> PlyReader<R> {
+    fn new(path: &Path, source: R, file_len: u64) -> Result<Self, PlyError> {
+        let mut reader = BufReader::with_capacity(1 << 20, source);
         let (header, header_len) = parse_header(path, &mut reader)?;
         let vertex_index = find_vertex_element(path, &header)?;
         Ok(Self {
