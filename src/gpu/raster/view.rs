@@ -272,23 +272,32 @@ impl SplatRenderer {
                 .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                     label: Some("composite_splats"),
                     entries: &[
-                        layout_entry(0, wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        }),
-                        layout_entry(1, wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage { read_only: true },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        }),
-                        layout_entry(2, wgpu::BindingType::Texture {
-                            // Unfilterable: the pass only loads texels, and every float format
-                            // (Rgba32Float included) can be bound this way.
-                            sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                            view_dimension: wgpu::TextureViewDimension::D2,
-                            multisampled: false,
-                        }),
+                        layout_entry(
+                            0,
+                            wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Uniform,
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
+                            },
+                        ),
+                        layout_entry(
+                            1,
+                            wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Storage { read_only: true },
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
+                            },
+                        ),
+                        layout_entry(
+                            2,
+                            wgpu::BindingType::Texture {
+                                // Unfilterable: the pass only loads texels, and every float format
+                                // (Rgba32Float included) can be bound this way.
+                                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                                view_dimension: wgpu::TextureViewDimension::D2,
+                                multisampled: false,
+                            },
+                        ),
                     ],
                 });
         let composite_pipeline_layout =
@@ -346,7 +355,9 @@ impl SplatRenderer {
         mut timer: Option<&mut StageTimer>,
     ) -> Result<(), RasterError> {
         validate(camera, near_plane, clouds)?;
-        let total = clouds.iter().try_fold(0u32, |sum, c| sum.checked_add(c.cloud.len));
+        let total = clouds
+            .iter()
+            .try_fold(0u32, |sum, c| sum.checked_add(c.cloud.len));
         let total = total.ok_or(RasterError::TooLarge {
             what: "the splat list of this view",
             bytes: clouds.iter().map(|c| u64::from(c.cloud.len) * 48).sum(),
@@ -378,8 +389,7 @@ impl SplatRenderer {
             self.encode_projections(ctx, &mut encoder, camera, near_plane, clouds, frame);
             mark(&mut timer, &mut encoder, "project");
             let raster = &frame.raster;
-            self.rasterizer
-                .encode_depth_sort(ctx, &mut encoder, raster);
+            self.rasterizer.encode_depth_sort(ctx, &mut encoder, raster);
             mark(&mut timer, &mut encoder, "depth sort");
             self.rasterizer.scan.encode(
                 ctx,

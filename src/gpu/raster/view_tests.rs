@@ -114,7 +114,11 @@ fn clouds_split_at_random_render_like_the_whole_cloud() {
     let mut rng = Pcg32::new(11, 3);
     let (gaussians, camera) = random_scene(&mut rng, 400, 2, WIDTH, HEIGHT);
     let expected = trainer_render(ctx, &gaussians, &camera, 2);
-    let mut parts = vec![Gaussians::empty(2), Gaussians::empty(2), Gaussians::empty(2)];
+    let mut parts = vec![
+        Gaussians::empty(2),
+        Gaussians::empty(2),
+        Gaussians::empty(2),
+    ];
     for i in 0..gaussians.len() {
         let part = rng.below(3) as usize;
         parts[part].push_from(&gaussians, i);
@@ -259,7 +263,11 @@ fn depth_between_gaussians(gaussians: &Gaussians, camera: &Camera, target: f64) 
         .map(|i| {
             let m = &gaussians.means[3 * i..3 * i + 3];
             camera
-                .to_camera(DVec3::new(f64::from(m[0]), f64::from(m[1]), f64::from(m[2])))
+                .to_camera(DVec3::new(
+                    f64::from(m[0]),
+                    f64::from(m[1]),
+                    f64::from(m[2]),
+                ))
                 .z
         })
         .filter(|z| (0.8 * target..=1.2 * target).contains(z))
@@ -272,7 +280,10 @@ fn depth_between_gaussians(gaussians: &Gaussians, camera: &Camera, target: f64) 
         .map(|w| (w[0], w[1]))
         .max_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)))
         .expect("two bounds at least");
-    assert!(high - low > 1e-4 * target, "no gap between the Gaussians' depths");
+    assert!(
+        high - low > 1e-4 * target,
+        "no gap between the Gaussians' depths"
+    );
     0.5 * (low + high)
 }
 
@@ -287,8 +298,7 @@ fn the_depth_test_hides_exactly_the_splats_behind_the_scene() {
     let left = depth_between_gaussians(&gaussians, &camera, 2.0);
     let right = depth_between_gaussians(&gaussians, &camera, 4.0);
     let expected_left = trainer_render(ctx, &in_front_of(&gaussians, &camera, left), &camera, 1);
-    let expected_right =
-        trainer_render(ctx, &in_front_of(&gaussians, &camera, right), &camera, 1);
+    let expected_right = trainer_render(ctx, &in_front_of(&gaussians, &camera, right), &camera, 1);
     let half = (WIDTH / 2) as usize;
     let expected: Vec<[f32; 4]> = (0..(WIDTH * HEIGHT) as usize)
         .map(|i| {
@@ -310,7 +320,13 @@ fn the_depth_test_hides_exactly_the_splats_behind_the_scene() {
             },
             origin: [0, 0],
         };
-        let got = view_render(ctx, &mut renderer, &[whole(&cloud, 1)], &camera, Some(&depth));
+        let got = view_render(
+            ctx,
+            &mut renderer,
+            &[whole(&cloud, 1)],
+            &camera,
+            Some(&depth),
+        );
         let difference = max_difference(&got, &expected);
         eprintln!("depth test ({samples} samples): max difference {difference:e}");
         assert!(difference <= 1e-5, "{samples} samples: {difference}");
@@ -390,7 +406,13 @@ fn the_composite_adds_the_scene_behind_in_display_space() {
     let splats = frame.read_image(ctx);
     // The scene behind: random sRGB bytes (alpha 255).
     let scene_bytes: Vec<u8> = (0..WIDTH * HEIGHT * 4)
-        .map(|i| if i % 4 == 3 { 255 } else { rng.below(256) as u8 })
+        .map(|i| {
+            if i % 4 == 3 {
+                255
+            } else {
+                rng.below(256) as u8
+            }
+        })
         .collect();
     // Expected display value of each channel: rgb + T * scene (display).
     let expected = |pixel: usize, channel: usize| {
@@ -400,9 +422,21 @@ fn the_composite_adds_the_scene_behind_in_display_space() {
     // The same scene stored three ways: linear sRGB-format bytes, sRGB-encoded bytes in a
     // linear format (CompositingSpace::Srgb), and linear half floats (HDR).
     let cases: [(wgpu::TextureFormat, SceneEncoding, &str); 3] = [
-        (wgpu::TextureFormat::Rgba8UnormSrgb, SceneEncoding::Linear, "Rgba8UnormSrgb"),
-        (wgpu::TextureFormat::Rgba8Unorm, SceneEncoding::Srgb, "Rgba8Unorm, sRGB storage"),
-        (wgpu::TextureFormat::Rgba16Float, SceneEncoding::Linear, "Rgba16Float"),
+        (
+            wgpu::TextureFormat::Rgba8UnormSrgb,
+            SceneEncoding::Linear,
+            "Rgba8UnormSrgb",
+        ),
+        (
+            wgpu::TextureFormat::Rgba8Unorm,
+            SceneEncoding::Srgb,
+            "Rgba8Unorm, sRGB storage",
+        ),
+        (
+            wgpu::TextureFormat::Rgba16Float,
+            SceneEncoding::Linear,
+            "Rgba16Float",
+        ),
     ];
     for (format, encoding, name) in cases {
         let (scene, output) = if format == wgpu::TextureFormat::Rgba16Float {
@@ -457,7 +491,8 @@ fn read_display_values(
 ) -> Vec<[f64; 3]> {
     let bytes_per_pixel = format.block_copy_size(None).unwrap();
     let row = WIDTH * bytes_per_pixel;
-    let padded = row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let padded =
+        row.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("test readback"),
         size: u64::from(padded * HEIGHT),
