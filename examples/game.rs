@@ -33,7 +33,7 @@ struct Scene {
     camera: (Transform, Projection),
     /// Typical camera distance from the centre (the scene's scale).
     radius: f32,
-    /// Height of the trained floor in the placed scene.
+    /// Height of the trained floor in the placed scene (the ground plane covers it).
     floor: f32,
 }
 
@@ -49,8 +49,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let screenshot = match args.as_slice() {
         [] => None,
-        [flag, path] if flag == "--screenshot" => Some(PathBuf::from(path)),
-        _ => return Err("usage: game [--screenshot FILE.png]".into()),
+        [flag, path] if flag == "--screenshot" => Some((PathBuf::from(path), -0.6)),
+        [flag, path, time_flag, time] if flag == "--screenshot" && time_flag == "--time" => {
+            Some((PathBuf::from(path), time.parse()?))
+        }
+        _ => return Err("usage: game [--screenshot FILE.png [--time SECONDS]]".into()),
     };
     let scene = load_scene()?;
     match screenshot {
@@ -64,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .run();
             Ok(())
         }
-        Some(path) => take_screenshot(scene, &path),
+        Some((path, time)) => take_screenshot(scene, &path, time),
     }
 }
 
@@ -89,14 +92,20 @@ fn load_scene() -> Result<Scene, Box<dyn std::error::Error>> {
         .map(|c| placement.transform_point(c.center().as_vec3()).length())
         .sum::<f32>()
         / cameras.len() as f32;
-    let mut heights: Vec<f32> = cloud
-        .means
-        .chunks_exact(3)
-        .map(|m| placement.transform_point(Vec3::new(m[0], m[1], m[2])).y)
-        .filter(|y| y.is_finite())
-        .collect();
-    heights.sort_by(f32::total_cmp);
-    let floor = heights[heights.len() / 50];
+    // The trained floor is the height most Gaussians near the centre sit at.
+    let bin = 0.01 * radius;
+    let mut counts = std::collections::HashMap::<i64, usize>::new();
+    for m in cloud.means.chunks_exact(3) {
+        let p = placement.transform_point(Vec3::new(m[0], m[1], m[2]));
+        if p.is_finite() && p.xz().length() < 0.8 * radius {
+            *counts.entry((p.y / bin).floor() as i64).or_default() += 1;
+        }
+    }
+    let floor_bin = counts
+        .into_iter()
+        .max_by_key(|&(_, count)| count)
+        .map_or(0, |(bin, _)| bin);
+    let floor = (floor_bin as f32 + 1.0) * bin;
     let camera = bevy_camera(&cameras[0], &placement);
     Ok(Scene {
         cloud,
@@ -120,7 +129,7 @@ fn spawn_scene(
         SplatCloud(splats.add(Splats::new(scene.cloud.clone()))),
         scene.placement,
     ));
-    // A ground plane just below the trained floor, larger than it.
+    // A lit ground plane just above the trained floor: the objects stand on it.
     commands.spawn((
         Mesh3d(meshes.add(Plane3d::default().mesh().size(6.0 * r, 6.0 * r))),
         MeshMaterial3d(materials.add(StandardMaterial {
@@ -128,7 +137,7 @@ fn spawn_scene(
             perceptual_roughness: 0.9,
             ..default()
         })),
-        Transform::from_xyz(0.0, scene.floor - 0.01 * r, 0.0),
+        Transform::from_xyz(0.0, scene.floor, 0.0),
     ));
     let size = 0.18 * r;
     commands.spawn((
@@ -182,7 +191,7 @@ fn fly_cube(
 struct ScreenshotTarget(Handle<Image>);
 
 /// Renders one frame offscreen (no window) and writes it as a PNG.
-fn take_screenshot(scene: Scene, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn take_screenshot(scene: Scene, path: &Path, time: f32) -> Result<(), Box<dyn std::error::Error>> {
     let (width, height) = (960, 720);
     let gpu = GpuContext::new_headless(&GpuOptions::default())?;
     let mut app = headless_app(&gpu, &HeadlessOptions::default());
@@ -194,8 +203,7 @@ fn take_screenshot(scene: Scene, path: &Path) -> Result<(), Box<dyn std::error::
     app.insert_resource(scene)
         .insert_resource(ClearColor(Color::srgb(0.55, 0.7, 0.9)))
         .insert_resource(ScreenshotTarget(target.clone()))
-        // The cube half inside the cloud's objects.
-        .insert_resource(FixedTime(0.9))
+        .insert_resource(FixedTime(time))
         .add_systems(Startup, spawn_scene)
         .add_systems(Update, fly_cube);
     finish_setup(&mut app);

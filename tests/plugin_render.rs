@@ -356,7 +356,7 @@ fn meshes_hide_splats_per_pixel_and_splats_blend_over_meshes() {
         CameraStyle::Plain,
         1,
     );
-    spawn_camera(&mut app, &behind, bevy, [0.0; 3], CameraStyle::Plain, 2);
+    spawn_camera(&mut app, &behind, bevy, [0.0; 3], CameraStyle::MsaaHdr, 2);
     finish_setup(&mut app);
     render(&mut app, 3);
 
