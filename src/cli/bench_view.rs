@@ -73,7 +73,7 @@ pub fn run(args: &ViewBenchArgs) -> anyhow::Result<()> {
     if args.iters == 0 || args.clouds == 0 {
         bail!("--iters and --clouds must be at least 1");
     }
-    if !(args.coverage > 0.0) {
+    if args.coverage.is_nan() || args.coverage <= 0.0 {
         bail!("--coverage must be positive");
     }
     let ctx = GpuContext::new_headless(&GpuOptions {

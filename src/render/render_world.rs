@@ -150,6 +150,16 @@ pub struct ExtractedSplatView {
     near_plane: f32,
 }
 
+/// Entities drawn as clouds.
+type CloudFilter = Or<(With<SplatCloud>, With<LiveSplatCloud>)>;
+
+type CameraQuery = (
+    RenderEntity,
+    &'static Camera,
+    &'static VisibleEntities,
+    Option<&'static SplatViewSettings>,
+);
+
 type CloudQuery = (
     Entity,
     Option<&'static SplatCloud>,
@@ -162,18 +172,8 @@ type CloudQuery = (
 pub fn extract_splats(
     mut commands: Commands,
     mut extracted: ResMut<ExtractedSplatClouds>,
-    clouds: Extract<Query<CloudQuery, Or<(With<SplatCloud>, With<LiveSplatCloud>)>>>,
-    cameras: Extract<
-        Query<
-            (
-                RenderEntity,
-                &Camera,
-                &VisibleEntities,
-                Option<&SplatViewSettings>,
-            ),
-            With<Camera3d>,
-        >,
-    >,
+    clouds: Extract<Query<CloudQuery, CloudFilter>>,
+    cameras: Extract<Query<CameraQuery, With<Camera3d>>>,
 ) {
     extracted.0.clear();
     for (entity, asset, live, transform, settings, visibility) in &clouds {

@@ -423,13 +423,8 @@ impl SplatRenderer {
             };
             raster.prepare_intersections(ctx, count)?;
             raster.record_exact_count(count);
-            self.rasterizer.encode_binning(
-                ctx,
-                &mut encoder,
-                raster,
-                CountMode::Exact,
-                timer.as_deref_mut(),
-            );
+            self.rasterizer
+                .encode_binning(ctx, &mut encoder, raster, CountMode::Exact, timer);
         }
         ctx.queue.submit([encoder.finish()]);
         if deferred {

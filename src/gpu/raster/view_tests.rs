@@ -114,7 +114,7 @@ fn clouds_split_at_random_render_like_the_whole_cloud() {
     let mut rng = Pcg32::new(11, 3);
     let (gaussians, camera) = random_scene(&mut rng, 400, 2, WIDTH, HEIGHT);
     let expected = trainer_render(ctx, &gaussians, &camera, 2);
-    let mut parts = vec![
+    let mut parts = [
         Gaussians::empty(2),
         Gaussians::empty(2),
         Gaussians::empty(2),
@@ -470,13 +470,13 @@ fn the_composite_adds_the_scene_behind_in_display_space() {
         );
         ctx.queue.submit([encoder.finish()]);
         let got = read_display_values(ctx, &output, format);
-        let mut worst = 0.0f64;
-        for pixel in 0..(WIDTH * HEIGHT) as usize {
-            for channel in 0..3 {
-                let want = expected(pixel, channel).clamp(0.0, 1.0);
-                worst = worst.max((got[pixel][channel] - want).abs());
-            }
-        }
+        let worst = got
+            .iter()
+            .enumerate()
+            .flat_map(|(pixel, value)| {
+                (0..3).map(move |c| (value[c] - expected(pixel, c).clamp(0.0, 1.0)).abs())
+            })
+            .fold(0.0f64, f64::max);
         eprintln!("composite into {name}: max display difference {worst:e}");
         // One 8-bit step (the output is 8-bit except for HDR, where half floats round).
         assert!(worst <= 1.0 / 255.0 + 1e-6, "{name}: {worst}");
