@@ -145,6 +145,7 @@ impl RecordWriter<'_> {
         }
     }
 
+    #[cfg(feature = "train")] // point clouds only
     fn u8s(&mut self, values: &[u8]) {
         self.bytes[self.at..self.at + values.len()].copy_from_slice(values);
         self.at += values.len();
