@@ -30,10 +30,11 @@ pub fn opencv_scene_transform() -> Transform {
 }
 
 /// An upright placement of a trained scene, estimated from its cameras: the cameras' average
-/// "up" (their -y axes) becomes Bevy's +y, their average horizontal viewing direction becomes
-/// -z (so a default Bevy camera looks the way the capture did), and the point closest to all
-/// their optical axes (the object an orbit capture circles) goes to the origin. Forward-facing
-/// captures, whose axes are nearly parallel, are centred on the cameras' mean position instead.
+/// "up" (their -y axes) becomes Bevy's +y; their average horizontal viewing direction (for an
+/// orbit, where those cancel out, the first camera's) becomes -z, so a default Bevy camera
+/// looks the way the capture did; and the point closest to all their optical axes (the object
+/// an orbit capture circles) goes to the origin. Forward-facing captures, whose axes are nearly
+/// parallel, are centred on the cameras' mean position instead.
 ///
 /// `Transform::IDENTITY` for no cameras.
 pub fn upright_transform(cameras: &[PinholeCamera]) -> Transform {
@@ -48,8 +49,16 @@ pub fn upright_transform(cameras: &[PinholeCamera]) -> Transform {
         forward += camera.rotation.row(2);
     }
     let up = up.try_normalize().unwrap_or(DVec3::NEG_Y);
-    let horizontal = (forward - up * forward.dot(up))
-        .try_normalize()
+    // The horizontal part of a direction, if it has one worth the name.
+    let horizontal_part = |d: DVec3| {
+        let h = d - up * d.dot(up);
+        (h.length() > 0.1 * d.length()).then(|| h.normalize())
+    };
+    // Forward-facing captures look one way on average; an orbit's views cancel out, and
+    // then the first camera's direction is the one to keep.
+    let first_forward = cameras[0].rotation.row(2);
+    let horizontal = horizontal_part(forward / cameras.len() as f64)
+        .or_else(|| horizontal_part(first_forward))
         .unwrap_or_else(|| up.any_orthonormal_vector());
     // Rows of the rotation: world x, y, z axes of Bevy expressed in scene coordinates.
     let z = -horizontal;
@@ -118,8 +127,9 @@ pub fn bevy_camera(camera: &PinholeCamera, scene: &Transform) -> (Transform, Pro
 /// that a Bevy camera at `transform` with `projection` has when it renders `width` x `height`
 /// pixels; `None` for a projection that is not a pinhole (orthographic).
 ///
-/// The rotation of the result carries the inverse of any scale in `transform` relative to
-/// `scene`, as Bevy's own view matrix does.
+/// If the camera's transform scales (a camera placed in a scaled scene), the rotation of the
+/// result carries the inverse scale, as Bevy's view matrix does: camera-space coordinates are
+/// then those of the unscaled scene.
 pub fn pinhole_from_clip(
     clip_from_view: Mat4,
     world_from_view: &GlobalTransform,
@@ -272,5 +282,117 @@ impl CameraProjection for PinholeProjection {
         [
             near[0], near[1], near[2], near[3], far[0], far[1], far[2], far[3],
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A camera at `centre` looking at `target`, with the world direction `up` above it.
+    fn looking_at(centre: DVec3, target: DVec3, up: DVec3) -> PinholeCamera {
+        let z = (target - centre).normalize();
+        let x = z.cross(up).normalize(); // OpenCV: x right, y down, z forward
+        let y = z.cross(x);
+        PinholeCamera::from_world_pose(
+            80,
+            60,
+            70.0,
+            72.0,
+            43.0,
+            28.0,
+            DMat3::from_cols(x, y, z),
+            centre,
+        )
+    }
+
+    #[test]
+    fn a_dataset_camera_becomes_a_bevy_camera_that_projects_like_it() {
+        let camera = looking_at(
+            DVec3::new(1.0, -2.0, 0.5),
+            DVec3::new(0.2, 0.1, 3.0),
+            DVec3::new(0.1, 0.0, 1.0),
+        );
+        let scene = Transform {
+            translation: Vec3::new(0.3, 1.0, -2.0),
+            rotation: Quat::from_euler(EulerRot::XYZ, 0.4, -1.1, 0.2),
+            scale: Vec3::splat(1.5),
+        };
+        let (transform, projection) = bevy_camera(&camera, &scene);
+        let Projection::Custom(custom) = &projection else {
+            panic!("a pinhole projection")
+        };
+        let clip_from_view = custom.get_clip_from_view();
+        // Points of the scene project to the same pixels through Bevy's matrices.
+        for point in [DVec3::new(0.2, 0.1, 3.0), DVec3::new(-0.5, 0.7, 2.0)] {
+            let (u, v) = camera.project(camera.to_camera(point));
+            let world = scene.transform_point(point.as_vec3());
+            let view = GlobalTransform::from(transform).affine().inverse();
+            let clip = clip_from_view * view.transform_point3(world).extend(1.0);
+            let ndc = clip.truncate() / clip.w;
+            let pixel = ((ndc.x + 1.0) * 40.0, (1.0 - ndc.y) * 30.0);
+            assert!((f64::from(pixel.0) - u).abs() < 1e-3, "{pixel:?} vs {u}");
+            assert!((f64::from(pixel.1) - v).abs() < 1e-3, "{pixel:?} vs {v}");
+        }
+        // And the renderer recovers the camera (up to the scene's scale) from them.
+        let recovered =
+            pinhole_from_clip(clip_from_view, &GlobalTransform::from(transform), 80, 60).unwrap();
+        assert!((recovered.fx - 70.0).abs() < 1e-3 && (recovered.fy - 72.0).abs() < 1e-3);
+        assert!((recovered.cx - 43.0).abs() < 1e-3 && (recovered.cy - 28.0).abs() < 1e-3);
+        let point = DVec3::new(-0.5, 0.7, 2.0);
+        let in_world = scene.transform_point(point.as_vec3()).as_dvec3();
+        // The camera was scaled with the scene: camera-space coordinates are the unscaled ones.
+        let expected = camera.to_camera(point);
+        let got = recovered.to_camera(in_world);
+        assert!((got - expected).length() < 1e-4, "{got} vs {expected}");
+        assert!(
+            pinhole_from_clip(
+                Mat4::orthographic_rh(-1.0, 1.0, -1.0, 1.0, 0.1, 10.0),
+                &GlobalTransform::IDENTITY,
+                80,
+                60
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn upright_transform_puts_the_cameras_up_along_y_and_their_focus_at_the_origin() {
+        // An orbit of cameras around (1, 2, 3) in a world whose "up" is (0, -0.6, 0.8).
+        let up = DVec3::new(0.0, -0.6, 0.8);
+        let focus = DVec3::new(1.0, 2.0, 3.0);
+        let side = up.any_orthonormal_vector();
+        let other = up.cross(side);
+        let cameras: Vec<PinholeCamera> = (0..12)
+            .map(|k| {
+                let angle = f64::from(k) * std::f64::consts::TAU / 12.0;
+                let centre = focus + 3.0 * (side * angle.cos() + other * angle.sin()) + 1.0 * up;
+                looking_at(centre, focus, up)
+            })
+            .collect();
+        let transform = upright_transform(&cameras);
+        let mapped_up = transform.rotation * up.as_vec3();
+        assert!((mapped_up - Vec3::Y).length() < 1e-4, "{mapped_up}");
+        // The first camera looks along -z, horizontally.
+        let first = transform.rotation * cameras[0].rotation.row(2).as_vec3();
+        assert!(first.x.abs() < 1e-4 && first.z < -0.5, "{first}");
+        assert!(transform.transform_point(focus.as_vec3()).length() < 1e-3);
+        // A plain OpenCV scene (y down) turns upright with the fixed rotation.
+        let down = opencv_scene_transform().rotation * Vec3::Y;
+        assert!((down + Vec3::Y).length() < 1e-6);
+    }
+
+    #[test]
+    fn the_projection_keeps_the_vertical_field_for_other_viewport_shapes() {
+        let camera = looking_at(DVec3::ZERO, DVec3::Z, DVec3::NEG_Y);
+        let mut projection = PinholeProjection::from_camera(&camera);
+        projection.update(160.0, 60.0);
+        let (fx, fy, cx, cy, _) = projection.scaled();
+        assert_eq!((fx, fy), (70.0, 72.0));
+        // The principal point keeps its offset from the image centre (43 - 40 = 3).
+        assert_eq!((cx, cy), (83.0, 28.0));
+        projection.update(160.0, 120.0);
+        let (fx, fy, cx, cy, _) = projection.scaled();
+        assert_eq!((fx, fy, cx, cy), (140.0, 144.0, 86.0, 56.0));
     }
 }

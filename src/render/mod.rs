@@ -2,7 +2,7 @@
 //! with its meshes, exactly as the trainer renders them (ARCHITECTURE.md, "Drawing splats in
 //! Bevy").
 //!
-//! ```ignore
+//! ```text
 //! app.add_plugins((DefaultPlugins, SplatPlugin));
 //! // in a startup system:
 //! commands.spawn((

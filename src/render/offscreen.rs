@@ -1,7 +1,7 @@
 //! Rendering to an image instead of a window: for tests, screenshots, the viewer's `--offscreen`
 //! mode and editor viewports.
 //!
-//! ```ignore
+//! ```text
 //! let target = images.add(offscreen_image(320, 240));
 //! commands.spawn((Camera3d::default(), RenderTarget::Image(target.clone().into()), ..));
 //! // after app.update():

@@ -160,6 +160,37 @@ fn a_transformed_cloud_seen_by_a_camera_moved_alike_looks_the_same() {
     assert!(difference <= 1e-4, "{difference}");
 }
 
+#[test]
+fn the_opacity_multiplier_scales_every_opacity_before_culling() {
+    let ctx = test_context();
+    let mut renderer = SplatRenderer::new(ctx);
+    let mut rng = Pcg32::new(13, 5);
+    let (gaussians, camera) = random_scene(&mut rng, 300, 1, WIDTH, HEIGHT);
+    let scale = 0.4f64;
+    // The same cloud with each opacity logit changed so that sigmoid(logit') = 0.4 sigmoid(logit).
+    let mut faded = gaussians.clone();
+    for logit in &mut faded.logit_opacities {
+        let opacity = scale / (1.0 + (-f64::from(*logit)).exp());
+        *logit = (opacity / (1.0 - opacity)).ln() as f32;
+    }
+    let expected = trainer_render(ctx, &faded, &camera, 1);
+    let cloud = upload(ctx, &gaussians);
+    let view = ViewCloud {
+        settings: CloudDrawSettings {
+            opacity: scale as f32,
+            max_sh_degree: 1,
+            ..CloudDrawSettings::default()
+        },
+        ..whole(&cloud, 1)
+    };
+    let got = view_render(ctx, &mut renderer, &[view], &camera, None);
+    let difference = max_difference(&got, &expected);
+    eprintln!("opacity x{scale}: max difference {difference:e}");
+    assert!(difference <= 1e-4, "{difference}");
+    let unfaded = trainer_render(ctx, &gaussians, &camera, 1);
+    assert!(max_difference(&got, &unfaded) > 0.05);
+}
+
 /// A `Depth32Float` texture (optionally 4x multisampled) holding `left` in the left half of
 /// the image and `right` in the right half (reverse-Z values).
 fn depth_texture(ctx: &GpuContext, left: f32, right: f32, samples: u32) -> wgpu::TextureView {
