@@ -179,6 +179,14 @@ fn open_window(
 ) -> anyhow::Result<()> {
     #[cfg(feature = "editor")]
     {
+        #[cfg(target_os = "linux")]
+        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none()
+        {
+            bail!(
+                "no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set); \
+                 use --offscreen <file.png> to render without a window"
+            );
+        }
         let (width, height) = size.unwrap_or_else(|| default_size(&scene));
         println!(
             "mouse: left drag orbits, right drag pans, wheel zooms; W A S D Q E fly (Shift: \
