@@ -180,8 +180,7 @@ fn open_window(
     #[cfg(feature = "editor")]
     {
         #[cfg(target_os = "linux")]
-        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none()
-        {
+        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
             bail!(
                 "no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set); \
                  use --offscreen <file.png> to render without a window"
