@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use bevy::camera::Hdr;
+use bevy::camera::primitives::Aabb;
 use bevy::camera::visibility::RenderLayers;
 use bevy::camera::{RenderTarget, Viewport};
 use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
@@ -455,13 +456,38 @@ fn clouds_sort_together_transform_consistently_and_share_a_target() {
     }
     // Layer 3: the whole cloud moved by a similarity, to be seen by a camera moved alike.
     let moved = similarity();
-    app.world_mut()
-        .spawn((SplatCloud(whole), moved, RenderLayers::layer(3)));
+    let moved_entity = app
+        .world_mut()
+        .spawn((SplatCloud(whole.clone()), moved, RenderLayers::layer(3)))
+        .id();
+    // Layer 4: a hidden cloud, and one behind the camera (outside its frustum).
+    app.world_mut().spawn((
+        SplatCloud(whole.clone()),
+        Visibility::Hidden,
+        RenderLayers::layer(4),
+    ));
+    let behind_camera = app
+        .world_mut()
+        .spawn((
+            SplatCloud(whole),
+            Transform::from_translation(Vec3::new(0.0, 0.0, 1000.0)),
+            RenderLayers::layer(4),
+        ))
+        .id();
 
     let bevy = bevy_camera(&camera, &Transform::IDENTITY);
     let reference = add_target(&mut app, width, height);
     let split = add_target(&mut app, width, height);
     let transformed = add_target(&mut app, width, height);
+    let nothing = add_target(&mut app, width, height);
+    spawn_camera(
+        &mut app,
+        &nothing,
+        bevy.clone(),
+        [0.0; 3],
+        CameraStyle::Plain,
+        4,
+    );
     spawn_camera(
         &mut app,
         &reference,
@@ -526,6 +552,18 @@ fn clouds_sort_together_transform_consistently_and_share_a_target() {
         "transformed cloud and camera: {transformed_psnr:.1} dB against the untransformed pair"
     );
     assert!(transformed_psnr >= 40.0);
+    // Hidden clouds and clouds outside the frustum (by their asset's bounds) are not drawn.
+    assert!(read(&app, &nothing).iter().all(|&v| v == 0));
+    let bounds = app
+        .world()
+        .get::<Aabb>(moved_entity)
+        .expect("bounds from the asset");
+    assert!(bounds.half_extents.min_element() > 0.0);
+    assert!(
+        app.world()
+            .get::<ViewVisibility>(behind_camera)
+            .is_some_and(|v| !v.get())
+    );
 
     // Each half of the split screen is the middle half of its dataset view (same vertical
     // field of view, same focal length).
