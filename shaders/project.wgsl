@@ -376,6 +376,71 @@ fn screen_extent(cov: vec3<f32>, det: f32, opacity: f32) -> vec2<f32> {
     return vec2<f32>(ceil(SQUARE_BOUND_SIGMAS * sqrt(lambda_max)));
 }
 
+// A Gaussian's splat (steps 1-11), or `visible = false` when it is culled. Shared by the
+// trainer's `project_forward` below and the viewer's `project_view` (project_view.wgsl), so a
+// game draws exactly what training optimised. `opacity_scale` multiplies the opacity before the
+// culling test (the viewer's per-cloud opacity; 1 for training).
+struct ProjectedGaussian {
+    visible: bool,
+    splat: Splat,
+    // Camera-space depth t.z.
+    depth: f32,
+    tile_min: vec2<u32>,
+    tile_max: vec2<u32>,
+    // max(extent.x, extent.y) in pixels.
+    radius: f32,
+}
+
+fn project_gaussian(i: u32, opacity_scale: f32) -> ProjectedGaussian {
+    var out: ProjectedGaussian;
+    out.visible = false;
+    if !parameters_finite(i) {
+        return out;
+    }
+    let g = project_geometry(i);
+    if !g.valid {
+        return out;
+    }
+
+    // Step 7: opacity.
+    let opacity = sigmoid(logit_opacities[i]) * opacity_compensation(g) * opacity_scale;
+    if !(opacity >= MIN_ALPHA) {
+        return out;
+    }
+
+    // Step 8: pixel-space mean.
+    let mean2d = render.focal * g.t.xy / g.t.z + render.principal;
+
+    // Steps 9-10: extent and tile rectangle.
+    let extent = screen_extent(g.cov, g.det, opacity);
+    let grid = vec2<f32>(render.tile_grid);
+    let tile = f32(TILE_SIZE);
+    out.tile_min = vec2<u32>(clamp(floor((mean2d - extent) / tile), vec2<f32>(0.0), grid));
+    out.tile_max = vec2<u32>(
+        clamp(floor((mean2d + extent + (tile - 1.0)) / tile), vec2<f32>(0.0), grid),
+    );
+    if out.tile_min.x >= out.tile_max.x || out.tile_min.y >= out.tile_max.y {
+        return out;
+    }
+
+    // Step 11: colour.
+    let view = view_direction(i);
+    let colour = max(raw_colour(i, sh_basis(render.eval_sh_degree, view.dir)), vec3<f32>(0.0));
+
+    let conic = vec3<f32>(g.cov.z, -g.cov.y, g.cov.x) / g.det;
+    let outputs_finite = is_finite(mean2d.x) && is_finite(mean2d.y) && is_finite(conic.x)
+        && is_finite(conic.y) && is_finite(conic.z) && is_finite(colour.x)
+        && is_finite(colour.y) && is_finite(colour.z);
+    if !outputs_finite {
+        return out;
+    }
+    out.visible = true;
+    out.splat = Splat(mean2d, conic, opacity, colour);
+    out.depth = g.t.z;
+    out.radius = max(extent.x, extent.y);
+    return out;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn project_forward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
@@ -393,54 +458,16 @@ fn project_forward(
     radii[i] = 0u;
     tile_rects[i] = vec2<u32>(0u);
 
-    if !parameters_finite(i) {
+    let p = project_gaussian(i, 1.0);
+    if !p.visible {
         return;
     }
-    let g = project_geometry(i);
-    if !g.valid {
-        return;
-    }
-
-    // Step 7: opacity.
-    let opacity = sigmoid(logit_opacities[i]) * opacity_compensation(g);
-    if !(opacity >= MIN_ALPHA) {
-        return;
-    }
-
-    // Step 8: pixel-space mean.
-    let mean2d = render.focal * g.t.xy / g.t.z + render.principal;
-
-    // Steps 9-10: extent and tile rectangle.
-    let extent = screen_extent(g.cov, g.det, opacity);
-    let grid = vec2<f32>(render.tile_grid);
-    let tile = f32(TILE_SIZE);
-    let tile_min = vec2<u32>(clamp(floor((mean2d - extent) / tile), vec2<f32>(0.0), grid));
-    let tile_max = vec2<u32>(
-        clamp(floor((mean2d + extent + (tile - 1.0)) / tile), vec2<f32>(0.0), grid),
-    );
-    if tile_min.x >= tile_max.x || tile_min.y >= tile_max.y {
-        return;
-    }
-
-    // Step 11: colour.
-    let view = view_direction(i);
-    let colour = max(raw_colour(i, sh_basis(render.eval_sh_degree, view.dir)), vec3<f32>(0.0));
-
-    let conic = vec3<f32>(g.cov.z, -g.cov.y, g.cov.x) / g.det;
-    let outputs_finite = is_finite(mean2d.x) && is_finite(mean2d.y) && is_finite(conic.x)
-        && is_finite(conic.y) && is_finite(conic.z) && is_finite(colour.x)
-        && is_finite(colour.y) && is_finite(colour.z);
-    if !outputs_finite {
-        return;
-    }
-
-    splats[i] = Splat(mean2d, conic, opacity, colour);
-    depth_keys[i] = bitcast<u32>(g.t.z);
-    let size = tile_max - tile_min;
+    splats[i] = p.splat;
+    depth_keys[i] = bitcast<u32>(p.depth);
+    let size = p.tile_max - p.tile_min;
     tile_counts[i] = size.x * size.y;
-    tile_rects[i] = pack_tile_rect(tile_min, tile_max);
-    let radius = max(extent.x, extent.y);
-    radii[i] = select(u32(radius), 0xffffffffu, radius >= 4294967296.0);
+    tile_rects[i] = pack_tile_rect(p.tile_min, p.tile_max);
+    radii[i] = select(u32(p.radius), 0xffffffffu, p.radius >= 4294967296.0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ pub fn render_creation(gpu: &GpuContext) -> RenderCreation {
 pub struct HeadlessOptions {
     /// Install Bevy's log subscriber (once per process; tests leave it off).
     pub log: bool,
+    /// Folder the asset server loads from (default: Bevy's, `assets/` next to the crate or the
+    /// executable).
+    pub asset_root: Option<std::path::PathBuf>,
 }
 
 /// A windowless Bevy app on `gpu`: Bevy's default plugins (as far as splatforge enables them),
@@ -116,6 +119,12 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     #[cfg(feature = "editor")]
     {
         plugins = plugins.disable::<bevy::winit::WinitPlugin>();
+    }
+    if let Some(root) = &options.asset_root {
+        plugins = plugins.set(bevy::asset::AssetPlugin {
+            file_path: root.to_string_lossy().into_owned(),
+            ..default()
+        });
     }
     app.add_plugins(plugins)
         .add_plugins(ScheduleRunnerPlugin::run_loop(std::time::Duration::ZERO))

@@ -2,32 +2,44 @@
 //!
 //! The crate is organised by what each part is for (see ARCHITECTURE.md):
 //!
-//! - [`config`]: the RON configuration (inria's defaults) and command-line overrides;
-//! - [`dataset`]: COLMAP and Blender scenes, splits, image loading;
 //! - [`gpu`]: plain wgpu (no Bevy): device, buffers, every WGSL kernel family;
-//! - [`model`]: the Gaussian cloud on CPU and GPU, PLY files, initialisation;
+//! - [`model`]: the Gaussian cloud on CPU and GPU, PLY files, `cameras.json`, densification;
 //! - [`image_metrics`]: L1, PSNR and SSIM on the CPU (`splatforge metrics`);
+//! - `render` (feature "plugin"): the game plugin: `.ply` assets drawn in Bevy's 3D scenes;
+//! - `config`, `dataset`, `app`, `views`, `train` (feature "train"): the RON configuration,
+//!   COLMAP and Blender scenes, the Bevy app around the GPU, views as entities, and the
+//!   training step as Bevy systems;
+//! - `editor` (feature "editor"): the editor window over the trainer and the plugin;
+//! - `cli` (feature "cli"): the `splatforge` command line;
 //! - `reference`: small, obviously-correct f64 CPU versions of the GPU kernels, the oracle of
-//!   the tests (compiled for tests only);
-//! - [`app`], [`views`]: the Bevy side: the GPU device as a resource, views as entities;
-//! - [`train`]: the training step as Bevy systems;
-//! - [`cli`]: the `splatforge` command line.
+//!   the tests (compiled for tests only).
+//!
+//! A game depends on splatforge with `default-features = false, features = ["plugin"]`.
 
-pub mod app;
 pub mod camera;
-pub mod cli;
-pub mod config;
-pub mod dataset;
 pub mod fsutil;
 pub mod gpu;
 pub mod image_metrics;
 pub mod model;
-#[cfg(test)]
-pub mod reference;
 pub mod render_settings;
 pub mod rng;
 pub mod sh;
+
+#[cfg(feature = "train")]
+pub mod app;
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "train")]
+pub mod config;
+#[cfg(feature = "train")]
+pub mod dataset;
+#[cfg(all(test, feature = "train"))]
+pub mod reference;
+#[cfg(feature = "plugin")]
+pub mod render;
+#[cfg(feature = "train")]
 pub mod train;
+#[cfg(feature = "train")]
 pub mod views;
 
 pub use camera::Camera;

@@ -33,6 +33,8 @@ pub enum BenchTarget {
     Raster(RasterBenchArgs),
     /// Loading a scene: metadata, then decoding and resizing every image (best of N).
     Load(LoadBenchArgs),
+    /// The game plugin's renderer: GPU time per frame (sort, draw, total) of synthetic clouds.
+    View(super::bench_view::ViewBenchArgs),
 }
 
 /// Arguments of `splatforge bench load`.
@@ -92,6 +94,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Raster(args) => bench_raster(&args),
         BenchTarget::Load(args) => bench_load(&args),
+        BenchTarget::View(args) => super::bench_view::run(&args),
     }
 }
 
@@ -142,7 +145,7 @@ fn bench_load(args: &LoadBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
+pub(super) fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
     let (w, h) = text
         .split_once(['x', 'X'])
         .with_context(|| format!("image size {text:?} is not WIDTHxHEIGHT (e.g. 1920x1080)"))?;
@@ -221,7 +224,7 @@ fn bench_raster(args: &RasterBenchArgs) -> anyhow::Result<()> {
 /// to 10, positions spread over the image plus a 5% margin, random rotations, anisotropic
 /// log-normal sizes whose median projected sigma gives `coverage` Gaussians per pixel, opacity
 /// logits uniform in [-3, 4], random SH colours.
-fn synthetic_scene(
+pub(super) fn synthetic_scene(
     rng: &mut Pcg32,
     n: u32,
     width: u32,
@@ -331,7 +334,7 @@ impl Traffic {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 1 {

@@ -5,12 +5,14 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_view;
 pub mod gpu;
 pub mod info;
 pub mod interrupt;
 pub mod metrics;
 pub mod render;
 pub mod train;
+pub mod view;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,9 @@ pub enum Command {
     Batch(batch::BatchArgs),
     /// Render a dataset's cameras from a trained .ply (or a model, like render.py).
     Render(render::RenderArgs),
+    /// Look at a trained .ply or model folder through the game plugin (a window, or
+    /// --offscreen to a PNG).
+    View(view::ViewArgs),
     /// PSNR and SSIM of a model's renders against ground truth (like metrics.py).
     Metrics(metrics::MetricsArgs),
     /// GPU benchmarks.
@@ -52,6 +57,7 @@ pub fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Batch(args)) => batch::run(args),
         Some(Command::Render(args)) => render::run(args),
+        Some(Command::View(args)) => view::run(args),
         Some(Command::Metrics(args)) => metrics::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Gpu(args)) => gpu::run(args),

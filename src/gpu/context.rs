@@ -58,6 +58,19 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
 }
 
+/// The features a device opened by splatforge asks for: every feature the adapter has, as Bevy's
+/// renderer does (the same device serves Bevy's renderer, whose passes need some of them, e.g.
+/// storage access to `R16Float` textures), except the experimental ones and, on discrete GPUs,
+/// `MAPPABLE_PRIMARY_BUFFERS` (which slows them down). [`wanted_features`] are among them
+/// whenever the adapter has them.
+pub fn device_features(adapter: &wgpu::Adapter) -> wgpu::Features {
+    let mut features = adapter.features() - wgpu::Features::all_experimental_mask();
+    if adapter.get_info().device_type == wgpu::DeviceType::DiscreteGpu {
+        features.remove(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+    }
+    features
+}
+
 /// The limits splatforge asks for: the adapter's own, so big clouds fit in one binding where the
 /// hardware allows it (software Vulkan caps a storage binding at 128 MiB).
 pub fn wanted_limits(adapter: &wgpu::Adapter) -> wgpu::Limits {
@@ -138,7 +151,7 @@ impl GpuContext {
         let instance = Self::instance();
         let adapter = Self::request_adapter(&instance).await?;
         let adapter_info = adapter.get_info();
-        let features = adapter.features() & wanted_features();
+        let features = device_features(&adapter);
         let limits = wanted_limits(&adapter);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {

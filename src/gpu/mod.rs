@@ -10,10 +10,13 @@
 //! - [`adam`]: the Adam optimiser step;
 //! - [`densify`]: clone/split/prune with stream compaction.
 
+#[cfg(feature = "train")]
 pub mod adam;
 pub mod buffers;
 pub mod context;
+#[cfg(feature = "train")]
 pub mod densify;
+#[cfg(feature = "train")]
 pub mod loss;
 pub mod pipeline;
 pub mod raster;

@@ -8,6 +8,9 @@ use crate::gpu::{self, GpuContext};
 /// Six GPU buffers, one per [`ParamGroup`], each holding `capacity * width` floats.
 ///
 /// The same shape serves the parameters, their gradients and the two Adam moments.
+///
+/// Cloning copies the buffer handles, not the data (wgpu buffers are shared references).
+#[derive(Clone)]
 pub struct ParamBuffers {
     pub capacity: u32,
     pub sh_degree: u32,
@@ -106,6 +109,9 @@ impl ParamBuffers {
 /// A renderer drawing the live cloud binds `params` once and rebinds when
 /// [`GaussianCloud::generation`] changes (densification and restores replace the buffers);
 /// `len` may change at the same time.
+///
+/// Cloning copies the buffer handles (the game plugin draws the trainer's cloud this way).
+#[derive(Clone)]
 pub struct GaussianCloud {
     /// Number of live Gaussians (the first `len` slots of every buffer).
     pub len: u32,

@@ -6,8 +6,10 @@
 //! Each parameter group lives in its own flat `f32` array (structure of arrays), identical in
 //! CPU and GPU memory, so uploads and downloads are plain copies.
 
+pub mod cameras_json;
 pub mod cloud;
 pub mod densify;
+#[cfg(feature = "train")]
 pub mod init;
 pub mod ply;
 

@@ -172,7 +172,7 @@ pub fn train_headless_with(
         );
     }
 
-    let mut app = headless_app(&gpu, &HeadlessOptions { log: false });
+    let mut app = headless_app(&gpu, &HeadlessOptions::default());
     app.add_plugins(ScenePlugin::new(scene))
         .add_plugins(TrainPlugin)
         .insert_resource(TrainConfig(config.clone()))

@@ -91,6 +91,9 @@ pub struct RasterFrame {
     piece_items: u32,
     pixel_capacity: u32,
     tile_capacity: u32,
+    /// Renders of this frame never run the backward pass (the viewer's frames): the buffers
+    /// only the backward reads (`grad_2d`) and the radii stay unallocated.
+    forward_only: bool,
 }
 
 impl RasterFrame {
@@ -150,6 +153,16 @@ impl RasterFrame {
             piece_items: 0,
             pixel_capacity: 0,
             tile_capacity: 0,
+            forward_only: false,
+        }
+    }
+
+    /// An empty frame whose renders never run the backward pass (the game plugin's views): it
+    /// does not allocate the backward's per-Gaussian buffers (36 of its 116 bytes per Gaussian).
+    pub fn new_forward_only(ctx: &GpuContext) -> Self {
+        Self {
+            forward_only: true,
+            ..Self::new(ctx)
         }
     }
 
@@ -236,10 +249,12 @@ impl RasterFrame {
             self.depth_ids = buffer("raster.depth_ids", n * 4);
             self.tile_counts = buffer("raster.tile_counts", n * 4);
             self.tile_rects = buffer("raster.tile_rects", n * 8);
-            self.radii = buffer("raster.radii", n * 4);
             self.depth_order_counts = buffer("raster.depth_order_counts", (n + 1) * 4);
             self.offsets = buffer("raster.offsets", (n + 1) * 4);
-            self.grad_2d = buffer("raster.grad_2d", n * GRAD_2D_STRIDE * 4);
+            if !self.forward_only {
+                self.radii = buffer("raster.radii", n * 4);
+                self.grad_2d = buffer("raster.grad_2d", n * GRAD_2D_STRIDE * 4);
+            }
             self.gaussian_capacity = capacity;
         }
         let pixels = width * height;
@@ -262,13 +277,14 @@ impl RasterFrame {
     }
 
     /// Sizes the intersection list for `count` entries, the checkpoints for its cuts every
-    /// `chunk_size` entries, (`deterministic`) the slots and per-slot gradients, and
-    /// (`pieces`) the per-piece sums of the forward in pieces.
+    /// `chunk_size` entries (`None`: a render without a backward pass, like the game plugin's,
+    /// keeps none), (`deterministic`) the slots and per-slot gradients, and (`pieces`) the
+    /// per-piece sums of the forward in pieces.
     pub(super) fn prepare_intersections(
         &mut self,
         ctx: &GpuContext,
         count: u32,
-        chunk_size: u32,
+        chunk_size: Option<u32>,
         deterministic: bool,
         pieces: bool,
     ) -> Result<(), RasterError> {
@@ -283,7 +299,7 @@ impl RasterFrame {
             self.intersection_capacity = capacity;
         }
         let capacity = self.intersection_capacity;
-        let cuts = capacity / chunk_size + 1;
+        let cuts = chunk_size.map_or(0, |chunk_size| capacity / chunk_size + 1);
         if cuts > self.checkpoint_cuts {
             let bytes = u64::from(cuts) * CHECKPOINT_BYTES_PER_CUT;
             check_binding(ctx, "the backward checkpoints", bytes)?;

@@ -26,9 +26,12 @@
 mod frame;
 mod kernels;
 mod uniforms;
+pub mod view;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;
 
 pub use frame::RasterFrame;
 
@@ -195,7 +198,7 @@ impl Rasterizer {
         let (chunk_size, deterministic) = (uniforms.chunk_size, self.deterministic);
         let pieces = self.forward_in_pieces(camera.width, camera.height);
         if let Some(capacity) = deferred_capacity {
-            frame.prepare_intersections(ctx, capacity, chunk_size, deterministic, pieces)?;
+            frame.prepare_intersections(ctx, capacity, Some(chunk_size), deterministic, pieces)?;
             frame.num_intersections = 0;
             uniforms.intersection_capacity = frame.intersection_capacity();
         }
@@ -237,7 +240,7 @@ impl Rasterizer {
                 mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
                 count
             };
-            frame.prepare_intersections(ctx, count, chunk_size, deterministic, pieces)?;
+            frame.prepare_intersections(ctx, count, Some(chunk_size), deterministic, pieces)?;
             frame.record_exact_count(count);
             self.encode_binning(
                 ctx,

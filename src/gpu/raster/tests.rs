@@ -122,7 +122,7 @@ fn forward_with_cpu_binning(
         .prepare_intersections(
             ctx,
             count,
-            uniforms.chunk_size,
+            Some(uniforms.chunk_size),
             false,
             r.forward_in_pieces(camera.width, camera.height),
         )

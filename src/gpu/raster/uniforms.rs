@@ -121,6 +121,18 @@ pub fn backward_chunk_size(width: u32, height: u32) -> u32 {
     }
 }
 
+impl RenderUniforms {
+    /// Replaces the camera centre (where SH view directions start). The game plugin projects a
+    /// cloud with its transform folded into the view rows, so the rows are not a rotation and
+    /// the centre cannot be derived from them as `-Rᵀ t`; it passes the centre in the cloud's
+    /// own frame instead.
+    pub fn set_camera_centre(&mut self, centre: glam::DVec3) {
+        self.camera_centre_near[0] = centre.x as f32;
+        self.camera_centre_near[1] = centre.y as f32;
+        self.camera_centre_near[2] = centre.z as f32;
+    }
+}
+
 /// Tiles per row and per column.
 pub fn tile_grid(width: u32, height: u32) -> [u32; 2] {
     [width.div_ceil(TILE_SIZE), height.div_ceil(TILE_SIZE)]

@@ -1,11 +1,13 @@
 //! Reading: the public entry points, mapping the file's vertex properties to [`Gaussians`]
 //! (and point sets) in memory, whatever their order and type.
 
+use std::io::{self, Read};
 use std::path::Path;
 
 use super::PlyError;
 use super::header::Element;
 use super::read::{PlyReader, Target};
+#[cfg(feature = "train")]
 use crate::dataset::PointCloud;
 use crate::model::{Gaussians, ParamGroup};
 use crate::sh;
@@ -17,7 +19,18 @@ use crate::sh;
 /// number 0, 9, 24 or 45 (SH degree 0 to 3). Everything else (normals, colours, filter values,
 /// other elements) is ignored. Values of any scalar type are converted to `f32`.
 pub fn read_gaussians_ply(path: &Path) -> Result<Gaussians, PlyError> {
-    let mut ply = PlyReader::open(path)?;
+    gaussians_from_reader(PlyReader::open(path)?)
+}
+
+/// [`read_gaussians_ply`] for a file already in memory (the game plugin's asset loader reads
+/// through Bevy's asset sources); `path` names the file in errors.
+pub fn read_gaussians_ply_bytes(path: &Path, bytes: &[u8]) -> Result<Gaussians, PlyError> {
+    gaussians_from_reader(PlyReader::from_bytes(path, bytes)?)
+}
+
+fn gaussians_from_reader<R: Read + io::Seek>(mut ply: PlyReader<R>) -> Result<Gaussians, PlyError> {
+    let path = ply.path.clone();
+    let path = path.as_path();
     let vertex = ply.vertex_element();
     let sh_degree = sh_degree_of(path, vertex)?;
     let rest_per_channel = sh::rest_coeffs_for_degree(sh_degree);
@@ -79,6 +92,7 @@ pub fn read_gaussians_ply(path: &Path) -> Result<Gaussians, PlyError> {
 ///
 /// Colours are taken on the 0..255 scale whatever their type (as inria's `fetchPly`, which
 /// divides by 255): values are rounded to the nearest integer and clamped to 0..255.
+#[cfg(feature = "train")]
 pub fn read_points_ply(path: &Path) -> Result<PointCloud, PlyError> {
     let mut ply = PlyReader::open(path)?;
     let vertex = ply.vertex_element();

@@ -27,8 +27,12 @@ mod tests;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use layout::{read_gaussians_ply, read_points_ply};
-pub use write::{gaussian_property_names, write_gaussians_ply, write_points_ply};
+#[cfg(feature = "train")]
+pub use layout::read_points_ply;
+pub use layout::{read_gaussians_ply, read_gaussians_ply_bytes};
+#[cfg(feature = "train")]
+pub use write::write_points_ply;
+pub use write::{gaussian_property_names, write_gaussians_ply};
 
 /// Why a PLY file could not be read or written. Every message starts with the file's path.
 #[derive(Debug, thiserror::Error)]

@@ -18,23 +18,37 @@ pub(super) struct Target {
 }
 
 /// An open PLY file with its parsed header, positioned at the start of the data.
-pub(super) struct PlyReader {
+pub(super) struct PlyReader<R> {
+    /// The file's path (or, for bytes read elsewhere, the name errors give it).
     pub(super) path: PathBuf,
-    pub(super) reader: BufReader<File>,
+    pub(super) reader: BufReader<R>,
     pub(super) header: Header,
     /// Bytes in the file after the header.
     pub(super) data_len: u64,
     pub(super) vertex_index: usize,
 }
 
-impl PlyReader {
+impl PlyReader<File> {
     pub(super) fn open(path: &Path) -> Result<Self, PlyError> {
         let file = File::open(path).map_err(|e| PlyError::io(path, "read", e))?;
         let file_len = file
             .metadata()
             .map_err(|e| PlyError::io(path, "read", e))?
             .len();
-        let mut reader = BufReader::with_capacity(1 << 20, file);
+        Self::new(path, file, file_len)
+    }
+}
+
+impl<'a> PlyReader<io::Cursor<&'a [u8]>> {
+    /// Reads a PLY held in memory; `path` names it in errors.
+    pub(super) fn from_bytes(path: &Path, bytes: &'a [u8]) -> Result<Self, PlyError> {
+        Self::new(path, io::Cursor::new(bytes), bytes.len() as u64)
+    }
+}
+
+impl<R: Read + io::Seek> PlyReader<R> {
+    fn new(path: &Path, source: R, file_len: u64) -> Result<Self, PlyError> {
+        let mut reader = BufReader::with_capacity(1 << 20, source);
         let (header, header_len) = parse_header(path, &mut reader)?;
         let vertex_index = find_vertex_element(path, &header)?;
         Ok(Self {

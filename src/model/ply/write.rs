@@ -7,6 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::PlyError;
+#[cfg(feature = "train")]
 use crate::dataset::PointCloud;
 use crate::fsutil;
 use crate::model::{Gaussians, ParamGroup};
@@ -88,6 +89,7 @@ impl RecordWriter<'_> {
         }
     }
 
+    #[cfg(feature = "train")] // point clouds only
     fn u8s(&mut self, values: &[u8]) {
         self.bytes[self.at..self.at + values.len()].copy_from_slice(values);
         self.at += values.len();
@@ -140,6 +142,7 @@ pub fn write_gaussians_ply(path: &Path, gaussians: &Gaussians) -> Result<(), Ply
 
 /// Writes a coloured point set like inria's `storePly` (used for `input.ply`): binary little
 /// endian, `float x y z nx ny nz` (normals zero) and `uchar red green blue`. Atomic.
+#[cfg(feature = "train")]
 pub fn write_points_ply(path: &Path, points: &PointCloud) -> Result<(), PlyError> {
     if points.colors.len() != points.positions.len() {
         return Err(PlyError::invalid(

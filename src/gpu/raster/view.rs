@@ -1,0 +1,785 @@
+//! Drawing clouds into a game's view: the trainer's rasterizer with every cloud of the view in
+//! one splat list and a depth test against the scene (ARCHITECTURE.md, "Drawing splats in
+//! Bevy"). This is the GPU side of the game plugin, in plain wgpu; `crate::render` drives it
+//! from Bevy.
+//!
+//! ```text
+//! prepare (its own submission, before the scene is drawn):
+//!   project_view per cloud ─ depth sort ─ scan ─╳─ emit keys ─ tile sort ─ tile ranges
+//!   (one list: all clouds)  (one sort)        count: read back on the first render of a
+//!                                              shape, then deferred (Rasterizer::set_deferred_counts)
+//! draw (into the caller's encoder, after the scene's opaque pass):
+//!   rasterize_view (per-pixel depth test) ─ composite over the scene in display space
+//! ```
+//!
+//! Kernels: `shaders/project_view.wgsl` (the trainer's `project_gaussian`, written at each
+//! cloud's offset in the list), the trainer's binning (`bin.wgsl`, `gpu::sort`, `gpu::scan`),
+//! `shaders/rasterize_view.wgsl` (the trainer's tile loop plus the depth test) and
+//! `shaders/composite_splats.wgsl` (a full-screen pass).
+//!
+//! Usage: one [`SplatRenderer`] per device, one [`SplatViewFrame`] per view (camera), reused
+//! across frames: [`SplatRenderer::prepare`], then [`SplatRenderer::encode_rasterize`] and
+//! [`SplatRenderer::encode_composite`].
+
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
+use glam::{DAffine3, DMat3};
+
+use super::kernels::{dispatch_elements, dispatch_tiles};
+use super::uniforms::RenderUniforms;
+use super::{CountMode, RasterError, RasterFrame, Rasterizer, WAIT_FOR_COUNT, mark, new_encoder};
+use crate::camera::Camera;
+use crate::gpu::timing::StageTimer;
+use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
+use crate::model::{GaussianCloud, ParamGroup};
+use crate::render_settings::RenderSettings;
+use crate::sh::MAX_SH_DEGREE;
+
+/// How one cloud is drawn (the game plugin's `SplatCloudSettings`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CloudDrawSettings {
+    /// Multiplies every Gaussian's opacity (1: as trained).
+    pub opacity: f32,
+    /// Highest SH band evaluated (bands above the cloud's own degree do not exist).
+    pub max_sh_degree: u32,
+    /// The cloud was trained in gsplat's antialiased mode (opacity compensation).
+    pub antialiased: bool,
+    /// gsplat's opacity-aware tile bounds (fewer tile intersections, nearly the same image).
+    pub tight_tile_bounds: bool,
+}
+
+impl Default for CloudDrawSettings {
+    fn default() -> Self {
+        Self {
+            opacity: 1.0,
+            max_sh_degree: MAX_SH_DEGREE,
+            antialiased: false,
+            tight_tile_bounds: false,
+        }
+    }
+}
+
+/// One cloud of a view: its GPU buffers and where it is in the world.
+#[derive(Clone, Copy)]
+pub struct ViewCloud<'a> {
+    pub cloud: &'a GaussianCloud,
+    /// world = `world_from_local` * local. Any invertible affine map draws the right geometry;
+    /// view-dependent colour is evaluated for the view direction in the cloud's own frame,
+    /// which is exact for rotations, translations and uniform scales.
+    pub world_from_local: DAffine3,
+    pub settings: CloudDrawSettings,
+}
+
+/// The camera of a view for [`SplatRenderer::prepare`]: a pinhole `Camera` (OpenCV axes,
+/// pixel centres at +0.5). Its `rotation` may carry a uniform scale (a Bevy camera whose
+/// transform scales), which scales camera-space depths like the scene's.
+pub type ViewCamera = Camera;
+
+/// How to turn the values of the scene's depth texture into camera-space depth:
+/// `z = numerator / (d + offset)`, infinitely far where `d + offset <= 0`. Bevy's infinite
+/// reverse-Z perspective projection has `numerator = near`, `offset = 0`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DepthMapping {
+    pub numerator: f32,
+    pub offset: f32,
+}
+
+/// The scene's depth buffer, for the per-pixel depth test.
+pub struct SceneDepth<'a> {
+    /// A `Depth32Float` texture view (multisampled or not).
+    pub view: &'a wgpu::TextureView,
+    pub multisampled: bool,
+    pub mapping: DepthMapping,
+    /// The view's pixel (0, 0) in the texture (the camera's viewport origin).
+    pub origin: [u32; 2],
+}
+
+/// How the scene texture stores colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SceneEncoding {
+    /// Linear values (Bevy's default: `Rgba8UnormSrgb`, `Rgba16Float`, and linear `Rgba8Unorm`).
+    Linear,
+    /// sRGB-encoded values in a non-sRGB format (Bevy's `CompositingSpace::Srgb`).
+    Srgb,
+}
+
+/// `ViewDepth` in rasterize_view.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct DepthUniforms {
+    numerator: f32,
+    offset: f32,
+    enabled: u32,
+    _padding: u32,
+    origin: [u32; 2],
+    _padding1: [u32; 2],
+}
+
+/// `ViewCloud` in project_view.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct CloudUniforms {
+    base: u32,
+    opacity_scale: f32,
+    _padding: [u32; 2],
+}
+
+/// `Composite` in composite_splats.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct CompositeUniforms {
+    origin: [u32; 2],
+    size: [u32; 2],
+}
+
+/// The per-view state: the splat list and its binning (a forward-only [`RasterFrame`]), the
+/// splat depths, and the rasterized image (premultiplied colour and transmittance per pixel).
+/// Buffers only grow.
+pub struct SplatViewFrame {
+    raster: RasterFrame,
+    splat_depths: wgpu::Buffer,
+    depth_capacity: u32,
+    /// `vec4<f32>` per pixel: (premultiplied rgb, final transmittance), row-major.
+    image: wgpu::Buffer,
+    pixel_capacity: u32,
+    depth_uniforms: wgpu::Buffer,
+    composite_uniforms: wgpu::Buffer,
+    clouds: Vec<CloudSlot>,
+}
+
+/// The uniforms and cached projection bind group of the k-th cloud of a view.
+struct CloudSlot {
+    render: wgpu::Buffer,
+    placement: wgpu::Buffer,
+    bind: CachedBindGroup,
+}
+
+impl SplatViewFrame {
+    pub fn new(ctx: &GpuContext) -> Self {
+        Self {
+            raster: RasterFrame::new_forward_only(ctx),
+            splat_depths: gpu::storage_buffer(ctx, "splat_view.splat_depths", 16),
+            depth_capacity: 0,
+            image: gpu::storage_buffer(ctx, "splat_view.image", 16),
+            pixel_capacity: 0,
+            depth_uniforms: gpu::uniform_buffer_from(
+                ctx,
+                "splat_view.depth",
+                &DepthUniforms::default(),
+            ),
+            composite_uniforms: gpu::uniform_buffer_from(
+                ctx,
+                "splat_view.composite",
+                &CompositeUniforms::default(),
+            ),
+            clouds: Vec::new(),
+        }
+    }
+
+    /// Width and height of the last prepared view.
+    pub fn size(&self) -> [u32; 2] {
+        [self.raster.width, self.raster.height]
+    }
+
+    /// Gaussians in the last prepared list (all clouds).
+    pub fn num_gaussians(&self) -> u32 {
+        self.raster.num_gaussians
+    }
+
+    /// Tile intersections of the last prepared list (exact renders only; deferred renders
+    /// report 0 here and their count reaches [`SplatViewFrame::max_seen_intersections`]).
+    pub fn num_intersections(&self) -> u32 {
+        self.raster.num_intersections
+    }
+
+    /// The largest intersection count seen by this view.
+    pub fn max_seen_intersections(&self) -> u32 {
+        self.raster.max_seen_intersections
+    }
+
+    /// Renders whose intersection list overflowed (their farthest splats were dropped).
+    pub fn intersection_overflows(&self) -> u32 {
+        self.raster.intersection_overflows
+    }
+
+    /// Downloads the rasterized image: (premultiplied rgb, transmittance) per pixel,
+    /// row-major (blocking; for tests and tools).
+    pub fn read_image(&self, ctx: &GpuContext) -> Vec<[f32; 4]> {
+        let [w, h] = self.size();
+        gpu::read_buffer(ctx, &self.image, (w * h) as usize)
+    }
+
+    /// Bytes of GPU memory held by this view.
+    pub fn bytes(&self) -> u64 {
+        self.raster.bytes() + self.splat_depths.size() + self.image.size()
+    }
+
+    fn prepare_buffers(&mut self, ctx: &GpuContext, splats: u32) -> Result<(), RasterError> {
+        if splats > self.depth_capacity {
+            let bytes = u64::from(splats) * 4;
+            check_binding(ctx, "the splat depths", bytes)?;
+            self.splat_depths = gpu::storage_buffer(ctx, "splat_view.splat_depths", bytes);
+            self.depth_capacity = splats;
+        }
+        let pixels = self.raster.width * self.raster.height;
+        if pixels > self.pixel_capacity {
+            let bytes = u64::from(pixels) * 16;
+            check_binding(ctx, "the view image", bytes)?;
+            self.image = gpu::storage_buffer(ctx, "splat_view.image", bytes);
+            self.pixel_capacity = pixels;
+        }
+        Ok(())
+    }
+}
+
+fn check_binding(ctx: &GpuContext, what: &'static str, bytes: u64) -> Result<(), RasterError> {
+    let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+    if bytes > max {
+        return Err(RasterError::TooLarge { what, bytes, max });
+    }
+    Ok(())
+}
+
+/// The game plugin's renderer: the trainer's binning (a [`Rasterizer`] with deferred counts)
+/// plus the view kernels and the composite pipelines.
+pub struct SplatRenderer {
+    rasterizer: Rasterizer,
+    defs: ShaderDefs,
+    project_view: wgpu::ComputePipeline,
+    rasterize_view: wgpu::ComputePipeline,
+    /// Compiled on first use (MSAA depth).
+    rasterize_view_multisampled: Option<wgpu::ComputePipeline>,
+    composite_layout: wgpu::BindGroupLayout,
+    composite_pipeline_layout: wgpu::PipelineLayout,
+    composite_pipelines: HashMap<(wgpu::TextureFormat, SceneEncoding), wgpu::RenderPipeline>,
+    /// Bound in place of the scene's depth when there is none.
+    no_depth: wgpu::TextureView,
+}
+
+impl SplatRenderer {
+    pub fn new(ctx: &GpuContext) -> Self {
+        let mut rasterizer = Rasterizer::new(ctx);
+        // A view is redrawn every frame: read the intersection count back only on the first
+        // render of each shape (and after an overflow), as training does.
+        rasterizer.set_deferred_counts(true);
+        let defs = ShaderDefs::for_capabilities(&ctx.capabilities);
+        let compute = |file: &str, entry: &str, defs: &ShaderDefs| {
+            gpu::compute_pipeline(ctx, file, entry, defs, &[])
+        };
+        let composite_layout =
+            ctx.device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("composite_splats"),
+                    entries: &[
+                        layout_entry(
+                            0,
+                            wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Uniform,
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
+                            },
+                        ),
+                        layout_entry(
+                            1,
+                            wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Storage { read_only: true },
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
+                            },
+                        ),
+                        layout_entry(
+                            2,
+                            wgpu::BindingType::Texture {
+                                // Unfilterable: the pass only loads texels, and every float format
+                                // (Rgba32Float included) can be bound this way.
+                                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                                view_dimension: wgpu::TextureViewDimension::D2,
+                                multisampled: false,
+                            },
+                        ),
+                    ],
+                });
+        let composite_pipeline_layout =
+            ctx.device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some("composite_splats"),
+                    bind_group_layouts: &[Some(&composite_layout)],
+                    immediate_size: 0,
+                });
+        let no_depth = ctx
+            .device
+            .create_texture(&wgpu::TextureDescriptor {
+                label: Some("splat_view.no_depth"),
+                size: wgpu::Extent3d {
+                    width: 1,
+                    height: 1,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Depth32Float,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING,
+                view_formats: &[],
+            })
+            .create_view(&wgpu::TextureViewDescriptor::default());
+        Self {
+            rasterizer,
+            project_view: compute("project_view.wgsl", "project_view", &defs),
+            rasterize_view: compute("rasterize_view.wgsl", "rasterize_view", &defs),
+            rasterize_view_multisampled: None,
+            defs,
+            composite_layout,
+            composite_pipeline_layout,
+            composite_pipelines: HashMap::new(),
+            no_depth,
+        }
+    }
+
+    /// Projects every cloud into `frame`'s list, sorts it and bins it by tile for `camera`
+    /// (the view's size is the camera's). Submits its own GPU work: it does not depend on the
+    /// scene, so it can run before the scene is drawn. Blocks once (to read the intersection
+    /// count back) on the first render of a given list size and view size and after an
+    /// overflow; later renders of that shape do not wait.
+    ///
+    /// With a `timer`, marks "project", "depth sort", "scan", binning's stages (see
+    /// [`Rasterizer::forward`]); the caller resets and resolves the timer.
+    pub fn prepare(
+        &mut self,
+        ctx: &GpuContext,
+        camera: &ViewCamera,
+        near_plane: f32,
+        clouds: &[ViewCloud],
+        frame: &mut SplatViewFrame,
+        mut timer: Option<&mut StageTimer>,
+    ) -> Result<(), RasterError> {
+        validate(camera, near_plane, clouds)?;
+        let total = clouds
+            .iter()
+            .try_fold(0u32, |sum, c| sum.checked_add(c.cloud.len));
+        let total = total.ok_or(RasterError::TooLarge {
+            what: "the splat list of this view",
+            bytes: clouds.iter().map(|c| u64::from(c.cloud.len) * 48).sum(),
+            max: u64::from(u32::MAX),
+        })?;
+        let raster = &mut frame.raster;
+        // Pick up the counts of earlier deferred renders (never waits).
+        let _ = ctx.device.poll(wgpu::PollType::Poll);
+        raster.collect_deferred_counts();
+        raster.prepare(ctx, total, camera.width, camera.height)?;
+        frame.prepare_buffers(ctx, total)?;
+        let raster = &mut frame.raster;
+        let deferred_capacity = (total > 0 && raster.can_defer(total, camera.width, camera.height))
+            .then(|| raster.deferred_capacity(ctx, false))
+            .flatten();
+        let deferred = deferred_capacity.is_some();
+        let view_settings = RenderSettings {
+            near_plane,
+            ..RenderSettings::default()
+        };
+        let mut uniforms = RenderUniforms::new(camera, &view_settings, total, 0);
+        if let Some(capacity) = deferred_capacity {
+            // A forward-only render: no backward checkpoints, no pieces.
+            raster.prepare_intersections(ctx, capacity, None, false, false)?;
+            raster.num_intersections = 0;
+            uniforms.intersection_capacity = raster.intersection_capacity();
+        }
+        raster.write_uniforms(ctx, uniforms);
+
+        let mut encoder = new_encoder(ctx, "splat view: prepare");
+        mark(&mut timer, &mut encoder, "begin");
+        if total > 0 {
+            self.encode_projections(ctx, &mut encoder, camera, near_plane, clouds, frame);
+            mark(&mut timer, &mut encoder, "project");
+            let raster = &frame.raster;
+            self.rasterizer.encode_depth_sort(ctx, &mut encoder, raster);
+            mark(&mut timer, &mut encoder, "depth sort");
+            self.rasterizer.scan.encode(
+                ctx,
+                &mut encoder,
+                &raster.depth_order_counts,
+                &raster.offsets,
+                total,
+            );
+            mark(&mut timer, &mut encoder, "scan");
+        }
+        let raster = &mut frame.raster;
+        if deferred {
+            self.rasterizer.encode_binning(
+                ctx,
+                &mut encoder,
+                raster,
+                CountMode::Deferred,
+                timer.as_deref_mut(),
+            );
+            raster.encode_deferred_count_copy(ctx, &mut encoder);
+        } else {
+            let count = if total == 0 {
+                0
+            } else {
+                raster.encode_count_copy(&mut encoder);
+                ctx.queue.submit([encoder.finish()]);
+                encoder = new_encoder(ctx, "splat view: binning");
+                let count = raster.read_count(ctx);
+                mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
+                count
+            };
+            raster.prepare_intersections(ctx, count, None, false, false)?;
+            raster.record_exact_count(count);
+            self.rasterizer
+                .encode_binning(ctx, &mut encoder, raster, CountMode::Exact, timer);
+        }
+        ctx.queue.submit([encoder.finish()]);
+        if deferred {
+            raster.map_deferred_counts();
+        }
+        Ok(())
+    }
+
+    /// One `project_view` dispatch per cloud, each writing its own range of the list.
+    fn encode_projections(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        camera: &ViewCamera,
+        near_plane: f32,
+        clouds: &[ViewCloud],
+        frame: &mut SplatViewFrame,
+    ) {
+        let camera_from_world = DAffine3 {
+            matrix3: camera.rotation,
+            translation: camera.translation,
+        };
+        let mut base = 0;
+        for (index, view_cloud) in clouds.iter().enumerate() {
+            let cloud = view_cloud.cloud;
+            if cloud.len == 0 {
+                continue;
+            }
+            let uniforms = cloud_uniforms(camera, camera_from_world, near_plane, view_cloud);
+            let placement = CloudUniforms {
+                base,
+                opacity_scale: view_cloud.settings.opacity,
+                _padding: [0; 2],
+            };
+            while frame.clouds.len() <= index {
+                frame.clouds.push(CloudSlot {
+                    render: gpu::uniform_buffer_from(
+                        ctx,
+                        "splat_view.cloud_render",
+                        &RenderUniforms::default(),
+                    ),
+                    placement: gpu::uniform_buffer_from(
+                        ctx,
+                        "splat_view.cloud_placement",
+                        &CloudUniforms::default(),
+                    ),
+                    bind: CachedBindGroup::default(),
+                });
+            }
+            let raster = &frame.raster;
+            let slot = &mut frame.clouds[index];
+            ctx.queue
+                .write_buffer(&slot.render, 0, bytemuck::bytes_of(&uniforms));
+            ctx.queue
+                .write_buffer(&slot.placement, 0, bytemuck::bytes_of(&placement));
+            let p = &cloud.params;
+            let bind = slot.bind.get(
+                ctx,
+                "project_view",
+                &self.project_view,
+                &[
+                    (0, &slot.render),
+                    (1, p.get(ParamGroup::Means)),
+                    (2, p.get(ParamGroup::LogScales)),
+                    (3, p.get(ParamGroup::Rotations)),
+                    (4, p.get(ParamGroup::Opacities)),
+                    (5, p.get(ParamGroup::ShDc)),
+                    (6, p.get(ParamGroup::ShRest)),
+                    (7, &raster.splats),
+                    (8, &raster.depth_keys),
+                    (9, &raster.depth_ids),
+                    (10, &raster.tile_counts),
+                    (11, &raster.tile_rects),
+                    (23, &slot.placement),
+                    (24, &frame.splat_depths),
+                ],
+            );
+            dispatch_elements(
+                ctx,
+                encoder,
+                "project_view",
+                &self.project_view,
+                bind,
+                cloud.len,
+            );
+            base += cloud.len;
+        }
+    }
+
+    /// Rasterizes the prepared list into `frame`'s image, hiding splats behind the scene's
+    /// opaque surfaces (`depth`; `None`: nothing is hidden). Encodes one compute pass.
+    pub fn encode_rasterize(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &SplatViewFrame,
+        depth: Option<&SceneDepth>,
+    ) {
+        let uniforms = match depth {
+            Some(depth) => DepthUniforms {
+                numerator: depth.mapping.numerator,
+                offset: depth.mapping.offset,
+                enabled: 1,
+                origin: depth.origin,
+                ..DepthUniforms::default()
+            },
+            None => DepthUniforms::default(),
+        };
+        ctx.queue
+            .write_buffer(&frame.depth_uniforms, 0, bytemuck::bytes_of(&uniforms));
+        let multisampled = depth.is_some_and(|d| d.multisampled);
+        if multisampled && self.rasterize_view_multisampled.is_none() {
+            let defs = self.defs.clone().with("MULTISAMPLED_DEPTH");
+            self.rasterize_view_multisampled = Some(gpu::compute_pipeline(
+                ctx,
+                "rasterize_view.wgsl",
+                "rasterize_view",
+                &defs,
+                &[],
+            ));
+        }
+        let pipeline = if multisampled {
+            self.rasterize_view_multisampled
+                .as_ref()
+                .expect("compiled above")
+        } else {
+            &self.rasterize_view
+        };
+        let depth_view = depth.map_or(&self.no_depth, |d| d.view);
+        let raster = &frame.raster;
+        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("rasterize_view"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                buffer(0, &raster.uniforms),
+                buffer(1, &raster.tile_ranges),
+                buffer(2, &raster.intersection_gaussians),
+                buffer(3, &raster.splats),
+                buffer(9, &frame.depth_uniforms),
+                buffer(10, &frame.splat_depths),
+                wgpu::BindGroupEntry {
+                    binding: 11,
+                    resource: wgpu::BindingResource::TextureView(depth_view),
+                },
+                buffer(12, &frame.image),
+            ],
+        });
+        dispatch_tiles(
+            encoder,
+            "rasterize_view",
+            pipeline,
+            &bind,
+            raster.tile_grid(),
+        );
+    }
+
+    /// Composites `frame`'s image over `scene` into `target` (a full-screen render pass; both
+    /// textures are the size of the whole render target, the view covers `origin` and its own
+    /// size). `scene` must not be multisampled; `target_format` is `target`'s format.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_composite(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &SplatViewFrame,
+        scene: &wgpu::TextureView,
+        encoding: SceneEncoding,
+        target: &wgpu::TextureView,
+        target_format: wgpu::TextureFormat,
+        origin: [u32; 2],
+    ) {
+        let uniforms = CompositeUniforms {
+            origin,
+            size: frame.size(),
+        };
+        ctx.queue
+            .write_buffer(&frame.composite_uniforms, 0, bytemuck::bytes_of(&uniforms));
+        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("composite_splats"),
+            layout: &self.composite_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: frame.composite_uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: frame.image.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(scene),
+                },
+            ],
+        });
+        let pipeline = self.composite_pipeline(ctx, target_format, encoding);
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("composite_splats"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: target,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    // Every pixel is written.
+                    load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.draw(0..3, 0..1);
+    }
+
+    fn composite_pipeline(
+        &mut self,
+        ctx: &GpuContext,
+        format: wgpu::TextureFormat,
+        encoding: SceneEncoding,
+    ) -> &wgpu::RenderPipeline {
+        let layout = &self.composite_pipeline_layout;
+        let defs = &self.defs;
+        self.composite_pipelines
+            .entry((format, encoding))
+            .or_insert_with(|| {
+                let mut defs = defs.clone();
+                if encoding == SceneEncoding::Srgb {
+                    defs.define("SRGB_STORAGE");
+                }
+                let source = gpu::shader::preprocess("composite_splats.wgsl", &defs)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let module = ctx
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some("composite_splats.wgsl"),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    });
+                ctx.device
+                    .create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                        label: Some("composite_splats"),
+                        layout: Some(layout),
+                        vertex: wgpu::VertexState {
+                            module: &module,
+                            entry_point: Some("fullscreen"),
+                            compilation_options: Default::default(),
+                            buffers: &[],
+                        },
+                        primitive: wgpu::PrimitiveState::default(),
+                        depth_stencil: None,
+                        multisample: wgpu::MultisampleState::default(),
+                        fragment: Some(wgpu::FragmentState {
+                            module: &module,
+                            entry_point: Some("composite_splats"),
+                            compilation_options: Default::default(),
+                            targets: &[Some(wgpu::ColorTargetState {
+                                format,
+                                blend: None,
+                                write_mask: wgpu::ColorWrites::ALL,
+                            })],
+                        }),
+                        multiview_mask: None,
+                        cache: None,
+                    })
+            })
+    }
+}
+
+fn buffer(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+fn layout_entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty,
+        count: None,
+    }
+}
+
+/// The uniforms projecting one cloud: the view with the cloud's transform folded in.
+fn cloud_uniforms(
+    camera: &ViewCamera,
+    camera_from_world: DAffine3,
+    near_plane: f32,
+    view_cloud: &ViewCloud,
+) -> RenderUniforms {
+    let camera_from_local = camera_from_world * view_cloud.world_from_local;
+    let local_camera = Camera {
+        rotation: camera_from_local.matrix3,
+        translation: camera_from_local.translation,
+        ..camera.clone()
+    };
+    let settings = RenderSettings {
+        background: [0.0; 3],
+        active_sh_degree: view_cloud.settings.max_sh_degree,
+        near_plane,
+        antialiased: view_cloud.settings.antialiased,
+        tight_tile_bounds: view_cloud.settings.tight_tile_bounds,
+    };
+    let cloud = view_cloud.cloud;
+    let mut uniforms = RenderUniforms::new(&local_camera, &settings, cloud.len, cloud.sh_degree());
+    // The camera centre in the cloud's frame: where camera_from_local maps to the origin.
+    uniforms.set_camera_centre(camera_from_local.inverse().translation);
+    uniforms
+}
+
+fn validate(camera: &ViewCamera, near_plane: f32, clouds: &[ViewCloud]) -> Result<(), RasterError> {
+    let finite = [camera.fx, camera.fy, camera.cx, camera.cy]
+        .iter()
+        .all(|v| v.is_finite())
+        && camera.rotation.is_finite()
+        && camera.translation.is_finite();
+    let invertible = |m: DMat3| m.determinant().abs() > 1e-12;
+    if !finite
+        || camera.fx <= 0.0
+        || camera.fy <= 0.0
+        || camera.width == 0
+        || camera.height == 0
+        || !invertible(camera.rotation)
+    {
+        return Err(RasterError::InvalidCamera);
+    }
+    if !(near_plane.is_finite() && near_plane >= 0.0) {
+        return Err(RasterError::InvalidSettings(format!(
+            "the near plane must be finite and not negative, got {near_plane}"
+        )));
+    }
+    for cloud in clouds {
+        if cloud.cloud.sh_degree() > MAX_SH_DEGREE {
+            return Err(RasterError::ShDegree(cloud.cloud.sh_degree()));
+        }
+        let placement = cloud.world_from_local;
+        if !placement.is_finite() || !invertible(placement.matrix3) {
+            return Err(RasterError::InvalidSettings(format!(
+                "a cloud's transform must be finite and invertible, got {placement:?}"
+            )));
+        }
+        if !cloud.settings.opacity.is_finite() || cloud.settings.opacity < 0.0 {
+            return Err(RasterError::InvalidSettings(format!(
+                "a cloud's opacity multiplier must be finite and not negative, got {}",
+                cloud.settings.opacity
+            )));
+        }
+    }
+    Ok(())
+}
