@@ -110,6 +110,12 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     if !options.log {
         plugins = plugins.disable::<bevy::log::LogPlugin>();
     }
+    // With the editor's window support compiled in, Bevy's default plugins include winit,
+    // which needs a display; a headless app has no window to drive.
+    #[cfg(feature = "editor")]
+    {
+        plugins = plugins.disable::<bevy::winit::WinitPlugin>();
+    }
     app.add_plugins(plugins)
         .add_plugins(ScheduleRunnerPlugin::run_loop(std::time::Duration::ZERO))
         .insert_resource(Gpu(gpu.clone()))

@@ -9,6 +9,8 @@
 //! - [`reference`]: small, obviously-correct f64 CPU versions of the GPU kernels, for tests;
 //! - [`app`]: the Bevy side: the GPU device as a resource, views as entities;
 //! - [`train`]: the training step as Bevy systems;
+//! - [`edits`]: live configuration edits, recorded by the editor and replayed headless;
+//! - `editor` (feature `editor`): the interactive editor (egui panels over the trainer);
 //! - [`cli`]: the `splatforge` command line.
 
 pub mod app;
@@ -16,6 +18,9 @@ pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod edits;
+#[cfg(feature = "editor")]
+pub mod editor;
 pub mod fsutil;
 pub mod gpu;
 pub mod model;

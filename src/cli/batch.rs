@@ -153,7 +153,7 @@ fn run_one(
         &config,
         SessionOptions {
             stop: stop.clone(),
-            gpu: None,
+            ..Default::default()
         },
     )?;
     Ok(summary)

@@ -5,6 +5,8 @@
 
 pub mod batch;
 pub mod bench;
+#[cfg(feature = "editor")]
+pub mod editor;
 pub mod gpu;
 pub mod info;
 pub mod interrupt;
@@ -31,6 +33,9 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Train a scene (inria-style flags and/or a RON config).
     Train(train::TrainArgs),
+    /// Train live in a window: 3D viewport, inspector, plots, views, run control.
+    #[cfg(feature = "editor")]
+    Editor(editor::EditorArgs),
     /// Train many scenes from a batch file (RON), one after another.
     Batch(batch::BatchArgs),
     /// Render a dataset's cameras from a trained .ply (or a model, like render.py).
@@ -49,6 +54,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Train(args)) => train::run(args),
+        #[cfg(feature = "editor")]
+        Some(Command::Editor(args)) => editor::run(args),
         Some(Command::Batch(args)) => batch::run(args),
         Some(Command::Render(args)) => render::run(args),
         Some(Command::Metrics(args)) => metrics::run(args),

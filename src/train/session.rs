@@ -85,6 +85,8 @@ pub struct SessionOptions {
     pub stop: StopRequest,
     /// Use this device instead of opening one (tests share one).
     pub gpu: Option<GpuContext>,
+    /// Live edits to replay at their iterations (an editor session's `edits.ron`).
+    pub edits: Vec<crate::edits::ConfigEdit>,
 }
 
 /// Trains the scene of `config` to `optimization.iterations`; see the module documentation.
@@ -145,6 +147,9 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
             first_iteration,
             quiet,
         ));
+    if !options.edits.is_empty() {
+        app.add_plugins(crate::edits::EditReplayPlugin(options.edits.clone()));
+    }
     finish_setup(&mut app);
 
     loop {
@@ -264,7 +269,11 @@ pub fn train_headless(config: &Config, options: SessionOptions) -> anyhow::Resul
 /// The starting point of a run: a checkpoint, or Gaussians initialised from the scene's points
 /// (SfM points, a Blender scene's `points3d.ply`, or the reference's 100,000 random points).
 /// Writes `input.ply` with the points used.
-fn initial_state(config: &Config, scene: &LoadedScene, model: &Path) -> anyhow::Result<TrainInit> {
+pub fn initial_state(
+    config: &Config,
+    scene: &LoadedScene,
+    model: &Path,
+) -> anyhow::Result<TrainInit> {
     if let Some(path) = &config.run.start_checkpoint {
         let checkpoint = Checkpoint::read(path)?;
         if checkpoint.params.sh_degree != config.model.sh_degree && !checkpoint.params.is_empty() {

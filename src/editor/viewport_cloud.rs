@@ -1,0 +1,125 @@
+//! Drawing the live cloud in the viewport: the seam between the editor and the renderer.
+//!
+//! The cloud is rendered with the trainer's own rasterizer from the trainer's own buffers
+//! (`TrainGpuState::cloud`) for the viewport camera, into a texture the viewport panel shows
+//! under the viewport camera's image (frustums, points). The renders are exactly what
+//! training optimises; the price is one readback per redraw, so the layer is redrawn only
+//! when the camera, the size, the background or the cloud changed.
+//!
+//! This is the one place that will draw through the game plugin's renderer instead (a live
+//! `SplatCloud` on the trainer's buffers, seen by the viewport camera) once it lands; nothing
+//! else in the editor depends on how the cloud is drawn.
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, egui};
+
+use super::log::EditorLog;
+use super::viewport::{ViewportCamera, ViewportOptions};
+use super::viewport_scene::ViewportTarget;
+use crate::app::Gpu;
+use crate::camera::Camera;
+use crate::gpu::raster::RasterFrame;
+use crate::train::{TrainConfig, TrainGpuState, TrainKernels, TrainState};
+use crate::views::SceneInfo;
+
+/// The cloud layer of the viewport.
+#[derive(Resource, Default)]
+pub struct CloudLayer {
+    pub texture: Option<egui::TextureHandle>,
+    frame: Option<RasterFrame>,
+    /// What the current texture shows, to skip identical redraws.
+    drawn: Option<DrawnKey>,
+    failed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct DrawnKey {
+    camera: (Transform, [u32; 2], u32),
+    background: [f32; 3],
+    iteration: u32,
+    gaussians: u32,
+}
+
+/// The camera the viewport shows at `size`: exactly the dataset camera (intrinsics included)
+/// while looking through one, else the free camera.
+pub fn viewport_render_camera(
+    camera: &ViewportCamera,
+    scene: Option<&SceneInfo>,
+    size: [u32; 2],
+) -> Camera {
+    let through = camera
+        .looking_through
+        .and_then(|i| scene.and_then(|s| s.views.get(i)));
+    match through {
+        Some(view) => view.camera.resized(size[0], size[1]),
+        None => camera.to_camera(size[0], size[1]),
+    }
+}
+
+/// Renders the live cloud for the viewport camera when something changed.
+pub fn draw_cloud_layer(
+    mut contexts: EguiContexts,
+    mut layer: ResMut<CloudLayer>,
+    target: Res<ViewportTarget>,
+    camera: Res<ViewportCamera>,
+    options: Res<ViewportOptions>,
+    scene: Option<Res<SceneInfo>>,
+    config: Option<Res<TrainConfig>>,
+    state: Option<Res<TrainState>>,
+    train: Option<Res<TrainGpuState>>,
+    mut kernels: Option<ResMut<TrainKernels>>,
+    gpu: Res<Gpu>,
+    mut log: ResMut<EditorLog>,
+) {
+    let (Some(config), Some(state), Some(train), Some(kernels)) =
+        (config, state, train, kernels.as_deref_mut())
+    else {
+        return;
+    };
+    let size = target.size;
+    if size[0] < 2 || size[1] < 2 {
+        return;
+    }
+    let key = DrawnKey {
+        camera: (camera.transform(), size, camera.looking_through.map_or(u32::MAX, |i| i as u32)),
+        background: options.background,
+        iteration: state.iteration,
+        gaussians: train.cloud.len,
+    };
+    if layer.drawn.as_ref() == Some(&key) {
+        return;
+    }
+    let Ok(ctx) = contexts.ctx_mut() else {
+        return;
+    };
+    let render_camera = viewport_render_camera(&camera, scene.as_deref(), size);
+    let settings = config.render_settings(options.background, state.active_sh_degree);
+    let layer = &mut *layer;
+    let frame = layer.frame.get_or_insert_with(|| RasterFrame::new(&gpu));
+    if let Err(error) =
+        kernels
+            .rasterizer
+            .forward(&gpu, &train.cloud, &render_camera, &settings, frame, None)
+    {
+        if !layer.failed {
+            log.error(state.iteration, format!("viewport: {error}"));
+            layer.failed = true;
+        }
+        return;
+    }
+    layer.failed = false;
+    let planar = frame.read_image(&gpu);
+    let rgb = crate::cli::render::planar_to_rgb8(&planar, size[0], size[1]);
+    let image = egui::ColorImage::from_rgb([size[0] as usize, size[1] as usize], &rgb);
+    match &mut layer.texture {
+        Some(texture) => texture.set(image, egui::TextureOptions::LINEAR),
+        None => {
+            layer.texture = Some(ctx.load_texture(
+                "viewport cloud",
+                image,
+                egui::TextureOptions::LINEAR,
+            ));
+        }
+    }
+    layer.drawn = Some(key);
+}
