@@ -146,6 +146,17 @@ fn field_row(
             Mutability::Restart(why) => format!("Fixed during a run: {why}."),
         }
     );
+    if field.rust_type == "bool" && fixed_reason.is_none() {
+        // A switch is its own label: the name beside the box, the value in the second column.
+        let mut value = current == "true";
+        let response = ui.checkbox(&mut value, field.name).on_hover_text(&tooltip);
+        ui.label(egui::RichText::new(&current).monospace().weak());
+        if response.changed() {
+            let result = live.set(field.key, if value { "true" } else { "false" });
+            report(panel, live, field, result);
+        }
+        return;
+    }
     let label = ui.label(field.name).on_hover_text(&tooltip);
 
     if let Some(reason) = fixed_reason {
@@ -162,38 +173,42 @@ fn field_row(
     }
 
     let mut result = None;
-    if field.rust_type == "bool" {
-        let mut value = current == "true";
-        let response = ui.checkbox(&mut value, "").labelled_by(label.id);
-        if response.on_hover_text(&tooltip).changed() {
-            result = Some(live.set(field.key, if value { "true" } else { "false" }));
-        }
-    } else {
-        let draft = panel
-            .drafts
-            .entry(field.key)
-            .or_insert_with(|| current.clone());
-        let refused = panel.refused.contains_key(field.key);
-        let mut edit = egui::TextEdit::singleline(draft)
-            .font(egui::TextStyle::Monospace)
-            .desired_width(f32::INFINITY);
-        if refused {
-            edit = edit.text_color(ui.visuals().error_fg_color);
-        }
-        let response = ui.add(edit).labelled_by(label.id).on_hover_text(&tooltip);
-        let submitted = response.lost_focus();
-        if submitted {
-            if *draft != current || refused {
-                let value = draft.clone();
-                result = Some(live.set(field.key, &value));
-            }
-        } else if !response.has_focus() && !refused {
-            // Follow changes made elsewhere (a loaded file, the run panel).
-            *draft = current;
-        }
+    let draft = panel
+        .drafts
+        .entry(field.key)
+        .or_insert_with(|| current.clone());
+    let refused = panel.refused.contains_key(field.key);
+    let mut edit = egui::TextEdit::singleline(draft)
+        .font(egui::TextStyle::Monospace)
+        .desired_width(f32::INFINITY);
+    if refused {
+        edit = edit.text_color(ui.visuals().error_fg_color);
     }
+    let response = ui.add(edit).labelled_by(label.id).on_hover_text(&tooltip);
+    if response.lost_focus() {
+        if *draft != current || refused {
+            let value = draft.clone();
+            result = Some(live.set(field.key, &value));
+        }
+    } else if !response.has_focus() && !refused {
+        // Follow changes made elsewhere (a loaded file, the run panel).
+        *draft = current;
+    }
+    if let Some(result) = result {
+        report(panel, live, field, result);
+    }
+}
+
+/// Shows the outcome of an edit: the new value and from when it applies, or why it was
+/// refused (the refused text stays in its box).
+fn report(
+    panel: &mut InspectorPanel,
+    live: &LiveConfig,
+    field: &FieldInfo,
+    result: Result<(), String>,
+) {
     match result {
-        Some(Ok(())) => {
+        Ok(()) => {
             panel.refused.remove(field.key);
             let value = live.config.get(field.key).unwrap_or_default();
             panel.drafts.insert(field.key, value.clone());
@@ -203,11 +218,10 @@ fn field_row(
                 live.iteration() + 1
             )));
         }
-        Some(Err(message)) => {
+        Err(message) => {
             panel.refused.insert(field.key, message.clone());
             panel.message = Some(PanelMessage::error(message));
         }
-        None => {}
     }
 }
 

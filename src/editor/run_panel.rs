@@ -333,10 +333,12 @@ mod tests {
         harness.get_by_label("Auto steps per frame").click();
         harness.run();
         assert!(!harness.state().control.auto_steps);
-        let steps = harness.get_by_label("steps per frame");
-        steps.focus();
+        harness.get_by_label("steps per frame").focus();
         harness.run();
-        harness.key_press(egui::Key::ArrowUp);
+        harness.key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+        harness.get_by_label("steps per frame").type_text("2");
+        harness.run();
+        harness.key_press(egui::Key::Enter);
         harness.run();
         let s = harness.state();
         assert_eq!(s.control.requests, [RunRequest::SaveCheckpoint]);

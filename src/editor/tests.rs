@@ -6,6 +6,7 @@ use std::path::Path;
 use bevy::prelude::*;
 
 use super::app::{DisplayMode, EditorOptions, editor_app};
+use super::control::CurrentStatus;
 use super::live_config::LiveConfig;
 use super::run::{self, EditorRun};
 use super::viewport::ViewportOptions;
