@@ -13,13 +13,14 @@ fn editor_window_under_xvfb_runs_30_frames_and_exits_cleanly() {
     let output = dir.path().join("run");
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1600x1000x24"])
+        .args(["-a", "-s", "-screen 0 1024x768x24"])
         .arg(env!("CARGO_BIN_EXE_splatforge"))
         .args(["editor", "-s"])
         .arg(manifest.join("assets/demo"))
         .arg("-m")
         .arg(&output)
-        .args(["-r", "32", "--sh_degree", "1", "--frames", "30", "--layout"])
+        .args(["-r", "32", "--sh_degree", "1", "--frames", "30", "--size", "800x500"])
+        .arg("--layout")
         .arg(dir.path().join("layout.ron"))
         .env_remove("WAYLAND_DISPLAY")
         .output()

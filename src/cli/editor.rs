@@ -33,9 +33,10 @@ pub struct EditorArgs {
     /// Offscreen: write the last frame to this PNG file.
     #[arg(long, value_name = "FILE", requires = "offscreen")]
     pub screenshot: Option<PathBuf>,
-    /// Offscreen image size, WIDTHxHEIGHT.
-    #[arg(long, value_name = "WxH", default_value = "1920x1080")]
-    pub size: String,
+    /// Window or offscreen image size, WIDTHxHEIGHT [default: 1600x1000 for a window,
+    /// 1920x1080 offscreen].
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
     /// Open paused (press Start to train).
     #[arg(long)]
     pub paused: bool,
@@ -52,7 +53,12 @@ pub fn run(args: EditorArgs) -> anyhow::Result<()> {
     if args.train.edits.is_some() {
         bail!("--edits replays a session headless: use `splatforge train --edits`");
     }
-    let size = parse_size(&args.size)?;
+    let default_size = if args.offscreen {
+        "1920x1080"
+    } else {
+        "1600x1000"
+    };
+    let size = parse_size(args.size.as_deref().unwrap_or(default_size))?;
     if args.offscreen && args.frames.is_none() {
         bail!("--offscreen needs --frames N");
     }
@@ -77,7 +83,7 @@ pub fn run(args: EditorArgs) -> anyhow::Result<()> {
     let display = if args.offscreen {
         DisplayMode::Offscreen { size }
     } else {
-        DisplayMode::Window
+        DisplayMode::Window { size }
     };
     let layout = match (args.offscreen, args.layout) {
         (true, _) => None,

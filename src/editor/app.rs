@@ -20,8 +20,8 @@ use crate::gpu::GpuContext;
 /// Where the editor draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DisplayMode {
-    /// A window (needs a display).
-    Window,
+    /// A window of this size in logical pixels (needs a display).
+    Window { size: [u32; 2] },
     /// An image of this size in pixels, no window and no display needed.
     Offscreen { size: [u32; 2] },
 }
@@ -51,7 +51,7 @@ pub struct OffscreenImage(pub Handle<Image>);
 /// The editor app; `app.run()` it (window) or drive it with [`super::offscreen::run_offscreen`].
 pub fn editor_app(options: EditorOptions) -> App {
     let mut app = match options.display {
-        DisplayMode::Window => windowed_app(&options.gpu, options.log),
+        DisplayMode::Window { size } => windowed_app(&options.gpu, size, options.log),
         DisplayMode::Offscreen { .. } => headless_app(
             &options.gpu,
             &HeadlessOptions {
@@ -72,7 +72,7 @@ pub fn editor_app(options: EditorOptions) -> App {
         });
     }
     match options.display {
-        DisplayMode::Window => app.add_systems(Startup, spawn_window_ui_camera),
+        DisplayMode::Window { .. } => app.add_systems(Startup, spawn_window_ui_camera),
         DisplayMode::Offscreen { size } => {
             let image = offscreen_image(&mut app, size);
             app.insert_resource(OffscreenImage(image))
@@ -83,13 +83,13 @@ pub fn editor_app(options: EditorOptions) -> App {
 }
 
 /// Bevy's default plugins with a window, on splatforge's GPU device.
-fn windowed_app(gpu: &GpuContext, log: bool) -> App {
+fn windowed_app(gpu: &GpuContext, size: [u32; 2], log: bool) -> App {
     let mut app = App::new();
     let mut plugins = DefaultPlugins
         .set(WindowPlugin {
             primary_window: Some(Window {
                 title: "splatforge editor".into(),
-                resolution: WindowResolution::new(1600, 1000),
+                resolution: WindowResolution::new(size[0], size[1]),
                 ..default()
             }),
             // Closing saves first (see `quit_when_asked`).

@@ -73,10 +73,12 @@ impl RateMeter {
             self.steps_last_frame = iteration.saturating_sub(last);
         }
         self.samples.push_back((now, iteration));
-        while self
-            .samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(2))
+        // Keep about two seconds, and always the frame before this one (slow frames).
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(2))
         {
             self.samples.pop_front();
         }
@@ -412,5 +414,9 @@ mod tests {
         assert_eq!(meter.steps_last_frame, 100);
         let (its, fps) = meter.rates();
         assert!((its - 200.0).abs() < 1e-9 && (fps - 2.0).abs() < 1e-9);
+        // Frames slower than the window still give a rate.
+        meter.record(t0 + Duration::from_secs(10), 300);
+        let (its, _) = meter.rates();
+        assert!((its - 100.0 / 9.0).abs() < 1e-9, "{its}");
     }
 }

@@ -216,6 +216,15 @@ fn offscreen_screenshot_shows_the_panels_and_the_view_as_the_trainer_renders_it(
     for _ in 0..6 {
         app.update();
     }
+    // While training, the viewport shows the cloud (redrawn every frame), not its background.
+    let running = offscreen::capture(&mut app).unwrap();
+    let rect = app
+        .world()
+        .resource::<viewport_scene::ViewportTarget>()
+        .rect
+        .unwrap();
+    let colours = distinct_colours(&running, rect);
+    assert!(colours > 200, "the viewport shows {colours} colours while training");
     // Pause so that the picture and the reference show the same cloud.
     app.world_mut().resource_mut::<RunControl>().paused = true;
     app.update();

@@ -156,8 +156,8 @@ pub fn editor_ui(
             .collect()
     });
     let mut layers = Vec::new();
-    if let Some(texture) = &viewport.cloud.texture {
-        layers.push(texture.id());
+    if let Some(texture) = viewport.cloud.texture {
+        layers.push(texture);
     }
     if let Some(texture) = viewport.target.texture {
         layers.push(texture);

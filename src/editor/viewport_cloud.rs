@@ -10,8 +10,10 @@
 //! `SplatCloud` on the trainer's buffers, seen by the viewport camera) once it lands; nothing
 //! else in the editor depends on how the cloud is drawn.
 
+use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
-use bevy_egui::{EguiContexts, egui};
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy_egui::{EguiTextureHandle, EguiUserTextures, egui};
 
 use super::log::EditorLog;
 use super::viewport::{ViewportCamera, ViewportOptions};
@@ -22,10 +24,12 @@ use crate::gpu::raster::RasterFrame;
 use crate::train::{TrainConfig, TrainGpuState, TrainKernels, TrainState};
 use crate::views::SceneInfo;
 
-/// The cloud layer of the viewport.
+/// The cloud layer of the viewport: an image (shown by the panel as an egui user texture)
+/// rewritten in place at each redraw.
 #[derive(Resource, Default)]
 pub struct CloudLayer {
-    pub texture: Option<egui::TextureHandle>,
+    pub image: Option<Handle<Image>>,
+    pub texture: Option<egui::TextureId>,
     frame: Option<RasterFrame>,
     /// What the current texture shows, to skip identical redraws.
     drawn: Option<DrawnKey>,
@@ -58,7 +62,8 @@ pub fn viewport_render_camera(
 
 /// Renders the live cloud for the viewport camera when something changed.
 pub fn draw_cloud_layer(
-    mut contexts: EguiContexts,
+    mut images: ResMut<Assets<Image>>,
+    mut user_textures: ResMut<EguiUserTextures>,
     mut layer: ResMut<CloudLayer>,
     target: Res<ViewportTarget>,
     camera: Res<ViewportCamera>,
@@ -89,9 +94,6 @@ pub fn draw_cloud_layer(
     if layer.drawn.as_ref() == Some(&key) {
         return;
     }
-    let Ok(ctx) = contexts.ctx_mut() else {
-        return;
-    };
     let render_camera = viewport_render_camera(&camera, scene.as_deref(), size);
     let settings = config.render_settings(options.background, state.active_sh_degree);
     let layer = &mut *layer;
@@ -109,16 +111,37 @@ pub fn draw_cloud_layer(
     }
     layer.failed = false;
     let planar = frame.read_image(&gpu);
-    let rgb = crate::cli::render::planar_to_rgb8(&planar, size[0], size[1]);
-    let image = egui::ColorImage::from_rgb([size[0] as usize, size[1] as usize], &rgb);
-    match &mut layer.texture {
-        Some(texture) => texture.set(image, egui::TextureOptions::LINEAR),
-        None => {
-            layer.texture = Some(ctx.load_texture(
-                "viewport cloud",
-                image,
-                egui::TextureOptions::LINEAR,
-            ));
+    let rgba: Vec<u8> = crate::cli::render::planar_to_rgb8(&planar, size[0], size[1])
+        .chunks_exact(3)
+        .flat_map(|rgb| [rgb[0], rgb[1], rgb[2], 255])
+        .collect();
+    let same_size = layer
+        .image
+        .as_ref()
+        .and_then(|handle| images.get(handle))
+        .is_some_and(|image| image.width() == size[0] && image.height() == size[1]);
+    if same_size
+        && let Some(mut image) = layer.image.as_ref().and_then(|h| images.get_mut(h))
+    {
+        image.data = Some(rgba);
+    } else {
+        {
+            let image = Image::new(
+                Extent3d {
+                    width: size[0],
+                    height: size[1],
+                    depth_or_array_layers: 1,
+                },
+                TextureDimension::D2,
+                rgba,
+                TextureFormat::Rgba8UnormSrgb,
+                RenderAssetUsages::default(),
+            );
+            let handle = images.add(image);
+            if let Some(old) = layer.image.replace(handle.clone()) {
+                user_textures.remove_image(&old);
+            }
+            layer.texture = Some(user_textures.add_image(EguiTextureHandle::Strong(handle)));
         }
     }
     layer.drawn = Some(key);
