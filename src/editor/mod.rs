@@ -131,8 +131,8 @@ impl Plugin for EditorPlugin {
             Update,
             (
                 run::finish_pending_open,
-                open_requested,
                 open_dropped_files,
+                open_requested,
                 quit_when_asked,
                 control::carry_out_requests,
             )

@@ -308,3 +308,93 @@ fn psnr_u8(a: &[u8], b: &[u8]) -> f64 {
         / a.len() as f64;
     10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
 }
+
+/// Updates until what was dropped has been opened (or refused): at most `frames` frames.
+fn until_opened(app: &mut App, frames: u32) {
+    app.update(); // the drop becomes an open request, and the opening starts
+    for _ in 0..frames {
+        if app.world().resource::<run::PendingOpen>().busy().is_none() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        app.update();
+    }
+    panic!("still opening after {frames} frames");
+}
+
+fn drop_file(app: &mut App, path: &Path) {
+    app.world_mut()
+        .write_message(bevy::window::FileDragAndDrop::DroppedFile {
+            window: Entity::PLACEHOLDER,
+            path_buf: path.to_path_buf(),
+        });
+}
+
+#[test]
+fn views_broken_and_good_files_dropped_and_a_fork() {
+    let dir = TempDir::new("editor-open").unwrap();
+    let output = dir.path().join("run");
+    let mut config = tiny_config(&output, 200);
+    config.run.steps_per_frame = 6;
+    let mut app = offscreen_editor(config, [480, 320]);
+    finish_setup(&mut app);
+    {
+        let mut control = app.world_mut().resource_mut::<RunControl>();
+        control.auto_steps = false;
+        control.paused = false;
+    }
+    // A view selected in the views panel gets its ground truth, render and error images.
+    app.world_mut().resource_mut::<ui::Panels>().views.selected = Some(2);
+    for _ in 0..4 {
+        app.update();
+    }
+    let selected = app.world().resource::<view_images::SelectedView>();
+    let images = selected.images.as_ref().expect("the selected view is rendered");
+    assert_eq!(images.view, 2);
+    assert!(images.psnr.is_finite() && images.psnr > 5.0, "{}", images.psnr);
+    let stats = app.world().resource::<control::ViewStats>();
+    assert!(stats.psnr[2].is_some());
+    assert!(
+        stats.loss.iter().flatten().count() > 0,
+        "losses read back are credited to their views"
+    );
+
+    // A broken PLY dropped on the window: its error in the log, the run goes on.
+    let broken = dir.path().join("broken.ply");
+    std::fs::write(&broken, b"ply\nformat binary_little_endian 1.0\nelement vertex 9\n").unwrap();
+    let before = iteration(&app);
+    drop_file(&mut app, &broken);
+    until_opened(&mut app, 200);
+    let error = app.world().resource::<log::EditorLog>().last_error().unwrap().text.clone();
+    assert!(error.contains("broken.ply"), "{error}");
+    assert_eq!(app.world().resource::<EditorRun>().output, output);
+    assert!(iteration(&app) > before, "training went on");
+
+    // Fork: a checkpoint here, and the run continues from it in a new folder.
+    app.world_mut()
+        .resource_mut::<RunControl>()
+        .requests
+        .push(run_panel::RunRequest::Fork);
+    app.update();
+    let forked_at = iteration(&app);
+    let fork = dir.path().join("run-2");
+    assert_eq!(app.world().resource::<EditorRun>().output, fork);
+    let fork_config = Config::load(&fork.join("config.ron")).unwrap();
+    let checkpoint = fork_config.run.start_checkpoint.clone().unwrap();
+    assert!(checkpoint.starts_with(&output) && checkpoint.is_file());
+    assert_eq!(fork_config.model.model_path, fork);
+    app.update();
+    assert!(iteration(&app) > forked_at);
+
+    // A good PLY dropped: a new run from its Gaussians, in the next folder.
+    let ply = run::save_ply_now(app.world_mut()).unwrap();
+    let count = app.world().resource::<TrainGpuState>().cloud.len;
+    drop_file(&mut app, &ply);
+    until_opened(&mut app, 200);
+    assert_eq!(
+        app.world().resource::<EditorRun>().output,
+        dir.path().join("run-3")
+    );
+    assert_eq!(app.world().resource::<TrainGpuState>().cloud.len, count);
+    assert!(iteration(&app) < forked_at, "the new run starts from the PLY");
+}
