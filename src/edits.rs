@@ -88,7 +88,12 @@ pub fn read_edits(path: &Path) -> Result<Vec<ConfigEdit>, EditsError> {
     let mut scratch = Config::default();
     let mut previous = 0;
     for (index, edit) in edits.iter().enumerate() {
-        let entry = format!("edit {} (iteration {}, {})", index + 1, edit.iteration, edit.key);
+        let entry = format!(
+            "edit {} (iteration {}, {})",
+            index + 1,
+            edit.iteration,
+            edit.key
+        );
         check_live(&edit.key).map_err(|why| invalid(format!("{entry}: {why}")))?;
         scratch
             .set(&edit.key, &edit.value)
@@ -260,10 +265,16 @@ mod tests {
             edit(5, "optimization.opacity_lr", "0.1"),
             edit(4, "optimization.opacity_lr", "0.2"),
         ]);
-        assert!(m.contains("edit 2") && m.contains("must not decrease"), "{m}");
+        assert!(
+            m.contains("edit 2") && m.contains("must not decrease"),
+            "{m}"
+        );
         std::fs::write(&path, "[(iteration: 1, key: 3)]").unwrap();
         let m = read_edits(&path).unwrap_err().to_string();
-        assert!(m.contains("edits.ron: 1:") && m.contains("expected a list"), "{m}");
+        assert!(
+            m.contains("edits.ron: 1:") && m.contains("expected a list"),
+            "{m}"
+        );
         let m = read_edits(&dir.path().join("missing.ron"))
             .unwrap_err()
             .to_string();
@@ -279,22 +290,31 @@ mod tests {
         state.iteration = 100;
         state.finished = true;
 
-        let error = apply_edit(&mut config, Some(&mut state), "optimization.opacity_lr", "-1")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("must be finite and >= 0"), "{error}");
         let error = apply_edit(
             &mut config,
-            None,
-            "optimization.densify_from_iter",
-            "20000",
+            Some(&mut state),
+            "optimization.opacity_lr",
+            "-1",
         )
         .unwrap_err()
         .to_string();
+        assert!(error.contains("must be finite and >= 0"), "{error}");
+        let error = apply_edit(&mut config, None, "optimization.densify_from_iter", "20000")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("densify_until_iter"), "{error}");
-        assert_eq!(config.optimization.opacity_lr, 0.025, "refused edits change nothing");
+        assert_eq!(
+            config.optimization.opacity_lr, 0.025,
+            "refused edits change nothing"
+        );
 
-        apply_edit(&mut config, Some(&mut state), "optimization.iterations", "250").unwrap();
+        apply_edit(
+            &mut config,
+            Some(&mut state),
+            "optimization.iterations",
+            "250",
+        )
+        .unwrap();
         assert_eq!(config.optimization.iterations, 250);
         assert_eq!(config.run.save_iterations, [100, 250]);
         assert_eq!(state.last_iteration, 250);

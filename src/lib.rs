@@ -18,9 +18,9 @@ pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod dataset;
-pub mod edits;
 #[cfg(feature = "editor")]
 pub mod editor;
+pub mod edits;
 pub mod fsutil;
 pub mod gpu;
 pub mod model;

@@ -69,7 +69,10 @@ fn offscreen_editor_writes_a_screenshot_and_reports_frame_rate_and_speed() {
     let out = splatforge(&args);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("frames/s") && stdout.contains("it/s"), "{stdout}");
+    assert!(
+        stdout.contains("frames/s") && stdout.contains("it/s"),
+        "{stdout}"
+    );
     let image = image::open(&shot).expect("the screenshot is a PNG");
     assert_eq!((image.width(), image.height()), (640, 400));
     assert!(output.join("config.ron").is_file());
@@ -114,7 +117,7 @@ fn train_replays_an_edits_file_and_refuses_a_bad_one() {
     .unwrap();
     let mut args = vec!["train".to_string()];
     args.extend(tiny(&dir.path().join("run")));
-    args.extend(["--iterations", "10", "--quiet", "--edits"].map(str::to_string));
+    args.extend(["--set", "optimization.iterations=10", "--quiet", "--edits"].map(str::to_string));
     args.push(edits.display().to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = splatforge(&args);

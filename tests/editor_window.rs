@@ -19,7 +19,16 @@ fn editor_window_under_xvfb_runs_30_frames_and_exits_cleanly() {
         .arg(manifest.join("assets/demo"))
         .arg("-m")
         .arg(&output)
-        .args(["-r", "32", "--sh_degree", "1", "--frames", "30", "--size", "800x500"])
+        .args([
+            "-r",
+            "32",
+            "--sh_degree",
+            "1",
+            "--frames",
+            "30",
+            "--size",
+            "800x500",
+        ])
         .arg("--layout")
         .arg(dir.path().join("layout.ron"))
         .env_remove("WAYLAND_DISPLAY")

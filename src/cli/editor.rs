@@ -132,7 +132,7 @@ fn editor_config(args: &TrainArgs) -> anyhow::Result<Config> {
             None => false,
         };
     if has_scene {
-        return Ok(super::train::resolve_config(args)?);
+        return super::train::resolve_config(args);
     }
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -154,7 +154,9 @@ fn demo_scene() -> anyhow::Result<PathBuf> {
     if built_from.exists() {
         return Ok(built_from);
     }
-    bail!("the demo scene assets/demo is not here: run from the splatforge checkout or give -s <scene>")
+    bail!(
+        "the demo scene assets/demo is not here: run from the splatforge checkout or give -s <scene>"
+    )
 }
 
 /// `1920x1080` -> `[1920, 1080]`.

@@ -318,7 +318,9 @@ impl Config {
     pub fn fields() -> impl Iterator<Item = FieldInfo> {
         Config::SECTIONS.iter().flat_map(|&section| {
             let fields = Config::section_fields(section).unwrap_or_default();
-            fields.iter().filter_map(move |&field| Config::field_info(section, field))
+            fields
+                .iter()
+                .filter_map(move |&field| Config::field_info(section, field))
         })
     }
 
@@ -353,9 +355,7 @@ impl Config {
             "run" => self.run.field_ron(field),
             _ => None,
         };
-        value
-            .ok_or_else(unknown)?
-            .map_err(ConfigError::Serialize)
+        value.ok_or_else(unknown)?.map_err(ConfigError::Serialize)
     }
 
     /// The fields whose values differ between `self` and `other`, in file order.

@@ -223,7 +223,11 @@ fn get_writes_every_field_as_set_reads_it() {
     assert!(Config::default().get("run.nope").is_err());
     let differing = Config::default().differing_fields(&changed);
     assert_eq!(differing.len(), Config::fields().count());
-    assert!(Config::default().differing_fields(&Config::default()).is_empty());
+    assert!(
+        Config::default()
+            .differing_fields(&Config::default())
+            .is_empty()
+    );
 }
 
 // ---- shipped configuration files ----

@@ -52,12 +52,9 @@ pub struct OffscreenImage(pub Handle<Image>);
 pub fn editor_app(options: EditorOptions) -> App {
     let mut app = match options.display {
         DisplayMode::Window { size } => windowed_app(&options.gpu, size, options.log),
-        DisplayMode::Offscreen { .. } => headless_app(
-            &options.gpu,
-            &HeadlessOptions {
-                log: options.log,
-            },
-        ),
+        DisplayMode::Offscreen { .. } => {
+            headless_app(&options.gpu, &HeadlessOptions { log: options.log })
+        }
     };
     app.add_plugins(EditorPlugin {
         first_run: std::sync::Mutex::new(options.first_run),

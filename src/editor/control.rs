@@ -182,7 +182,10 @@ pub fn apply_run_control(world: &mut World) {
             }
         }
     };
-    world.resource_mut::<StepBudget>().last_frame.get_or_insert(now);
+    world
+        .resource_mut::<StepBudget>()
+        .last_frame
+        .get_or_insert(now);
     // The trainer runs while its stop request is clear; the request is the editor's pause
     // switch here (the editor ends runs itself, with the stop button).
     if let Some(stop) = world.get_resource::<StopRequest>() {
@@ -199,10 +202,7 @@ pub fn observe_run(world: &mut World) {
     let now = Instant::now();
     let phase = run_phase(world);
     let Some(state) = world.get_resource::<TrainState>().cloned() else {
-        world.resource_mut::<CurrentStatus>().0 = RunStatus {
-            phase,
-            ..default()
-        };
+        world.resource_mut::<CurrentStatus>().0 = RunStatus { phase, ..default() };
         return;
     };
 
@@ -246,14 +246,20 @@ pub fn observe_run(world: &mut World) {
     credit_view_losses(world);
     log_new_evaluations(world);
 
-    let gaussians = world.get_resource::<TrainGpuState>().map_or(0, |t| t.cloud.len);
+    let gaussians = world
+        .get_resource::<TrainGpuState>()
+        .map_or(0, |t| t.cloud.len);
     let image_bytes: u64 = world
         .query::<&ViewImage>()
         .iter(world)
         .map(|image| image.buffer.size())
         .sum();
-    let gpu_bytes = world.get_resource::<TrainGpuState>().map_or(0, |t| t.bytes())
-        + world.get_resource::<StepBuffers>().map_or(0, |b| b.frame.bytes())
+    let gpu_bytes = world
+        .get_resource::<TrainGpuState>()
+        .map_or(0, |t| t.bytes())
+        + world
+            .get_resource::<StepBuffers>()
+            .map_or(0, |b| b.frame.bytes())
         + image_bytes;
     let output = world.resource::<EditorRun>().output.display().to_string();
     let status = RunStatus {
@@ -273,11 +279,16 @@ pub fn observe_run(world: &mut World) {
 
 /// Credits each new loss readback to the view its step trained on.
 fn credit_view_losses(world: &mut World) {
-    let views = world.get_resource::<SceneInfo>().map_or(0, |s| s.views.len());
+    let views = world
+        .get_resource::<SceneInfo>()
+        .map_or(0, |s| s.views.len());
     let Some(metrics) = world.get_resource::<TrainMetrics>() else {
         return;
     };
-    let start = world.resource::<ViewStats>().losses_read.min(metrics.loss.len());
+    let start = world
+        .resource::<ViewStats>()
+        .losses_read
+        .min(metrics.loss.len());
     let new: Vec<(u32, f64)> = metrics.loss[start..].to_vec();
     let total = metrics.loss.len();
     let step_views = world.resource::<StepViews>().0.clone();
@@ -301,7 +312,10 @@ fn log_new_evaluations(world: &mut World) {
     let Some(metrics) = world.get_resource::<TrainMetrics>() else {
         return;
     };
-    let logged = world.resource::<EvaluationsLogged>().0.min(metrics.evaluations.len());
+    let logged = world
+        .resource::<EvaluationsLogged>()
+        .0
+        .min(metrics.evaluations.len());
     let new: Vec<String> = metrics.evaluations[logged..]
         .iter()
         .map(|r| {
@@ -312,7 +326,9 @@ fn log_new_evaluations(world: &mut World) {
         })
         .collect();
     let total = metrics.evaluations.len();
-    let iteration = world.get_resource::<TrainState>().map_or(0, |s| s.iteration);
+    let iteration = world
+        .get_resource::<TrainState>()
+        .map_or(0, |s| s.iteration);
     world.resource_mut::<EvaluationsLogged>().0 = total;
     let mut log = world.resource_mut::<EditorLog>();
     for line in new {
@@ -324,7 +340,9 @@ fn log_new_evaluations(world: &mut World) {
 pub fn carry_out_requests(world: &mut World) {
     let requests = std::mem::take(&mut world.resource_mut::<RunControl>().requests);
     for request in requests {
-        let iteration = world.get_resource::<TrainState>().map_or(0, |s| s.iteration);
+        let iteration = world
+            .get_resource::<TrainState>()
+            .map_or(0, |s| s.iteration);
         let outcome: anyhow::Result<String> = match request {
             RunRequest::SavePly => {
                 run::save_ply_now(world).map(|p| format!("saved {}", p.display()))

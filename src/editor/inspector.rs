@@ -165,8 +165,12 @@ fn field_row(
                 .labelled_by(label.id)
                 .on_hover_text(&tooltip);
             ui.add(
-                egui::Label::new(egui::RichText::new(format!("fixed: {reason}")).weak().small())
-                    .wrap(),
+                egui::Label::new(
+                    egui::RichText::new(format!("fixed: {reason}"))
+                        .weak()
+                        .small(),
+                )
+                .wrap(),
             );
         });
         return;
@@ -298,7 +302,10 @@ mod tests {
         );
         let message = s.panel.message.clone().unwrap();
         assert!(!message.error);
-        assert_eq!(message.text, "optimization.opacity_lr = 0.05 from iteration 251");
+        assert_eq!(
+            message.text,
+            "optimization.opacity_lr = 0.05 from iteration 251"
+        );
     }
 
     #[test]
@@ -343,9 +350,8 @@ mod tests {
         let mut harness = harness();
         harness.run();
         // sh_degree is shown as text with the reason, not as an editable box.
-        harness.get_by_label_contains(
-            "fixed: the colour buffers of every Gaussian are sized for it",
-        );
+        harness
+            .get_by_label_contains("fixed: the colour buffers of every Gaussian are sized for it");
         assert!(
             harness
                 .query_by_role_and_label(egui::accesskit::Role::TextInput, "sh_degree")

@@ -62,10 +62,9 @@ impl LiveConfig<'_> {
     /// together are invalid.
     pub fn apply_loaded(&mut self, loaded: &Config) -> Result<Vec<&'static str>, String> {
         let differing = self.config.differing_fields(loaded);
-        let (live, restart): (Vec<&'static str>, Vec<&'static str>) =
-            differing.into_iter().partition(|key| {
-                Config::field(key).is_some_and(|f| f.mutability == Mutability::Live)
-            });
+        let (live, restart): (Vec<&'static str>, Vec<&'static str>) = differing
+            .into_iter()
+            .partition(|key| Config::field(key).is_some_and(|f| f.mutability == Mutability::Live));
         // Check the live values together first, so that a file is applied whole or not at all.
         let mut candidate = self.config.clone();
         for key in &live {

@@ -59,7 +59,10 @@ impl EditorLog {
 
     /// The latest error, if any.
     pub fn last_error(&self) -> Option<&LogEntry> {
-        self.entries.iter().rev().find(|e| e.level == LogLevel::Error)
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.level == LogLevel::Error)
     }
 }
 
@@ -80,7 +83,11 @@ pub fn log_ui(ui: &mut egui::Ui, panel: &mut LogPanel, log: &EditorLog) {
     ui.horizontal(|ui| {
         ui.label("Show");
         ui.radio_value(&mut panel.min_level, LogLevel::Info, "all");
-        ui.radio_value(&mut panel.min_level, LogLevel::Warning, "warnings and errors");
+        ui.radio_value(
+            &mut panel.min_level,
+            LogLevel::Warning,
+            "warnings and errors",
+        );
         ui.radio_value(&mut panel.min_level, LogLevel::Error, "errors");
     });
     ui.separator();
@@ -127,7 +134,11 @@ mod tests {
         harness.get_by_label("[10] optimization.opacity_lr = 0.05");
         harness.get_by_label("errors").click();
         harness.run();
-        assert!(harness.query_by_label("[10] optimization.opacity_lr = 0.05").is_none());
+        assert!(
+            harness
+                .query_by_label("[10] optimization.opacity_lr = 0.05")
+                .is_none()
+        );
         harness.get_by_label("[20] cannot open broken.ply: not a PLY file");
     }
 }

@@ -37,7 +37,7 @@ use bevy::prelude::*;
 use bevy::window::{FileDragAndDrop, WindowCloseRequested};
 use bevy_egui::{EguiGlobalSettings, EguiPlugin, EguiPrimaryContextPass};
 
-use crate::train::{StopRequest, TrainConfig, TrainPlugin, TrainStep, TrainState, run_train_steps};
+use crate::train::{StopRequest, TrainConfig, TrainPlugin, TrainState, TrainStep, run_train_steps};
 
 pub use app::{DisplayMode, EditorOptions, editor_app};
 pub use run::{OpenRequest, PreparedRun};
@@ -79,82 +79,92 @@ impl Plugin for EditorPlugin {
         if let Some(problem) = layout_problem {
             log.warn(0, problem);
         }
-        app.add_plugins(EguiPlugin {
+        // Bindless textures would need device features splatforge does not ask for (the
+        // panels use a handful of textures). bevy_egui adds more fields under its own features.
+        #[allow(clippy::needless_update)]
+        let egui = EguiPlugin {
             bindless_mode_array_size: None,
             ..default()
-        })
-        .add_plugins(TrainPlugin)
-        .insert_resource(FirstRun(Mutex::new(first_run)))
-        .insert_resource(layout)
-        .insert_resource(log)
-        .insert_resource(RunControl {
-            paused: self.paused,
-            ..default()
-        })
-        .init_resource::<run::EditorRun>()
-        .init_resource::<run::PendingOpen>()
-        .init_resource::<control::CurrentStatus>()
-        .init_resource::<control::StepBudget>()
-        .init_resource::<control::RateMeter>()
-        .init_resource::<control::ViewStats>()
-        .init_resource::<control::StepViews>()
-        .init_resource::<control::EvaluationsLogged>()
-        .init_resource::<plots::RunHistory>()
-        .init_resource::<ui::Panels>()
-        .init_resource::<ui::Dialogs>()
-        .init_resource::<ui::UiRequests>()
-        .init_resource::<ui::DrawnTabs>()
-        .init_resource::<viewport::ViewportCamera>()
-        .init_resource::<viewport::ViewportOptions>()
-        .init_resource::<viewport_scene::ViewportTarget>()
-        .init_resource::<viewport_cloud::CloudLayer>()
-        .init_resource::<view_images::SelectedView>()
-        .configure_sets(
-            Update,
-            (EditorSet::Requests, EditorSet::Control)
-                .chain()
-                .before(run_train_steps),
-        )
-        .configure_sets(
-            Update,
-            (EditorSet::Observe, EditorSet::Viewport)
-                .chain()
-                .after(run_train_steps),
-        )
-        .add_systems(PreStartup, open_first_run)
-        .add_systems(Startup, (manual_egui_context, viewport_scene::spawn_viewport_camera))
-        .add_systems(
-            TrainStep,
-            control::remember_step_view.after(crate::train::sample_view::sample_view),
-        )
-        .add_systems(
-            Update,
-            (
-                run::finish_pending_open,
-                open_dropped_files,
-                open_requested,
-                quit_when_asked,
-                control::carry_out_requests,
+        };
+        app.add_plugins(egui)
+            .add_plugins(TrainPlugin)
+            .insert_resource(FirstRun(Mutex::new(first_run)))
+            .insert_resource(layout)
+            .insert_resource(log)
+            .insert_resource(RunControl {
+                paused: self.paused,
+                ..default()
+            })
+            .init_resource::<run::EditorRun>()
+            .init_resource::<run::PendingOpen>()
+            .init_resource::<control::CurrentStatus>()
+            .init_resource::<control::StepBudget>()
+            .init_resource::<control::RateMeter>()
+            .init_resource::<control::ViewStats>()
+            .init_resource::<control::StepViews>()
+            .init_resource::<control::EvaluationsLogged>()
+            .init_resource::<plots::RunHistory>()
+            .init_resource::<ui::Panels>()
+            .init_resource::<ui::Dialogs>()
+            .init_resource::<ui::UiRequests>()
+            .init_resource::<ui::DrawnTabs>()
+            .init_resource::<viewport::ViewportCamera>()
+            .init_resource::<viewport::ViewportOptions>()
+            .init_resource::<viewport_scene::ViewportTarget>()
+            .init_resource::<viewport_cloud::CloudLayer>()
+            .init_resource::<view_images::SelectedView>()
+            .configure_sets(
+                Update,
+                (EditorSet::Requests, EditorSet::Control)
+                    .chain()
+                    .before(run_train_steps),
             )
-                .chain()
-                .in_set(EditorSet::Requests),
-        )
-        .add_systems(Update, control::apply_run_control.in_set(EditorSet::Control))
-        .add_systems(Update, control::observe_run.in_set(EditorSet::Observe))
-        .add_systems(
-            Update,
-            (
-                viewport_scene::frame_new_run,
-                viewport_scene::sync_viewport_camera,
-                viewport_scene::draw_frustums,
-                viewport_scene::draw_sfm_points,
-                viewport_cloud::draw_cloud_layer,
-                view_images::refresh_selected_view,
+            .configure_sets(
+                Update,
+                (EditorSet::Observe, EditorSet::Viewport)
+                    .chain()
+                    .after(run_train_steps),
             )
-                .chain()
-                .in_set(EditorSet::Viewport),
-        )
-        .add_systems(EguiPrimaryContextPass, ui::editor_ui);
+            .add_systems(PreStartup, open_first_run)
+            .add_systems(
+                Startup,
+                (manual_egui_context, viewport_scene::spawn_viewport_camera),
+            )
+            .add_systems(
+                TrainStep,
+                control::remember_step_view.after(crate::train::sample_view::sample_view),
+            )
+            .add_systems(
+                Update,
+                (
+                    run::finish_pending_open,
+                    open_dropped_files,
+                    open_requested,
+                    quit_when_asked,
+                    control::carry_out_requests,
+                )
+                    .chain()
+                    .in_set(EditorSet::Requests),
+            )
+            .add_systems(
+                Update,
+                control::apply_run_control.in_set(EditorSet::Control),
+            )
+            .add_systems(Update, control::observe_run.in_set(EditorSet::Observe))
+            .add_systems(
+                Update,
+                (
+                    viewport_scene::frame_new_run,
+                    viewport_scene::sync_viewport_camera,
+                    viewport_scene::draw_frustums,
+                    viewport_scene::draw_sfm_points,
+                    viewport_cloud::draw_cloud_layer,
+                    view_images::refresh_selected_view,
+                )
+                    .chain()
+                    .in_set(EditorSet::Viewport),
+            )
+            .add_systems(EguiPrimaryContextPass, ui::editor_ui);
     }
 }
 
@@ -194,8 +204,13 @@ fn open_requested(world: &mut World) {
         let mut state = world.get_resource::<TrainState>().cloned();
         let mut editor_run = std::mem::take(&mut *world.resource_mut::<run::EditorRun>());
         let mut made = Vec::new();
-        let message =
-            ui::load_config_file(&path, &mut config, state.as_mut(), &mut made, &mut editor_run);
+        let message = ui::load_config_file(
+            &path,
+            &mut config,
+            state.as_mut(),
+            &mut made,
+            &mut editor_run,
+        );
         let iteration = state.as_ref().map_or(0, |s| s.iteration);
         world.resource_mut::<TrainConfig>().0 = config;
         if let Some(state) = state {
@@ -226,7 +241,9 @@ fn open_requested(world: &mut World) {
             .clone()
             .unwrap_or(config);
         if let Err(error) = control::open(world, request, config) {
-            let iteration = world.get_resource::<TrainState>().map_or(0, |s| s.iteration);
+            let iteration = world
+                .get_resource::<TrainState>()
+                .map_or(0, |s| s.iteration);
             world
                 .resource_mut::<log::EditorLog>()
                 .error(iteration, format!("{error:#}"));
@@ -295,7 +312,9 @@ pub fn quit_when_asked(world: &mut World) {
         }
         return;
     }
-    let iteration = world.get_resource::<TrainState>().map_or(0, |s| s.iteration);
+    let iteration = world
+        .get_resource::<TrainState>()
+        .map_or(0, |s| s.iteration);
     let mut lines = Vec::new();
     match run::save_unsaved(world) {
         Ok(files) => {

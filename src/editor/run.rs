@@ -204,7 +204,12 @@ pub struct PendingOpen(pub Mutex<Option<(String, JoinHandle<anyhow::Result<Prepa
 
 impl PendingOpen {
     /// Starts preparing `request` unless another open is under way (then says so).
-    pub fn start(&self, request: OpenRequest, config: Config, output: PathBuf) -> Result<(), String> {
+    pub fn start(
+        &self,
+        request: OpenRequest,
+        config: Config,
+        output: PathBuf,
+    ) -> Result<(), String> {
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((what, _)) = slot.as_ref() {
             return Err(format!("still opening {what}"));
@@ -306,7 +311,9 @@ pub fn finish_pending_open(world: &mut World) {
     let Some((what, result)) = world.resource::<PendingOpen>().take_finished() else {
         return;
     };
-    let iteration = world.get_resource::<TrainState>().map_or(0, |s| s.iteration);
+    let iteration = world
+        .get_resource::<TrainState>()
+        .map_or(0, |s| s.iteration);
     let outcome = result.and_then(|run| start_run(world, run, true));
     if let Err(error) = outcome {
         world
@@ -323,7 +330,12 @@ pub fn record_edits(run: &mut EditorRun, log: &mut EditorLog, edits: Vec<ConfigE
     for edit in &edits {
         log.info(
             edit.iteration,
-            format!("edit: {} = {} from iteration {}", edit.key, edit.value, edit.iteration + 1),
+            format!(
+                "edit: {} = {} from iteration {}",
+                edit.key,
+                edit.value,
+                edit.iteration + 1
+            ),
         );
     }
     run.edits.extend(edits);
@@ -388,16 +400,14 @@ pub fn handle_failure(world: &mut World) {
         return;
     }
     world.resource_mut::<EditorRun>().failure_handled = true;
-    let iteration = world.get_resource::<TrainState>().map_or(0, |s| s.iteration);
+    let iteration = world
+        .get_resource::<TrainState>()
+        .map_or(0, |s| s.iteration);
     let model = world.resource::<ModelPath>().0.clone();
-    let saved = world
-        .resource::<LastGoodState>()
-        .0
-        .as_ref()
-        .map(|good| {
-            let path = outputs::checkpoint_path(&model, good.meta.iteration);
-            good.write(&path).map(|_| path)
-        });
+    let saved = world.resource::<LastGoodState>().0.as_ref().map(|good| {
+        let path = outputs::checkpoint_path(&model, good.meta.iteration);
+        good.write(&path).map(|_| path)
+    });
     let message = match saved {
         Some(Ok(path)) => format!(
             "training stopped: {failure}; the last good state is saved in {}",
@@ -457,8 +467,14 @@ mod tests {
         assert_eq!(next_output(&run), dir.path().join("abc-2"));
         std::fs::create_dir_all(dir.path().join("abc-2")).unwrap();
         assert_eq!(next_output(&run), dir.path().join("abc-3"));
-        assert_eq!(next_output(&dir.path().join("abc-2")), dir.path().join("abc-3"));
-        assert_eq!(next_output(&dir.path().join("x-y")), dir.path().join("x-y-2"));
+        assert_eq!(
+            next_output(&dir.path().join("abc-2")),
+            dir.path().join("abc-3")
+        );
+        assert_eq!(
+            next_output(&dir.path().join("x-y")),
+            dir.path().join("x-y-2")
+        );
     }
 
     #[test]

@@ -114,10 +114,7 @@ pub fn run_panel_ui(
             control.pending_steps = 0;
         }
         if ui
-            .add_enabled(
-                active && control.paused,
-                egui::Button::new("Step"),
-            )
+            .add_enabled(active && control.paused, egui::Button::new("Step"))
             .on_hover_text("Run exactly one iteration (while paused)")
             .clicked()
         {
@@ -317,7 +314,10 @@ mod tests {
         harness.run();
         let control = &harness.state().control;
         assert!(!control.paused);
-        assert_eq!(control.pending_steps, 0, "resuming drops queued single steps");
+        assert_eq!(
+            control.pending_steps, 0,
+            "resuming drops queued single steps"
+        );
         harness.get_by_label("Stop").click();
         harness.run();
         assert_eq!(harness.state().control.requests, [RunRequest::Stop]);

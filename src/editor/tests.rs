@@ -125,13 +125,21 @@ fn run_control_live_edits_and_their_headless_replay() {
     let means = download(&app, ParamGroup::Means);
     app.world_mut().resource_mut::<RunControl>().pending_steps = 1;
     app.update();
-    assert_ne!(download(&app, ParamGroup::Opacities), opacities, "learning before the edit");
+    assert_ne!(
+        download(&app, ParamGroup::Opacities),
+        opacities,
+        "learning before the edit"
+    );
     edit(&mut app, "optimization.opacity_lr", "0");
     let opacities = download(&app, ParamGroup::Opacities);
     app.world_mut().resource_mut::<RunControl>().pending_steps = 1;
     app.update();
     assert_eq!(iteration(&app), 3);
-    assert_eq!(download(&app, ParamGroup::Opacities), opacities, "the edit applied at step 3");
+    assert_eq!(
+        download(&app, ParamGroup::Opacities),
+        opacities,
+        "the edit applied at step 3"
+    );
     assert_ne!(download(&app, ParamGroup::Means), means);
 
     // Running: steps_per_frame steps per frame (an edit too), more edits on the way, and an
@@ -211,7 +219,9 @@ fn offscreen_screenshot_shows_the_panels_and_the_view_as_the_trainer_renders_it(
     config.model.resolution = 4; // 80x60
     let mut app = offscreen_editor(config, [1024, 640]);
     finish_setup(&mut app);
-    app.world_mut().resource_mut::<ViewportOptions>().show_frustums = false;
+    app.world_mut()
+        .resource_mut::<ViewportOptions>()
+        .show_frustums = false;
     app.world_mut().resource_mut::<RunControl>().paused = false;
     for _ in 0..6 {
         app.update();
@@ -224,7 +234,10 @@ fn offscreen_screenshot_shows_the_panels_and_the_view_as_the_trainer_renders_it(
         .rect
         .unwrap();
     let colours = distinct_colours(&running, rect);
-    assert!(colours > 200, "the viewport shows {colours} colours while training");
+    assert!(
+        colours > 200,
+        "the viewport shows {colours} colours while training"
+    );
     // Pause so that the picture and the reference show the same cloud.
     app.world_mut().resource_mut::<RunControl>().paused = true;
     app.update();
@@ -260,7 +273,8 @@ fn offscreen_screenshot_shows_the_panels_and_the_view_as_the_trainer_renders_it(
         .resource::<viewport_scene::ViewportTarget>()
         .rect
         .unwrap();
-    let [x, y, w, h] = [rect.min.x, rect.min.y, rect.width(), rect.height()].map(|v| v.round() as u32);
+    let [x, y, w, h] =
+        [rect.min.x, rect.min.y, rect.width(), rect.height()].map(|v| v.round() as u32);
     let scene = world.resource::<crate::views::SceneInfo>();
     let reference_camera = viewport_cloud::viewport_render_camera(&camera, Some(scene), [w, h]);
     let gpu = world.resource::<crate::app::Gpu>().clone();
@@ -274,7 +288,14 @@ fn offscreen_screenshot_shows_the_panels_and_the_view_as_the_trainer_renders_it(
     let mut rasterizer = crate::gpu::raster::Rasterizer::new(&gpu);
     let mut frame = crate::gpu::raster::RasterFrame::new(&gpu);
     rasterizer
-        .forward(&gpu, &train.cloud, &reference_camera, &settings, &mut frame, None)
+        .forward(
+            &gpu,
+            &train.cloud,
+            &reference_camera,
+            &settings,
+            &mut frame,
+            None,
+        )
         .unwrap();
     let reference = crate::cli::render::planar_to_rgb8(&frame.read_image(&gpu), w, h);
     let shown: Vec<u8> = (0..h)
@@ -349,9 +370,16 @@ fn views_broken_and_good_files_dropped_and_a_fork() {
         app.update();
     }
     let selected = app.world().resource::<view_images::SelectedView>();
-    let images = selected.images.as_ref().expect("the selected view is rendered");
+    let images = selected
+        .images
+        .as_ref()
+        .expect("the selected view is rendered");
     assert_eq!(images.view, 2);
-    assert!(images.psnr.is_finite() && images.psnr > 5.0, "{}", images.psnr);
+    assert!(
+        images.psnr.is_finite() && images.psnr > 5.0,
+        "{}",
+        images.psnr
+    );
     let stats = app.world().resource::<control::ViewStats>();
     assert!(stats.psnr[2].is_some());
     assert!(
@@ -361,11 +389,21 @@ fn views_broken_and_good_files_dropped_and_a_fork() {
 
     // A broken PLY dropped on the window: its error in the log, the run goes on.
     let broken = dir.path().join("broken.ply");
-    std::fs::write(&broken, b"ply\nformat binary_little_endian 1.0\nelement vertex 9\n").unwrap();
+    std::fs::write(
+        &broken,
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 9\n",
+    )
+    .unwrap();
     let before = iteration(&app);
     drop_file(&mut app, &broken);
     until_opened(&mut app, 200);
-    let error = app.world().resource::<log::EditorLog>().last_error().unwrap().text.clone();
+    let error = app
+        .world()
+        .resource::<log::EditorLog>()
+        .last_error()
+        .unwrap()
+        .text
+        .clone();
     assert!(error.contains("broken.ply"), "{error}");
     assert_eq!(app.world().resource::<EditorRun>().output, output);
     assert!(iteration(&app) > before, "training went on");
@@ -396,5 +434,8 @@ fn views_broken_and_good_files_dropped_and_a_fork() {
         dir.path().join("run-3")
     );
     assert_eq!(app.world().resource::<TrainGpuState>().cloud.len, count);
-    assert!(iteration(&app) < forked_at, "the new run starts from the PLY");
+    assert!(
+        iteration(&app) < forked_at,
+        "the new run starts from the PLY"
+    );
 }

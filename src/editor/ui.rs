@@ -220,7 +220,12 @@ pub fn editor_ui(
         actions.push(action);
     }
     for action in actions {
-        carry_out(action, &mut editor, &mut viewport, training.scene.as_deref());
+        carry_out(
+            action,
+            &mut editor,
+            &mut viewport,
+            training.scene.as_deref(),
+        );
     }
     let iteration = training.state.as_ref().map_or(0, |s| s.iteration);
     super::run::record_edits(&mut editor.run, &mut editor.log, made);
@@ -323,9 +328,7 @@ fn menu_bar(ui: &mut egui::Ui, editor: &mut EditorState) -> Option<UiAction> {
             ui.label(format!("opening {what}…"));
         }
         if editor.status.0.phase != RunPhase::Idle {
-            ui.label(
-                egui::RichText::new(super::run_panel::status_line(&editor.status.0)).weak(),
-            );
+            ui.label(egui::RichText::new(super::run_panel::status_line(&editor.status.0)).weak());
         }
     });
     action
@@ -362,9 +365,7 @@ fn picked(
     match purpose {
         DialogPurpose::OpenScene => editor.requests.open.push(OpenRequest::Scene(path)),
         DialogPurpose::OpenPly => editor.requests.open.push(OpenRequest::Ply(path)),
-        DialogPurpose::OpenCheckpoint => {
-            editor.requests.open.push(OpenRequest::Checkpoint(path))
-        }
+        DialogPurpose::OpenCheckpoint => editor.requests.open.push(OpenRequest::Checkpoint(path)),
         DialogPurpose::SaveConfig => {
             let Some(config) = config else { return };
             let message = match config.write_atomic(&path) {
@@ -485,14 +486,13 @@ impl TabViewer for Tabs<'_, '_> {
                 &mut self.live,
             ),
             Tab::Inspector => {
-                match inspector_ui(ui, &mut self.panels.inspector, &mut self.live, self.running)
-                {
-                    Some(InspectorAction::SaveConfig) => {
-                        self.actions.push(UiAction::Dialog(DialogPurpose::SaveConfig))
-                    }
-                    Some(InspectorAction::LoadConfig) => {
-                        self.actions.push(UiAction::Dialog(DialogPurpose::LoadConfig))
-                    }
+                match inspector_ui(ui, &mut self.panels.inspector, &mut self.live, self.running) {
+                    Some(InspectorAction::SaveConfig) => self
+                        .actions
+                        .push(UiAction::Dialog(DialogPurpose::SaveConfig)),
+                    Some(InspectorAction::LoadConfig) => self
+                        .actions
+                        .push(UiAction::Dialog(DialogPurpose::LoadConfig)),
                     None => {}
                 }
             }

@@ -8,11 +8,10 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
 
 use super::control::ViewStats;
+use super::viewport_cloud::LiveRun;
 use super::views_panel::{ViewImages, error_scale, heat_map, pixel_errors};
-use crate::app::Gpu;
 use crate::gpu::{self, raster::RasterFrame};
-use crate::train::{TrainConfig, TrainGpuState, TrainKernels, TrainState};
-use crate::views::{SceneInfo, TrainView, ViewImage};
+use crate::views::{TrainView, ViewImage};
 
 /// How often the selected view is re-rendered while the cloud changes.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -34,14 +33,18 @@ pub fn refresh_selected_view(
     mut contexts: EguiContexts,
     mut selected: ResMut<SelectedView>,
     mut stats: ResMut<ViewStats>,
-    scene: Option<Res<SceneInfo>>,
     views: Query<(&TrainView, &ViewImage)>,
-    config: Option<Res<TrainConfig>>,
-    state: Option<Res<TrainState>>,
-    train: Option<Res<TrainGpuState>>,
-    mut kernels: Option<ResMut<TrainKernels>>,
-    gpu: Res<Gpu>,
+    mut run: LiveRun,
 ) {
+    let LiveRun {
+        gpu,
+        config,
+        state,
+        train,
+        kernels,
+        scene,
+    } = &mut run;
+    let gpu = &**gpu;
     let (Some(index), Some(scene), Some(config), Some(state), Some(train), Some(kernels)) = (
         selected.index,
         scene,
@@ -56,9 +59,7 @@ pub fn refresh_selected_view(
     let stale = match current {
         Some((view, iteration)) if view == index => {
             iteration != state.iteration
-                && selected
-                    .refreshed
-                    .is_none_or(|t| t.elapsed() >= REFRESH)
+                && selected.refreshed.is_none_or(|t| t.elapsed() >= REFRESH)
         }
         _ => true,
     };
@@ -73,21 +74,25 @@ pub fn refresh_selected_view(
     };
     let (width, height) = (image.width, image.height);
     let pixels = (width * height) as usize;
-    if selected.ground_truth.as_ref().is_none_or(|(i, _)| *i != index) {
-        let truth: Vec<u32> = gpu::read_buffer(&gpu, &image.buffer, pixels);
+    if selected
+        .ground_truth
+        .as_ref()
+        .is_none_or(|(i, _)| *i != index)
+    {
+        let truth: Vec<u32> = gpu::read_buffer(gpu, &image.buffer, pixels);
         selected.ground_truth = Some((index, truth));
     }
     let camera = view.camera.clone();
     let settings = config.render_settings(scene.background, state.active_sh_degree);
-    let frame = selected.frame.get_or_insert_with(|| RasterFrame::new(&gpu));
+    let frame = selected.frame.get_or_insert_with(|| RasterFrame::new(gpu));
     if kernels
         .rasterizer
-        .forward(&gpu, &train.cloud, &camera, &settings, frame, None)
+        .forward(gpu, &train.cloud, &camera, &settings, frame, None)
         .is_err()
     {
         return;
     }
-    let render = frame.read_image(&gpu);
+    let render = frame.read_image(gpu);
     let Some((_, truth)) = &selected.ground_truth else {
         return;
     };

@@ -400,7 +400,10 @@ mod tests {
         for point in [DVec3::ZERO, DVec3::new(0.3, -0.2, 0.5)] {
             let (u0, v0) = original.project(original.to_camera(point));
             let (u1, v1) = again.project(again.to_camera(point));
-            assert!((u0 - u1).abs() < 1e-3 && (v0 - v1).abs() < 1e-3, "{u0},{v0} {u1},{v1}");
+            assert!(
+                (u0 - u1).abs() < 1e-3 && (v0 - v1).abs() < 1e-3,
+                "{u0},{v0} {u1},{v1}"
+            );
         }
         // Moving leaves the view.
         camera.orbit(0.1, 0.0);
@@ -409,8 +412,10 @@ mod tests {
 
     #[test]
     fn orbiting_keeps_the_focus_and_distance_and_up_is_estimated() {
-        let mut camera = ViewportCamera::default();
-        camera.focus = Vec3::new(1.0, 2.0, 3.0);
+        let mut camera = ViewportCamera {
+            focus: Vec3::new(1.0, 2.0, 3.0),
+            ..Default::default()
+        };
         let before = (camera.position() - camera.focus).length();
         camera.orbit(0.7, 0.3);
         assert!(((camera.position() - camera.focus).length() - before).abs() < 1e-4);

@@ -11,6 +11,7 @@
 //! else in the editor depends on how the cloud is drawn.
 
 use bevy::asset::RenderAssetUsages;
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy_egui::{EguiTextureHandle, EguiUserTextures, egui};
@@ -44,6 +45,18 @@ struct DrawnKey {
     gaussians: u32,
 }
 
+/// The live run as the viewport and the views panel render it: the trainer's cloud, kernels
+/// and settings.
+#[derive(SystemParam)]
+pub struct LiveRun<'w> {
+    pub gpu: Res<'w, Gpu>,
+    pub config: Option<Res<'w, TrainConfig>>,
+    pub state: Option<Res<'w, TrainState>>,
+    pub train: Option<Res<'w, TrainGpuState>>,
+    pub kernels: Option<ResMut<'w, TrainKernels>>,
+    pub scene: Option<Res<'w, SceneInfo>>,
+}
+
 /// The camera the viewport shows at `size`: exactly the dataset camera (intrinsics included)
 /// while looking through one, else the free camera.
 pub fn viewport_render_camera(
@@ -66,16 +79,19 @@ pub fn draw_cloud_layer(
     mut user_textures: ResMut<EguiUserTextures>,
     mut layer: ResMut<CloudLayer>,
     target: Res<ViewportTarget>,
-    camera: Res<ViewportCamera>,
-    options: Res<ViewportOptions>,
-    scene: Option<Res<SceneInfo>>,
-    config: Option<Res<TrainConfig>>,
-    state: Option<Res<TrainState>>,
-    train: Option<Res<TrainGpuState>>,
-    mut kernels: Option<ResMut<TrainKernels>>,
-    gpu: Res<Gpu>,
+    view: (Res<ViewportCamera>, Res<ViewportOptions>),
+    mut run: LiveRun,
     mut log: ResMut<EditorLog>,
 ) {
+    let (camera, options) = view;
+    let LiveRun {
+        gpu,
+        config,
+        state,
+        train,
+        kernels,
+        scene,
+    } = &mut run;
     let (Some(config), Some(state), Some(train), Some(kernels)) =
         (config, state, train, kernels.as_deref_mut())
     else {
@@ -86,7 +102,11 @@ pub fn draw_cloud_layer(
         return;
     }
     let key = DrawnKey {
-        camera: (camera.transform(), size, camera.looking_through.map_or(u32::MAX, |i| i as u32)),
+        camera: (
+            camera.transform(),
+            size,
+            camera.looking_through.map_or(u32::MAX, |i| i as u32),
+        ),
         background: options.background,
         iteration: state.iteration,
         gaussians: train.cloud.len,
@@ -95,13 +115,14 @@ pub fn draw_cloud_layer(
         return;
     }
     let render_camera = viewport_render_camera(&camera, scene.as_deref(), size);
+    let gpu = &**gpu;
     let settings = config.render_settings(options.background, state.active_sh_degree);
     let layer = &mut *layer;
-    let frame = layer.frame.get_or_insert_with(|| RasterFrame::new(&gpu));
+    let frame = layer.frame.get_or_insert_with(|| RasterFrame::new(gpu));
     if let Err(error) =
         kernels
             .rasterizer
-            .forward(&gpu, &train.cloud, &render_camera, &settings, frame, None)
+            .forward(gpu, &train.cloud, &render_camera, &settings, frame, None)
     {
         if !layer.failed {
             log.error(state.iteration, format!("viewport: {error}"));
@@ -110,7 +131,7 @@ pub fn draw_cloud_layer(
         return;
     }
     layer.failed = false;
-    let planar = frame.read_image(&gpu);
+    let planar = frame.read_image(gpu);
     let rgba: Vec<u8> = crate::cli::render::planar_to_rgb8(&planar, size[0], size[1])
         .chunks_exact(3)
         .flat_map(|rgb| [rgb[0], rgb[1], rgb[2], 255])
@@ -120,9 +141,7 @@ pub fn draw_cloud_layer(
         .as_ref()
         .and_then(|handle| images.get(handle))
         .is_some_and(|image| image.width() == size[0] && image.height() == size[1]);
-    if same_size
-        && let Some(mut image) = layer.image.as_ref().and_then(|h| images.get_mut(h))
-    {
+    if same_size && let Some(mut image) = layer.image.as_ref().and_then(|h| images.get_mut(h)) {
         image.data = Some(rgba);
     } else {
         {

@@ -197,7 +197,11 @@ pub fn draw_frustums(
             gizmos.line(c, corners[(i + 1) % 4], color);
         }
         // The up side of the image plane, so orientation reads at a glance.
-        gizmos.line(corners[2], (corners[2] + corners[3]) / 2.0 + rotation * Vec3::Y * half_h * 0.5, color);
+        gizmos.line(
+            corners[2],
+            (corners[2] + corners[3]) / 2.0 + rotation * Vec3::Y * half_h * 0.5,
+            color,
+        );
     }
 }
 

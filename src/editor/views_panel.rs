@@ -67,7 +67,9 @@ pub fn views_ui(
     ui.horizontal(|ui| {
         ui.checkbox(&mut panel.show_train, "train views");
         ui.checkbox(&mut panel.show_test, "test views");
-        let selected = panel.selected.and_then(|i| rows.iter().find(|r| r.index == i));
+        let selected = panel
+            .selected
+            .and_then(|i| rows.iter().find(|r| r.index == i));
         if ui
             .add_enabled(selected.is_some(), egui::Button::new("Look through"))
             .on_hover_text("Put the viewport camera at the selected view (or double-click a row)")
