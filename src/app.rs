@@ -110,8 +110,8 @@ pub fn headless_app(gpu: &GpuContext, options: &HeadlessOptions) -> App {
     if !options.log {
         plugins = plugins.disable::<bevy::log::LogPlugin>();
     }
-    // With the editor's window support compiled in, Bevy's default plugins include winit,
-    // which needs a display; a headless app has no window to drive.
+    // With the editor feature, DefaultPlugins brings a window event loop, which needs a
+    // display; a headless app has no window.
     #[cfg(feature = "editor")]
     {
         plugins = plugins.disable::<bevy::winit::WinitPlugin>();

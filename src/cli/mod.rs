@@ -36,7 +36,8 @@ pub enum Command {
     /// Train live in a window: 3D viewport, inspector, plots, views, run control.
     #[cfg(feature = "editor")]
     Editor(editor::EditorArgs),
-    /// Train many scenes from a batch file (RON), one after another.
+    /// Train many runs from a batch file (RON): matrices of scenes x seeds, shards, Slurm job
+    /// arrays, resuming, one summary.
     Batch(batch::BatchArgs),
     /// Render a dataset's cameras from a trained .ply (or a model, like render.py).
     Render(render::RenderArgs),
@@ -68,7 +69,7 @@ pub fn main() -> ExitCode {
         Err(error) => {
             if let Some(interrupted) = error.downcast_ref::<interrupt::Interrupted>() {
                 eprintln!("{interrupted}");
-                return ExitCode::from(130);
+                return ExitCode::from(interrupt::exit_code());
             }
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -218,7 +218,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 /// replaying `edits` at their iterations.
 fn train(config: &Config, edits: Vec<crate::edits::ConfigEdit>) -> anyhow::Result<()> {
     let options = SessionOptions {
-        stop: super::interrupt::stop_on_ctrl_c(),
+        stop: super::interrupt::stop_on_interrupt(),
         gpu: None,
         edits,
     };

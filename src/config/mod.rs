@@ -41,7 +41,7 @@ pub use schema::{
 
 /// The RON dialect of configuration files and `--set` values: standard RON with the
 /// `implicit_some` extension, so an optional field may be written `"x"` as well as `Some("x")`.
-fn ron_options() -> ron::Options {
+pub(crate) fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
 }
 

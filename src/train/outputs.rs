@@ -47,6 +47,28 @@ pub fn saved_iterations(model: &Path) -> Vec<u32> {
     found
 }
 
+/// The iterations for which a checkpoint `<model>/chkpnt<N>.sfck` exists, ascending (what a
+/// batch resumes from).
+pub fn checkpoint_iterations(model: &Path) -> Vec<u32> {
+    let mut found: Vec<u32> = std::fs::read_dir(model)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name();
+            let n: u32 = name
+                .to_str()?
+                .strip_prefix("chkpnt")?
+                .strip_suffix(".sfck")?
+                .parse()
+                .ok()?;
+            entry.path().is_file().then_some(n)
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
 /// One entry of `cameras.json`, as the reference's `camera_to_JSON` writes it.
 #[derive(Serialize)]
 struct CameraEntry {
@@ -166,6 +188,26 @@ mod tests {
         // Row 0 of the camera-to-world rotation.
         let r01 = json[0]["rotation"][0][1].as_f64().unwrap();
         assert!((r01 - rotation.y_axis.x).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lists_checkpoints_by_iteration() {
+        let dir = TempDir::new("outputs").unwrap();
+        assert!(checkpoint_iterations(dir.path()).is_empty());
+        for name in [
+            "chkpnt300.sfck",
+            "chkpnt20.sfck",
+            ".chkpnt40.sfck.tmp-1-0",
+            "chkpntx.sfck",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("chkpnt5.sfck")).unwrap();
+        assert_eq!(checkpoint_iterations(dir.path()), [20, 300]);
+        assert_eq!(
+            checkpoint_path(dir.path(), 300),
+            dir.path().join("chkpnt300.sfck")
+        );
     }
 
     #[test]
