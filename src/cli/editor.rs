@@ -79,7 +79,7 @@ pub fn run(args: EditorArgs) -> anyhow::Result<()> {
     }
     let gpu = GpuContext::new_headless(&GpuOptions::default()).context("opening the GPU")?;
     eprintln!("GPU: {}", gpu.describe());
-    let quit = QuitSignal(super::interrupt::stop_on_ctrl_c());
+    let quit = QuitSignal(super::interrupt::stop_on_interrupt());
     let display = if args.offscreen {
         DisplayMode::Offscreen { size }
     } else {

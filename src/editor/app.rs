@@ -38,7 +38,7 @@ pub struct EditorOptions {
     pub paused: bool,
     /// Quit (saving as on close) after this many frames.
     pub frames: Option<u32>,
-    /// Set from outside (Ctrl-C) to quit as on close.
+    /// Set from outside (Ctrl-C, SIGTERM) to quit as on close.
     pub quit: QuitSignal,
     /// Install Bevy's log output (once per process).
     pub log: bool,
