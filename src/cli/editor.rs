@@ -40,6 +40,10 @@ pub struct EditorArgs {
     /// Open paused (press Start to train).
     #[arg(long)]
     pub paused: bool,
+    /// Run exactly run.steps_per_frame steps per frame instead of as many as keep the frame
+    /// rate at the run panel's target.
+    #[arg(long = "fixed_steps", alias = "fixed-steps")]
+    pub fixed_steps: bool,
     /// Where the docked layout is saved; default: ~/.config/splatforge/editor-layout.ron
     /// (offscreen runs use the default layout and save none).
     #[arg(long, value_name = "FILE")]
@@ -96,6 +100,7 @@ pub fn run(args: EditorArgs) -> anyhow::Result<()> {
         display,
         layout,
         paused: args.paused,
+        auto_steps: !args.fixed_steps,
         frames: if args.offscreen { None } else { args.frames },
         quit,
         log: true,

@@ -36,6 +36,8 @@ pub struct EditorOptions {
     pub layout: Option<PathBuf>,
     /// Open paused.
     pub paused: bool,
+    /// Choose the steps per frame from the frame rate (else `run.steps_per_frame`).
+    pub auto_steps: bool,
     /// Quit (saving as on close) after this many frames.
     pub frames: Option<u32>,
     /// Set from outside (Ctrl-C, SIGTERM) to quit as on close.
@@ -60,6 +62,7 @@ pub fn editor_app(options: EditorOptions) -> App {
         first_run: std::sync::Mutex::new(options.first_run),
         layout: options.layout,
         paused: options.paused,
+        auto_steps: options.auto_steps,
     })
     .insert_resource(options.quit);
     if let Some(frames) = options.frames {

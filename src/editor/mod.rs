@@ -65,6 +65,8 @@ pub struct EditorPlugin {
     pub layout: Option<PathBuf>,
     /// Open paused (press Start to train).
     pub paused: bool,
+    /// Choose the steps per frame from the frame rate (else `run.steps_per_frame`).
+    pub auto_steps: bool,
 }
 
 impl Plugin for EditorPlugin {
@@ -93,6 +95,7 @@ impl Plugin for EditorPlugin {
             .insert_resource(log)
             .insert_resource(RunControl {
                 paused: self.paused,
+                auto_steps: self.auto_steps,
                 ..default()
             })
             .init_resource::<run::EditorRun>()

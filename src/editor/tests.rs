@@ -47,6 +47,7 @@ fn offscreen_editor(config: Config, size: [u32; 2]) -> App {
         display: DisplayMode::Offscreen { size },
         layout: None,
         paused: true,
+        auto_steps: true,
         frames: None,
         quit: QuitSignal::default(),
         log: false,
