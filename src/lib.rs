@@ -9,6 +9,7 @@
 //! - `config`, `dataset`, `app`, `views`, `train` (feature "train"): the RON configuration,
 //!   COLMAP and Blender scenes, the Bevy app around the GPU, views as entities, and the
 //!   training step as Bevy systems;
+//! - [`edits`]: live configuration edits, recorded by the editor and replayed headless;
 //! - `editor` (feature "editor"): the editor window over the trainer and the plugin;
 //! - `cli` (feature "cli"): the `splatforge` command line;
 //! - `reference`: small, obviously-correct f64 CPU versions of the GPU kernels, the oracle of
@@ -33,6 +34,10 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "train")]
 pub mod dataset;
+#[cfg(feature = "editor")]
+pub mod editor;
+#[cfg(feature = "train")]
+pub mod edits;
 #[cfg(all(test, feature = "train"))]
 pub mod reference;
 #[cfg(feature = "plugin")]

@@ -6,6 +6,8 @@
 pub mod batch;
 pub mod bench;
 pub mod bench_view;
+#[cfg(feature = "editor")]
+pub mod editor;
 pub mod gpu;
 pub mod info;
 pub mod interrupt;
@@ -33,6 +35,9 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Train a scene (inria-style flags and/or a RON config).
     Train(train::TrainArgs),
+    /// Train live in a window: 3D viewport, inspector, plots, views, run control.
+    #[cfg(feature = "editor")]
+    Editor(editor::EditorArgs),
     /// Train many runs from a batch file (RON): matrices of scenes x seeds, shards, Slurm job
     /// arrays, resuming, one summary.
     Batch(batch::BatchArgs),
@@ -55,6 +60,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Train(args)) => train::run(args),
+        #[cfg(feature = "editor")]
+        Some(Command::Editor(args)) => editor::run(args),
         Some(Command::Batch(args)) => batch::run(args),
         Some(Command::Render(args)) => render::run(args),
         Some(Command::View(args)) => view::run(args),

@@ -104,6 +104,10 @@ pub struct TrainArgs {
     /// string and path fields also take a bare word. Repeatable; applied last, in order.
     #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
     pub set: Vec<String>,
+    /// Replay the live edits of an editor session (its edits.ron) at their iterations; start
+    /// from the session's config.ron to re-run it headless.
+    #[arg(long = "edits", value_name = "FILE")]
+    pub edits: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -194,6 +198,10 @@ pub fn resolve_config(args: &TrainArgs) -> anyhow::Result<Config> {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let config = resolve_config(&args)?;
+    let edits = match &args.edits {
+        Some(path) => crate::edits::read_edits(path)?,
+        None => Vec::new(),
+    };
     let model_path = &config.model.model_path;
     std::fs::create_dir_all(model_path)
         .with_context(|| format!("cannot create the output folder {}", model_path.display()))?;
@@ -203,14 +211,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         println!("Output folder: {}", model_path.display());
         println!("Configuration: {}", config_path.display());
     }
-    train(&config)
+    train(&config, edits)
 }
 
-/// Runs the training described by `config` (its output folder exists and holds `config.ron`).
-fn train(config: &Config) -> anyhow::Result<()> {
+/// Runs the training described by `config` (its output folder exists and holds `config.ron`),
+/// replaying `edits` at their iterations.
+fn train(config: &Config, edits: Vec<crate::edits::ConfigEdit>) -> anyhow::Result<()> {
     let options = SessionOptions {
         stop: super::interrupt::stop_on_interrupt(),
         gpu: None,
+        edits,
     };
     let summary = train_headless(config, options)?;
     if !config.run.quiet {
@@ -260,7 +270,7 @@ pub fn run_demo() -> anyhow::Result<()> {
         config.model.source_path.display(),
         config.model.model_path.display()
     );
-    train(&config)
+    train(&config, Vec::new())
 }
 
 /// The final lines of a run (not with `--quiet`: errors only, then).

@@ -35,7 +35,9 @@ pub use locate::TextPosition;
 pub use overrides::{
     Assignment, ConfigOverrides, complete_training_config, random_run_id, resolve_training_config,
 };
-pub use schema::{Config, ModelParams, OptimizationParams, PipelineParams, RunParams};
+pub use schema::{
+    Config, FieldInfo, ModelParams, Mutability, OptimizationParams, PipelineParams, RunParams,
+};
 
 /// The RON dialect of configuration files and `--set` values: standard RON with the
 /// `implicit_some` extension, so an optional field may be written `"x"` as well as `Some("x")`.

@@ -170,6 +170,68 @@ fn field_lists_match_the_serialised_sections() {
     assert_eq!(Config::field_type("run.nope"), None);
 }
 
+#[test]
+fn field_table_lists_every_field_with_its_doc_and_mutability() {
+    let fields: Vec<FieldInfo> = Config::fields().collect();
+    let total: usize = Config::SECTIONS
+        .iter()
+        .map(|s| Config::section_fields(s).unwrap().len())
+        .sum();
+    assert_eq!(fields.len(), total);
+    for field in &fields {
+        assert_eq!(field.key, format!("{}.{}", field.section, field.name));
+        assert_eq!(Config::field(field.key), Some(*field));
+        assert_eq!(Config::field_type(field.key), Some(field.rust_type));
+        assert!(
+            field.doc_text().len() > 20,
+            "{} needs a doc comment",
+            field.key
+        );
+        assert!(!field.doc_text().contains("  "), "{}", field.doc_text());
+    }
+    let lambda = Config::field("optimization.lambda_dssim").unwrap();
+    assert!(lambda.doc_text().starts_with("Weight of the D-SSIM term"));
+    assert_eq!(lambda.mutability, Mutability::Live);
+    assert_eq!(lambda.expected(), "a number");
+    for fixed in [
+        "model.sh_degree",
+        "model.source_path",
+        "model.resolution",
+        "run.seed",
+    ] {
+        assert!(
+            matches!(Config::field(fixed).unwrap().mutability, Mutability::Restart(why) if !why.is_empty()),
+            "{fixed} cannot change during a run"
+        );
+    }
+    assert_eq!(Config::field("optimization.nope"), None);
+    assert_eq!(Config::field("nope"), None);
+}
+
+#[test]
+fn get_writes_every_field_as_set_reads_it() {
+    let changed = every_field_changed();
+    let mut config = Config::default();
+    for field in Config::fields() {
+        let text = changed.get(field.key).unwrap();
+        config.set_from_ron(field.key, &text, false).unwrap();
+    }
+    assert_eq!(config, changed);
+    assert_eq!(
+        changed.get("run.start_checkpoint").unwrap(),
+        "Some(\"ckpt/chkpnt7000.bin\")"
+    );
+    assert_eq!(changed.get("run.test_iterations").unwrap(), "[100,200]");
+    assert!(Config::default().get("run.nope").is_err());
+    let differing = Config::default().differing_fields(&changed);
+    assert_eq!(differing.len(), Config::fields().count());
+    assert!(
+        Config::default()
+            .differing_fields(&Config::default())
+            .is_empty()
+    );
+}
+
 // ---- shipped configuration files ----
 
 #[test]

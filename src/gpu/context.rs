@@ -56,6 +56,10 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::SUBGROUP
         | wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        // Bevy's renderer on this device (editor, game plugin) builds pipelines with
+        // read-write storage textures of formats only the adapter-specific format features
+        // allow (depth mip generation, SSAO); Bevy's own device asks for them too.
+        | wgpu::Features::TEXTURE_ADAPTER_SPECIFIC_FORMAT_FEATURES
 }
 
 /// The features a device opened by splatforge asks for: every feature the adapter has, as Bevy's

@@ -95,6 +95,8 @@ pub struct SessionOptions {
     pub stop: StopRequest,
     /// Use this device instead of opening one (tests share one).
     pub gpu: Option<GpuContext>,
+    /// Live edits to replay at their iterations (an editor session's `edits.ron`).
+    pub edits: Vec<crate::edits::ConfigEdit>,
 }
 
 /// Trains the scene of `config` to `optimization.iterations`; see the module documentation.
@@ -188,6 +190,9 @@ pub fn train_headless_with(
             config.run.progress_log_interval_s,
         ));
     extend(&mut app);
+    if !options.edits.is_empty() {
+        app.add_plugins(crate::edits::EditReplayPlugin(options.edits.clone()));
+    }
     finish_setup(&mut app);
 
     loop {
@@ -289,7 +294,7 @@ pub fn train_headless_with(
 }
 
 /// A checkpoint of the GPU state with the scalar state `state` (blocking).
-fn capture_world(
+pub fn capture_world(
     world: &mut World,
     gpu: &Gpu,
     state: &TrainState,
@@ -378,7 +383,7 @@ fn save_good_state(
 /// initialised from the scene's points (SfM points, a Blender scene's `points3d.ply`, or the
 /// reference's 100,000 random points). Writes `input.ply` with the points used. Counts are
 /// checked against the device and the memory before anything of their size is allocated.
-fn initial_state(
+pub fn initial_state(
     config: &Config,
     scene: &LoadedScene,
     identity: &SceneIdentity,

@@ -241,6 +241,7 @@ fn train_shard(plan: &Plan, shard: Shard, quiet: bool) -> anyhow::Result<()> {
         let options = SessionOptions {
             stop: stop.clone(),
             gpu: Some(device),
+            ..Default::default()
         };
         match train_headless(&config, options) {
             Ok(summary) if summary.interrupted => stopped = Some(summary),

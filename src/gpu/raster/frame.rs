@@ -290,9 +290,18 @@ impl RasterFrame {
     ) -> Result<(), RasterError> {
         self.num_intersections = count;
         if count > self.intersection_capacity {
-            let capacity =
-                grown_capacity(ctx, "the tile intersection list", count, INTERSECTION_BYTES)?;
-            let bytes = u64::from(capacity) * 4;
+            let per_entry = bytes_per_intersection(chunk_size, deterministic);
+            let fitting = fitting_intersections(ctx, per_entry);
+            if count > fitting {
+                return Err(RasterError::TooLarge {
+                    what: "the tile intersection list",
+                    bytes: u64::from(count) * per_entry,
+                    max: max_binding(ctx),
+                });
+            }
+            // 25% headroom where the binding limit allows it.
+            let capacity = count.saturating_add(count / 4).min(fitting).max(count);
+            let bytes = u64::from(capacity) * INTERSECTION_BYTES;
             self.intersection_tiles = gpu::storage_buffer(ctx, "raster.intersection_tiles", bytes);
             self.intersection_gaussians =
                 gpu::storage_buffer(ctx, "raster.intersection_gaussians", bytes);
@@ -390,20 +399,13 @@ impl RasterFrame {
 
     /// The list capacity for a deferred render: headroom over the largest count seen, but no
     /// more than the device can bind. `None` when that leaves no headroom at all: the render
-    /// must then count exactly. `deterministic`: each intersection also holds its gradients
-    /// (`prepare_intersections`), the largest per-intersection binding then.
-    pub(super) fn deferred_capacity(&self, ctx: &GpuContext, deterministic: bool) -> Option<u32> {
+    /// must then count exactly. `per_entry`: [`bytes_per_intersection`] of the render.
+    pub(super) fn deferred_capacity(&self, ctx: &GpuContext, per_entry: u64) -> Option<u32> {
         let wanted = self
             .max_seen_intersections
             .saturating_mul(DEFERRED_HEADROOM)
             .max(1024);
-        let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
-        let bytes = if deterministic {
-            INTERSECTION_BYTES.max(GRAD_2D_STRIDE * 4)
-        } else {
-            INTERSECTION_BYTES
-        };
-        let fitting = u32::try_from(max / bytes).unwrap_or(u32::MAX);
+        let fitting = fitting_intersections(ctx, per_entry);
         let capacity = wanted.min(fitting);
         (capacity > self.max_seen_intersections).then_some(capacity)
     }
@@ -496,9 +498,35 @@ impl RasterFrame {
 /// Bytes of checkpoints per cut: (T, colour) for the 256 pixels of a tile.
 const CHECKPOINT_BYTES_PER_CUT: u64 = 256 * 16;
 
+/// The largest number of bytes one entry of the intersection list costs in any one buffer sized
+/// by the list: the list itself, the backward checkpoints (one cut per `chunk_size` entries;
+/// `None`: a forward-only render keeps none) or the deterministic per-entry gradients.
+pub(super) fn bytes_per_intersection(chunk_size: Option<u32>, deterministic: bool) -> u64 {
+    let mut bytes = INTERSECTION_BYTES;
+    if let Some(chunk_size) = chunk_size {
+        bytes = bytes.max(CHECKPOINT_BYTES_PER_CUT.div_ceil(u64::from(chunk_size.max(1))));
+    }
+    if deterministic {
+        bytes = bytes.max(GRAD_2D_STRIDE * 4);
+    }
+    bytes
+}
+
+/// The largest buffer one storage binding can hold on this device.
+fn max_binding(ctx: &GpuContext) -> u64 {
+    ctx.max_binding_bytes().min(ctx.limits.max_buffer_size)
+}
+
+/// How many intersection-list entries fit the binding limit at `per_entry` bytes each, with
+/// one checkpoint cut to spare (the cuts round up).
+fn fitting_intersections(ctx: &GpuContext, per_entry: u64) -> u32 {
+    let max = max_binding(ctx).saturating_sub(CHECKPOINT_BYTES_PER_CUT);
+    u32::try_from(max / per_entry).unwrap_or(u32::MAX)
+}
+
 /// An error when one buffer of `bytes` would not fit in a storage binding.
 fn check_binding(ctx: &GpuContext, what: &'static str, bytes: u64) -> Result<(), RasterError> {
-    let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+    let max = max_binding(ctx);
     if bytes > max {
         return Err(RasterError::TooLarge { what, bytes, max });
     }
@@ -513,7 +541,7 @@ fn grown_capacity(
     needed: u32,
     element_bytes: u64,
 ) -> Result<u32, RasterError> {
-    let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
+    let max = max_binding(ctx);
     let bytes = u64::from(needed) * element_bytes;
     if bytes > max {
         return Err(RasterError::TooLarge { what, bytes, max });
@@ -552,11 +580,15 @@ mod tests {
         let count = u64::from(exact_frame.num_intersections);
         let expected = exact_frame.read_image(full);
 
+        // The largest buffer the list sizes is the backward checkpoints (one cut of 4 KiB
+        // per 256 entries on this small image).
+        let per_entry = super::bytes_per_intersection(Some(256), false);
+        assert_eq!(per_entry, 16);
         // Room for 1.5 times the count, not twice; the other buffers (the splats with their
         // 25% headroom, the image) fit below that.
-        let limit = count * super::INTERSECTION_BYTES * 3 / 2;
+        let limit = count * per_entry * 3 / 2;
         assert!(
-            limit > 1500 * super::SPLAT_BYTES * 5 / 4 && limit > 3 * 96 * 64 * 4,
+            limit > 1500 * super::SPLAT_BYTES * 5 / 4,
             "{count} intersections"
         );
         let mut small = full.clone();
@@ -570,18 +602,16 @@ mod tests {
                 .unwrap_or_else(|e| panic!("render {round}: {e}"));
             assert_eq!(frame.read_image(&small), expected, "render {round}");
             let capacity = u64::from(frame.intersection_capacity());
-            assert!(
-                capacity * super::INTERSECTION_BYTES <= limit,
-                "render {round}"
-            );
+            assert!(capacity * per_entry <= limit, "render {round}");
         }
         assert_eq!(frame.num_intersections, 0, "the last render was deferred");
 
         // With no room above the count itself, renders stay exact instead of failing (the
         // splats and the image still fit).
-        assert!(count * super::INTERSECTION_BYTES > 1500 * super::SPLAT_BYTES);
+        let exact = count * per_entry + super::CHECKPOINT_BYTES_PER_CUT;
+        assert!(exact > 1500 * super::SPLAT_BYTES);
         let mut tight = full.clone();
-        tight.limits.max_storage_buffer_binding_size = count * super::INTERSECTION_BYTES;
+        tight.limits.max_storage_buffer_binding_size = exact;
         let mut rasterizer = Rasterizer::new(&tight);
         rasterizer.set_deferred_counts(true);
         let mut frame = super::RasterFrame::new(&tight);

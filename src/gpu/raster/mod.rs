@@ -184,12 +184,6 @@ impl Rasterizer {
             frame.collect_deferred_counts();
         }
         frame.prepare(ctx, cloud.len, camera.width, camera.height)?;
-        let deferred_capacity = (self.deferred_counts
-            && cloud.len > 0
-            && frame.can_defer(cloud.len, camera.width, camera.height))
-        .then(|| frame.deferred_capacity(ctx, self.deterministic))
-        .flatten();
-        let deferred = deferred_capacity.is_some();
         let mut uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
         if let Some(chunk_size) = self.chunk_size_override {
             uniforms.chunk_size = chunk_size;
@@ -197,6 +191,13 @@ impl Rasterizer {
         debug_assert!(uniforms.chunk_size >= MIN_CHUNK_SIZE);
         let (chunk_size, deterministic) = (uniforms.chunk_size, self.deterministic);
         let pieces = self.forward_in_pieces(camera.width, camera.height);
+        let per_entry = frame::bytes_per_intersection(Some(chunk_size), deterministic);
+        let deferred_capacity = (self.deferred_counts
+            && cloud.len > 0
+            && frame.can_defer(cloud.len, camera.width, camera.height))
+        .then(|| frame.deferred_capacity(ctx, per_entry))
+        .flatten();
+        let deferred = deferred_capacity.is_some();
         if let Some(capacity) = deferred_capacity {
             frame.prepare_intersections(ctx, capacity, Some(chunk_size), deterministic, pieces)?;
             frame.num_intersections = 0;

@@ -371,7 +371,10 @@ impl SplatRenderer {
         frame.prepare_buffers(ctx, total)?;
         let raster = &mut frame.raster;
         let deferred_capacity = (total > 0 && raster.can_defer(total, camera.width, camera.height))
-            .then(|| raster.deferred_capacity(ctx, false))
+            .then(|| {
+                let per_entry = super::frame::bytes_per_intersection(None, false);
+                raster.deferred_capacity(ctx, per_entry)
+            })
             .flatten();
         let deferred = deferred_capacity.is_some();
         let view_settings = RenderSettings {
