@@ -74,9 +74,9 @@ fn rasterize_view(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
     @builtin(local_invocation_index) local_index: u32,
 ) {
-    let px = pixel_setup(workgroup_id, local_index);
+    let px = pixel_setup(workgroup_id.xy, local_index);
     if local_index == 0u {
-        tile_range = ranges[px.tile_id];
+        tile_range = ranges[workgroup_id.y * render.tile_grid.x + workgroup_id.x];
         atomicStore(&tile_counter, 0u);
     }
     let range = workgroupUniformLoad(&tile_range);

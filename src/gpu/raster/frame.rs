@@ -276,26 +276,27 @@ impl RasterFrame {
         Ok(())
     }
 
-    /// Sizes the intersection list for `count` entries, the checkpoints for its cuts every
-    /// `chunk_size` entries (`None`: a render without a backward pass, like the game plugin's,
-    /// keeps none), (`deterministic`) the slots and per-slot gradients, and (`pieces`) the
+    /// Sizes the intersection list for `count` entries and what `extras` keeps beside it: the
+    /// checkpoints for its cuts, the deterministic slots and per-slot gradients, and the
     /// per-piece sums of the forward in pieces.
     pub(super) fn prepare_intersections(
         &mut self,
         ctx: &GpuContext,
         count: u32,
-        chunk_size: Option<u32>,
-        deterministic: bool,
-        pieces: bool,
+        extras: ListExtras,
     ) -> Result<(), RasterError> {
+        let ListExtras {
+            chunk_size,
+            deterministic,
+            pieces,
+        } = extras;
         self.num_intersections = count;
         if count > self.intersection_capacity {
-            let per_entry = bytes_per_intersection(chunk_size, deterministic);
-            let fitting = fitting_intersections(ctx, per_entry);
+            let fitting = self.fitting_intersections(ctx, extras);
             if count > fitting {
                 return Err(RasterError::TooLarge {
                     what: "the tile intersection list",
-                    bytes: u64::from(count) * per_entry,
+                    bytes: u64::from(count) * extras.bytes_per_entry(),
                     max: max_binding(ctx),
                 });
             }
@@ -399,15 +400,29 @@ impl RasterFrame {
 
     /// The list capacity for a deferred render: headroom over the largest count seen, but no
     /// more than the device can bind. `None` when that leaves no headroom at all: the render
-    /// must then count exactly. `per_entry`: [`bytes_per_intersection`] of the render.
-    pub(super) fn deferred_capacity(&self, ctx: &GpuContext, per_entry: u64) -> Option<u32> {
+    /// must then count exactly.
+    pub(super) fn deferred_capacity(&self, ctx: &GpuContext, extras: ListExtras) -> Option<u32> {
         let wanted = self
             .max_seen_intersections
             .saturating_mul(DEFERRED_HEADROOM)
             .max(1024);
-        let fitting = fitting_intersections(ctx, per_entry);
+        let fitting = self.fitting_intersections(ctx, extras);
         let capacity = wanted.min(fitting);
         (capacity > self.max_seen_intersections).then_some(capacity)
+    }
+
+    /// How many intersection-list entries fit the binding limit with `extras`: the largest
+    /// buffer sized by the list grows by [`ListExtras::bytes_per_entry`] per entry, plus a
+    /// fixed part (one spare cut; the piece sums also hold every tile).
+    fn fitting_intersections(&self, ctx: &GpuContext, extras: ListExtras) -> u32 {
+        let [gx, gy] = self.tile_grid();
+        let fixed = match extras.chunk_size {
+            Some(_) if extras.pieces => CHECKPOINT_BYTES_PER_CUT * (1 + u64::from(gx * gy)),
+            Some(_) => CHECKPOINT_BYTES_PER_CUT,
+            None => 0,
+        };
+        let max = max_binding(ctx).saturating_sub(fixed);
+        u32::try_from(max / extras.bytes_per_entry()).unwrap_or(u32::MAX)
     }
 
     /// Capacity of the intersection list now.
@@ -498,30 +513,44 @@ impl RasterFrame {
 /// Bytes of checkpoints per cut: (T, colour) for the 256 pixels of a tile.
 const CHECKPOINT_BYTES_PER_CUT: u64 = 256 * 16;
 
-/// The largest number of bytes one entry of the intersection list costs in any one buffer sized
-/// by the list: the list itself, the backward checkpoints (one cut per `chunk_size` entries;
-/// `None`: a forward-only render keeps none) or the deterministic per-entry gradients.
-pub(super) fn bytes_per_intersection(chunk_size: Option<u32>, deterministic: bool) -> u64 {
-    let mut bytes = INTERSECTION_BYTES;
-    if let Some(chunk_size) = chunk_size {
-        bytes = bytes.max(CHECKPOINT_BYTES_PER_CUT.div_ceil(u64::from(chunk_size.max(1))));
+/// What a render keeps beside its intersection list, sized by the list.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ListExtras {
+    /// Backward checkpoints: one cut every this many entries (`None`: a forward-only render,
+    /// like the game plugin's, keeps none).
+    pub chunk_size: Option<u32>,
+    /// The deterministic backward's per-entry slots and gradients.
+    pub deterministic: bool,
+    /// The forward in pieces: per-piece sums (one item per tile and per cut).
+    pub pieces: bool,
+}
+
+impl ListExtras {
+    /// A forward-only render: the list alone.
+    pub const NONE: Self = Self {
+        chunk_size: None,
+        deterministic: false,
+        pieces: false,
+    };
+
+    /// The largest number of bytes one entry of the list costs in any one buffer sized by the
+    /// list: the list itself, the checkpoints or piece sums (4 KiB per cut), or the
+    /// deterministic per-entry gradients.
+    pub fn bytes_per_entry(self) -> u64 {
+        let mut bytes = INTERSECTION_BYTES;
+        if let Some(chunk_size) = self.chunk_size {
+            bytes = bytes.max(CHECKPOINT_BYTES_PER_CUT.div_ceil(u64::from(chunk_size.max(1))));
+        }
+        if self.deterministic {
+            bytes = bytes.max(GRAD_2D_STRIDE * 4);
+        }
+        bytes
     }
-    if deterministic {
-        bytes = bytes.max(GRAD_2D_STRIDE * 4);
-    }
-    bytes
 }
 
 /// The largest buffer one storage binding can hold on this device.
 fn max_binding(ctx: &GpuContext) -> u64 {
     ctx.max_binding_bytes().min(ctx.limits.max_buffer_size)
-}
-
-/// How many intersection-list entries fit the binding limit at `per_entry` bytes each, with
-/// one checkpoint cut to spare (the cuts round up).
-fn fitting_intersections(ctx: &GpuContext, per_entry: u64) -> u32 {
-    let max = max_binding(ctx).saturating_sub(CHECKPOINT_BYTES_PER_CUT);
-    u32::try_from(max / per_entry).unwrap_or(u32::MAX)
 }
 
 /// An error when one buffer of `bytes` would not fit in a storage binding.
@@ -582,11 +611,18 @@ mod tests {
 
         // The largest buffer the list sizes is the backward checkpoints (one cut of 4 KiB
         // per 256 entries on this small image).
-        let per_entry = super::bytes_per_intersection(Some(256), false);
+        let extras = super::ListExtras {
+            chunk_size: Some(256),
+            deterministic: false,
+            pieces: true,
+        };
+        let per_entry = extras.bytes_per_entry();
         assert_eq!(per_entry, 16);
+        // The piece sums also hold one 4 KiB item per tile (24 here), and one spare cut.
+        let fixed = 25 * super::CHECKPOINT_BYTES_PER_CUT;
         // Room for 1.5 times the count, not twice; the other buffers (the splats with their
         // 25% headroom, the image) fit below that.
-        let limit = count * per_entry * 3 / 2;
+        let limit = count * per_entry * 3 / 2 + fixed;
         assert!(
             limit > 1500 * super::SPLAT_BYTES * 5 / 4,
             "{count} intersections"
@@ -602,13 +638,13 @@ mod tests {
                 .unwrap_or_else(|e| panic!("render {round}: {e}"));
             assert_eq!(frame.read_image(&small), expected, "render {round}");
             let capacity = u64::from(frame.intersection_capacity());
-            assert!(capacity * per_entry <= limit, "render {round}");
+            assert!(capacity * per_entry + fixed <= limit, "render {round}");
         }
         assert_eq!(frame.num_intersections, 0, "the last render was deferred");
 
         // With no room above the count itself, renders stay exact instead of failing (the
         // splats and the image still fit).
-        let exact = count * per_entry + super::CHECKPOINT_BYTES_PER_CUT;
+        let exact = count * per_entry + fixed;
         assert!(exact > 1500 * super::SPLAT_BYTES);
         let mut tight = full.clone();
         tight.limits.max_storage_buffer_binding_size = exact;

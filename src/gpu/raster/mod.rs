@@ -191,15 +191,19 @@ impl Rasterizer {
         debug_assert!(uniforms.chunk_size >= MIN_CHUNK_SIZE);
         let (chunk_size, deterministic) = (uniforms.chunk_size, self.deterministic);
         let pieces = self.forward_in_pieces(camera.width, camera.height);
-        let per_entry = frame::bytes_per_intersection(Some(chunk_size), deterministic);
+        let extras = frame::ListExtras {
+            chunk_size: Some(chunk_size),
+            deterministic,
+            pieces,
+        };
         let deferred_capacity = (self.deferred_counts
             && cloud.len > 0
             && frame.can_defer(cloud.len, camera.width, camera.height))
-        .then(|| frame.deferred_capacity(ctx, per_entry))
+        .then(|| frame.deferred_capacity(ctx, extras))
         .flatten();
         let deferred = deferred_capacity.is_some();
         if let Some(capacity) = deferred_capacity {
-            frame.prepare_intersections(ctx, capacity, Some(chunk_size), deterministic, pieces)?;
+            frame.prepare_intersections(ctx, capacity, extras)?;
             frame.num_intersections = 0;
             uniforms.intersection_capacity = frame.intersection_capacity();
         }
@@ -241,7 +245,7 @@ impl Rasterizer {
                 mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
                 count
             };
-            frame.prepare_intersections(ctx, count, Some(chunk_size), deterministic, pieces)?;
+            frame.prepare_intersections(ctx, count, extras)?;
             frame.record_exact_count(count);
             self.encode_binning(
                 ctx,

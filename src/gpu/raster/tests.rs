@@ -122,9 +122,11 @@ fn forward_with_cpu_binning(
         .prepare_intersections(
             ctx,
             count,
-            Some(uniforms.chunk_size),
-            false,
-            r.forward_in_pieces(camera.width, camera.height),
+            super::frame::ListExtras {
+                chunk_size: Some(uniforms.chunk_size),
+                deterministic: false,
+                pieces: r.forward_in_pieces(camera.width, camera.height),
+            },
         )
         .unwrap();
     if count > 0 {

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use bytemuck::{Pod, Zeroable};
 use glam::{DAffine3, DMat3};
 
+use super::frame::ListExtras;
 use super::kernels::{dispatch_elements, dispatch_tiles};
 use super::uniforms::RenderUniforms;
 use super::{CountMode, RasterError, RasterFrame, Rasterizer, WAIT_FOR_COUNT, mark, new_encoder};
@@ -371,10 +372,7 @@ impl SplatRenderer {
         frame.prepare_buffers(ctx, total)?;
         let raster = &mut frame.raster;
         let deferred_capacity = (total > 0 && raster.can_defer(total, camera.width, camera.height))
-            .then(|| {
-                let per_entry = super::frame::bytes_per_intersection(None, false);
-                raster.deferred_capacity(ctx, per_entry)
-            })
+            .then(|| raster.deferred_capacity(ctx, ListExtras::NONE))
             .flatten();
         let deferred = deferred_capacity.is_some();
         let view_settings = RenderSettings {
@@ -384,7 +382,7 @@ impl SplatRenderer {
         let mut uniforms = RenderUniforms::new(camera, &view_settings, total, 0);
         if let Some(capacity) = deferred_capacity {
             // A forward-only render: no backward checkpoints, no pieces.
-            raster.prepare_intersections(ctx, capacity, None, false, false)?;
+            raster.prepare_intersections(ctx, capacity, ListExtras::NONE)?;
             raster.num_intersections = 0;
             uniforms.intersection_capacity = raster.intersection_capacity();
         }
@@ -428,7 +426,7 @@ impl SplatRenderer {
                 mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
                 count
             };
-            raster.prepare_intersections(ctx, count, None, false, false)?;
+            raster.prepare_intersections(ctx, count, ListExtras::NONE)?;
             raster.record_exact_count(count);
             self.rasterizer
                 .encode_binning(ctx, &mut encoder, raster, CountMode::Exact, timer);
