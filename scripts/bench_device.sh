@@ -16,6 +16,11 @@
 #   tabletop  bench_tabletop, every 8th view held out, full resolution, 7k unless args say
 #   blender   tiny_blender at 128x128, white background
 #   raster    `splatforge bench raster --bandwidth-gbs 4250`
+#   view      `splatforge bench view` (the game plugin's renderer; prints its own table)
+#   editor    the editor offscreen on bench_tabletop at 1920x1080 (training to 30k, so it
+#             never finishes), then a headless run to the iteration the editor reached: the
+#             row's rate is the editor's, the late-steps column the headless rate over the
+#             same iterations and the ratio
 #   same      compare two earlier cases' final PLYs byte for byte: `name - same caseA caseB`
 # and `args` are passed on (e.g. `--set optimization.opacity_lr=0.05 --set run.seed=1`).
 set -uo pipefail
@@ -46,6 +51,12 @@ run_case() {
                 >"$dir/log.txt" 2>&1 ;;
         raster)
             "$bin" bench raster --bandwidth-gbs 4250 "$@" >"$dir/log.txt" 2>&1 ;;
+        view)
+            "$bin" bench view "$@" >"$dir/log.txt" 2>&1 ;;
+        editor)
+            "$bin" editor -s "$data/bench_tabletop" -m "$dir/editor" --eval --quiet \
+                --iterations 30000 --test_iterations 30000 --offscreen --frames 600 --size 1920x1080 "$@" \
+                >"$dir/log.txt" 2>&1 ;;
     esac
     local rc=$?
     kill $smi 2>/dev/null; wait $smi 2>/dev/null
@@ -55,6 +66,14 @@ run_case() {
     local rate=$(sed -n 's/.*(\([0-9]*\) it\/s).*/\1/p' <<<"$summary")
     local gaussians=$(sed -n 's/.*, \([0-9]*\) Gaussians.*/\1/p' <<<"$summary")
     local psnr=$(sed -n 's/.*test PSNR \([0-9.]*\) SSIM \([0-9.]*\).*/\1 \2/p' <<<"$summary")
+    # With --quiet there is no summary line: the last test evaluation has the same figures.
+    if [ -z "$train_s" ] && [ -f "$dir/model/metrics.jsonl" ]; then
+        read -r train_s rate psnr gaussians < <(grep '"split":"test"' "$dir/model/metrics.jsonl" | tail -1 | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+print("%.2f %.0f %.3f/%.4f %d" % (r["elapsed_s"], r["iteration"] / r["elapsed_s"], r["psnr"], r["ssim"], r["num_gaussians"]))
+' 2>/dev/null)
+    fi
     # Step time between the last two test evaluations (ms), from metrics.jsonl.
     local late=""
     if [ -f "$dir/model/metrics.jsonl" ]; then
@@ -65,6 +84,34 @@ if len(r) == 2 and r[1]["iteration"] > r[0]["iteration"]:
     d = (r[1]["elapsed_s"] - r[0]["elapsed_s"]) / (r[1]["iteration"] - r[0]["iteration"])
     print("%.3f ms/it at %d-%d (%d Gaussians)" % (1e3 * d, r[0]["iteration"], r[1]["iteration"], r[1]["num_gaussians"]))
 ' 2>/dev/null)
+    fi
+    if [ "$kind" = editor ]; then
+        # editor offscreen: N frames; measured over M frames in S s: F frames/s, I iterations,
+        # R it/s (...); reached iteration K
+        local line=$(grep -h "^editor offscreen" "$dir/log.txt" | tail -1)
+        rate=$(sed -n 's/.*, \([0-9.]*\) it\/s.*/\1/p' <<<"$line")
+        local fps=$(sed -n 's/.*: \([0-9.]*\) frames\/s.*/\1/p' <<<"$line")
+        local reached=$(sed -n 's/.*reached iteration \([0-9]*\).*/\1/p' <<<"$line")
+        local measured=$(sed -n 's/.*frames\/s, \([0-9]*\) iterations.*/\1/p' <<<"$line")
+        if [ -n "$reached" ] && [ "$reached" -gt 0 ]; then
+            # Headless over the iterations the editor measured (its warm-up frames excluded).
+            local start_it=$((reached - measured))
+            "$bin" train -s "$data/bench_tabletop" -m "$dir/headless" --eval --quiet \
+                --iterations "$reached" --test_iterations "$start_it" "$reached" \
+                --save_iterations "$reached" "$@" >"$dir/headless.txt" 2>&1
+            local head=$(grep '"split":"test"' "$dir/headless/metrics.jsonl" 2>/dev/null | tail -2 | python3 -c '
+import json, sys
+r = [json.loads(l) for l in sys.stdin]
+if len(r) == 2:
+    d = r[1]["elapsed_s"] - r[0]["elapsed_s"]
+    print("%.1f" % ((r[1]["iteration"] - r[0]["iteration"]) / d))
+' 2>/dev/null)
+            late="headless ${head:-?} it/s over iterations $start_it-$reached; editor ${fps} frames/s"
+            if [ -n "$head" ] && [ -n "$rate" ]; then
+                late="$late; ratio $(python3 -c "print('%.3f' % ($rate / $head))")"
+            fi
+        fi
+        summary=$line
     fi
     table+=("| $name | rc $rc | ${train_s:-?} s | ${rate:-?} it/s | ${psnr:-? ?} | ${gaussians:-?} | $(peak_mib "$dir/mem.txt") MiB | ${late:-} | wall $wall s |")
     echo "== $name done (rc $rc): $summary"
@@ -103,7 +150,7 @@ for d in "$out"/cases/*/; do
         echo "== profile: $n"
         sed -n '/GPU time per stage/,$p' "$d/log.txt" | head -30
     fi
-    if grep -q "^| Gaussians" "$d/log.txt" 2>/dev/null; then
+    if grep -q "^| Gaussians\|^| splats\|^# splatforge bench view" "$d/log.txt" 2>/dev/null; then
         echo "== raster: $n"
         grep "^|" "$d/log.txt"
     fi
