@@ -28,11 +28,21 @@ pub struct CurrentStatus(pub RunStatus);
 
 /// Picks the steps per frame that keep a target frame rate: training gets the frame time the
 /// rest of the frame (drawing the viewport and the panels) leaves.
+///
+/// The GPU runs a frame or two behind the CPU, so one frame's time says little about the
+/// steps that frame submitted: scaling each frame's steps by its own time oscillates (a short
+/// frame doubles the work, the queue fills, long frames halve it again, and the mean frame
+/// rate ends far below the target). The budget follows the mean frame time over the last
+/// frames instead (exponential, about eight frames) and moves by at most 25% per frame.
 #[derive(Resource, Clone, Debug)]
 pub struct StepBudget {
     /// Steps for the next frame.
     pub steps: u32,
     last_frame: Option<Instant>,
+    /// Mean seconds per frame over recent frames.
+    mean_frame_s: Option<f64>,
+    /// The budget before rounding (so that small budgets can grow by less than one step).
+    wanted: f64,
 }
 
 impl Default for StepBudget {
@@ -40,21 +50,31 @@ impl Default for StepBudget {
         Self {
             steps: 1,
             last_frame: None,
+            mean_frame_s: None,
+            wanted: 1.0,
         }
     }
 }
 
 impl StepBudget {
+    /// Weight of the newest frame in the averages.
+    const WEIGHT: f64 = 0.125;
+
     /// Adjusts the steps after a frame that ran `ran` steps and took `frame` in all: scaled by
-    /// target / actual, at most doubling or halving per frame.
+    /// target / recent mean frame time, by 0.8 to 1.25.
     pub fn update(&mut self, ran: u32, frame: Duration, target_fps: f32) {
         if ran == 0 || frame.is_zero() {
             return;
         }
+        let seconds = frame.as_secs_f64();
+        let mean = self
+            .mean_frame_s
+            .map_or(seconds, |mean| mean + Self::WEIGHT * (seconds - mean));
+        self.mean_frame_s = Some(mean);
         let target = 1.0 / f64::from(target_fps.max(0.1));
-        let ratio = (target / frame.as_secs_f64()).clamp(0.5, 2.0);
-        let next = (f64::from(ran) * ratio).round() as u32;
-        self.steps = next.clamp(1, 100_000);
+        let ratio = (target / mean).clamp(0.8, 1.25);
+        self.wanted = (self.wanted * ratio).clamp(1.0, 100_000.0);
+        self.steps = self.wanted.round() as u32;
     }
 }
 
@@ -405,16 +425,37 @@ mod tests {
     #[test]
     fn the_step_budget_moves_towards_the_target_frame_time() {
         let mut budget = StepBudget::default();
-        budget.update(4, Duration::from_millis(25), 20.0); // half the 50 ms target
-        assert_eq!(budget.steps, 8);
-        budget.update(8, Duration::from_millis(400), 20.0); // far too slow: halve at most
-        assert_eq!(budget.steps, 4);
-        budget.update(4, Duration::from_millis(50), 20.0);
-        assert_eq!(budget.steps, 4);
-        budget.update(1, Duration::from_secs(1), 20.0);
-        assert_eq!(budget.steps, 1, "never below one");
+        for _ in 0..10 {
+            budget.update(budget.steps, Duration::from_millis(25), 20.0); // half the target
+        }
+        assert_eq!(budget.steps, 9, "at most 25% more per frame: 1.25^10");
         budget.update(0, Duration::from_millis(1), 20.0);
-        assert_eq!(budget.steps, 1, "frames without steps say nothing");
+        assert_eq!(budget.steps, 9, "frames without steps say nothing");
+
+        // A GPU that takes 5 ms per step plus 10 ms per frame, seen one frame late (each
+        // frame's time is the previous frame's work): the budget settles around the 8 steps
+        // that fill 50 ms, and the mean frame time is the target.
+        let mut budget = StepBudget::default();
+        let mut previous = 1;
+        let mut late = Vec::new();
+        for frame in 0..300 {
+            let ran = budget.steps;
+            let time = Duration::from_millis(10 + 5 * u64::from(previous));
+            budget.update(ran, time, 20.0);
+            previous = ran;
+            if frame >= 200 {
+                late.push(time.as_secs_f64());
+            }
+        }
+        let mean = late.iter().sum::<f64>() / late.len() as f64;
+        assert!((mean - 0.05).abs() < 0.003, "mean frame {mean} s");
+        assert!(late.iter().all(|&t| (0.04..=0.06).contains(&t)), "{late:?}");
+
+        let mut budget = StepBudget::default();
+        for _ in 0..50 {
+            budget.update(1, Duration::from_secs(1), 20.0);
+        }
+        assert_eq!(budget.steps, 1, "never below one");
     }
 
     #[test]
