@@ -1,0 +1,160 @@
+//! The backward half of [`Rasterizer`]'s encoding (its entry point is `Rasterizer::backward`
+//! in the parent module): the rasterizer's backward pass over the pieces of each tile list,
+//! the fixed-order per-Gaussian sums of the deterministic mode, the projection's backward pass
+//! into the raw parameters, and the densification statistics.
+
+use super::kernels::dispatch_elements;
+use super::{RasterFrame, Rasterizer, piece_items};
+use crate::gpu::{self, GpuContext};
+use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
+
+impl Rasterizer {
+    pub(super) fn encode_rasterize_backward(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+        d_image: &wgpu::Buffer,
+    ) {
+        let mut entries = vec![
+            (0, &frame.uniforms),
+            (1, &frame.tile_ranges),
+            (2, &frame.intersection_gaussians),
+            (3, &frame.splats),
+            (4, &frame.image),
+            (5, &frame.final_transmittance),
+            (6, &frame.last_counts),
+            (7, d_image),
+            (9, &frame.intersection_tiles),
+            (10, &frame.checkpoints),
+        ];
+        if self.deterministic {
+            entries.push((11, &frame.intersection_slots));
+            entries.push((12, &frame.intersection_grads));
+        } else {
+            entries.push((8, &frame.grad_2d));
+        }
+        let bind = self.binds.rasterize_backward.get(
+            ctx,
+            "rasterize_backward",
+            &self.kernels.rasterize_backward,
+            &entries,
+        );
+        let items = piece_items(frame);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("rasterize_backward"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.kernels.rasterize_backward);
+        pass.set_bind_group(0, bind, &[]);
+        let (x, y, z) =
+            gpu::dispatch_size_1d(items, ctx.limits.max_compute_workgroups_per_dimension);
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Deterministic mode: dL/d(2D quantities) per Gaussian, summing its intersections'
+    /// gradients in list order.
+    pub(super) fn encode_sum_intersection_gradients(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+    ) {
+        let pipeline = self
+            .kernels
+            .sum_intersection_gradients
+            .as_ref()
+            .expect("deterministic rasterizer");
+        let bind = self.binds.sum_intersection_gradients.get(
+            ctx,
+            "sum_intersection_gradients",
+            pipeline,
+            &[
+                (0, &frame.uniforms),
+                (1, &frame.depth_ids),
+                (4, &frame.offsets),
+                (11, &frame.intersection_grads),
+                (12, &frame.grad_2d),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "sum_intersection_gradients",
+            pipeline,
+            bind,
+            frame.num_gaussians,
+        );
+    }
+
+    pub(super) fn encode_project_backward(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        cloud: &GaussianCloud,
+        frame: &RasterFrame,
+        grads: &ParamBuffers,
+    ) {
+        let p = &cloud.params;
+        let bind = self.binds.project_backward.get(
+            ctx,
+            "project_backward",
+            &self.kernels.project_backward,
+            &[
+                (0, &frame.uniforms),
+                (1, p.get(ParamGroup::Means)),
+                (2, p.get(ParamGroup::LogScales)),
+                (3, p.get(ParamGroup::Rotations)),
+                (4, p.get(ParamGroup::Opacities)),
+                (5, p.get(ParamGroup::ShDc)),
+                (6, p.get(ParamGroup::ShRest)),
+                (12, &frame.radii),
+                (13, &frame.grad_2d),
+                (14, grads.get(ParamGroup::Means)),
+                (15, grads.get(ParamGroup::LogScales)),
+                (16, grads.get(ParamGroup::Rotations)),
+                (17, grads.get(ParamGroup::Opacities)),
+                (18, grads.get(ParamGroup::ShDc)),
+                (19, grads.get(ParamGroup::ShRest)),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "project_backward",
+            &self.kernels.project_backward,
+            bind,
+            cloud.len,
+        );
+    }
+
+    pub(super) fn encode_densify_stats(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+        stats: &DensifyStats,
+    ) {
+        let bind = self.binds.densify_stats.get(
+            ctx,
+            "accumulate_densify_stats",
+            &self.kernels.densify_stats,
+            &[
+                (0, &frame.uniforms),
+                (12, &frame.radii),
+                (13, &frame.grad_2d),
+                (20, &stats.grad_norm_sum),
+                (21, &stats.visible_count),
+                (22, &stats.max_radius),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            encoder,
+            "accumulate_densify_stats",
+            &self.kernels.densify_stats,
+            bind,
+            frame.num_gaussians,
+        );
+    }
+}
