@@ -21,7 +21,9 @@ use crate::camera::Camera as PinholeCamera;
 use crate::gpu::{GpuContext, GpuOptions};
 use crate::model::cameras_json::{NamedCamera, read_cameras_json};
 use crate::model::{Gaussians, ply};
-use crate::render::controls::{OrbitCamera, OrbitCameraPlugin};
+use crate::render::controls::OrbitCamera;
+#[cfg(feature = "editor")]
+use crate::render::controls::OrbitCameraPlugin;
 use crate::render::offscreen::{offscreen_image, read_image_rgba8};
 use crate::render::{
     SplatCloud, SplatCloudSettings, SplatPlugin, SplatViewSettings, Splats, bevy_camera,
@@ -269,6 +271,7 @@ fn spawn_viewer(
 }
 
 /// `[` / `]` step through the dataset cameras, 1-9 pick one.
+#[cfg(feature = "editor")]
 fn switch_dataset_camera(
     keys: Res<ButtonInput<KeyCode>>,
     scene: Res<ViewerScene>,
