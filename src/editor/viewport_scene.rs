@@ -86,6 +86,10 @@ pub fn spawn_viewport_camera(
     ));
 }
 
+/// What the viewport camera was last set up for: the free camera, the image size, the
+/// background.
+type AppliedView = (ViewportCamera, [u32; 2], [f32; 3]);
+
 /// Follows the panel: image size, background, camera pose and projection (a dataset
 /// camera's own intrinsics while looking through it, else the free camera's field of view).
 pub fn sync_viewport_camera(
@@ -95,11 +99,19 @@ pub fn sync_viewport_camera(
     views: Res<ViewList>,
     options: Res<ViewportOptions>,
     mut cameras: Query<(&mut Camera, &mut Transform, &mut Projection), With<ViewportCameraMarker>>,
+    mut applied: Local<Option<AppliedView>>,
 ) {
     let [width, height] = target.size;
     if width == 0 || height == 0 {
         return;
     }
+    // Most frames change none of it: leave the camera untouched then (its change detection
+    // would recompute the view's matrices and re-extract it).
+    let key = (camera.clone(), target.size, options.background);
+    if applied.as_ref() == Some(&key) && !views.is_changed() {
+        return;
+    }
+    *applied = Some(key);
     if let Some(image) = images.get(&target.image)
         && (image.width() != width || image.height() != height)
         && let Some(mut image) = images.get_mut(&target.image)
