@@ -146,10 +146,11 @@ done <"$plan"
 # Profiles and raster tables of every case, then the table.
 for d in "$out"/cases/*/; do
     n=$(basename "$d")
-    if grep -q "GPU time per stage" "$d/log.txt" 2>/dev/null; then
-        echo "== profile: $n"
-        sed -n '/GPU time per stage/,$p' "$d/log.txt" | head -30
-    fi
+    for profile in "$d"/*/profile.md; do
+        [ -f "$profile" ] || continue
+        echo "== profile: $n ($(basename "$(dirname "$profile")"))"
+        cat "$profile"
+    done
     if grep -q "^| Gaussians\|^| splats\|^# splatforge bench view" "$d/log.txt" 2>/dev/null; then
         echo "== raster: $n"
         grep "^|" "$d/log.txt"

@@ -93,17 +93,19 @@ fn sh_coefficient(i: u32, j: u32) -> vec3<f32> {
 }
 
 // Step 1: every stored parameter finite, including SH bands above the active degree.
+// `&`, not `&&`: a short-circuit makes each load wait for the previous test, and 60 loads in a
+// row were most of the projection's time.
 fn parameters_finite(i: u32) -> bool {
     var finite = is_finite(logit_opacities[i]);
     let q = rotations[i];
-    finite = finite && is_finite(q.x) && is_finite(q.y) && is_finite(q.z) && is_finite(q.w);
+    finite = finite & is_finite(q.x) & is_finite(q.y) & is_finite(q.z) & is_finite(q.w);
     for (var k = 0u; k < 3u; k++) {
-        finite = finite && is_finite(means[3u * i + k]) && is_finite(log_scales[3u * i + k])
-            && is_finite(sh_dc[3u * i + k]);
+        finite = finite & is_finite(means[3u * i + k]) & is_finite(log_scales[3u * i + k])
+            & is_finite(sh_dc[3u * i + k]);
     }
     let width = sh_rest_width();
     for (var k = 0u; k < width; k++) {
-        finite = finite && is_finite(sh_rest[i * width + k]);
+        finite = finite & is_finite(sh_rest[i * width + k]);
     }
     return finite;
 }

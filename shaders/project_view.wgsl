@@ -14,6 +14,10 @@
 //   stay those of the real camera, so clouds sort against each other and against meshes.
 // - The depth of each splat is kept per slot (`splat_depths`) for the per-pixel depth test of
 //   rasterize_view.wgsl: the depth keys are sorted in place and lose their slot order.
+// - Depth keys are 24 bits, the float depth's bits 7-30 (the sign bit is 0 for every visible
+//   splat): a relative precision of 2^-16 with three radix passes instead of four
+//   (VIEW_DEPTH_KEY_BITS in gpu/raster/view.rs). Culled splats get all ones, which no finite
+//   depth reaches (its exponent would be 255).
 
 #include "project.wgsl"
 
@@ -24,6 +28,8 @@ struct ViewCloud {
     _padding0: u32,
     _padding1: u32,
 }
+
+const VIEW_CULLED_DEPTH_KEY: u32 = 0xffffffu;
 
 @group(0) @binding(23) var<uniform> cloud: ViewCloud;
 @group(0) @binding(24) var<storage, read_write> splat_depths: array<f32>;
@@ -41,7 +47,7 @@ fn project_view(
     let slot = cloud.base + i;
     // What a culled Gaussian reports: it sorts last and covers no tile.
     depth_ids[slot] = slot;
-    depth_keys[slot] = CULLED_DEPTH_KEY;
+    depth_keys[slot] = VIEW_CULLED_DEPTH_KEY;
     tile_counts[slot] = 0u;
     tile_rects[slot] = vec2<u32>(0u);
 
@@ -51,7 +57,7 @@ fn project_view(
     }
     splats[slot] = p.splat;
     splat_depths[slot] = p.depth;
-    depth_keys[slot] = bitcast<u32>(p.depth);
+    depth_keys[slot] = (bitcast<u32>(p.depth) >> 7u) & VIEW_CULLED_DEPTH_KEY;
     let size = p.tile_max - p.tile_min;
     tile_counts[slot] = size.x * size.y;
     tile_rects[slot] = pack_tile_rect(p.tile_min, p.tile_max);

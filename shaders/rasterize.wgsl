@@ -105,6 +105,8 @@ fn add_to_grad_2d(index: u32, value: f32) {
 #endif
 
 var<workgroup> batch_splats: array<Splat, BATCH_SIZE>;
+// `visible_rows` of each batch splat.
+var<workgroup> batch_rows: array<vec2<f32>, BATCH_SIZE>;
 var<workgroup> tile_range: vec2<u32>;
 // Forward: threads that have finished. Backward: largest last-contributor count of the tile.
 var<workgroup> tile_counter: atomic<u32>;
@@ -154,6 +156,30 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
         out.alpha = 0.0;
     }
     return out;
+}
+
+// The pixel-centre rows [x, y] outside which a splat's alpha is below MIN_ALPHA: there
+// d^T Q d > r2 = 2 ln(opacity / MIN_ALPHA) (Q the conic), and over that ellipse |d.y| is at
+// most sqrt(r2 * Q^-1_yy) = sqrt(r2 * Q_xx / det Q). Kernels compute it once per splat and
+// batch; a pixel outside it skips the splat without evaluating the Gaussian, which `footprint`
+// would have zeroed anyway: the result is the same. Rows only, not columns: a subgroup covers
+// whole rows of a tile, so a row test lets whole subgroups skip, while a column test would
+// only split them (measured slower; BENCHMARKS.md). Margins (0.1% and 0.01 px) cover the
+// footprint's rounding; needle-like splats (det Q < 1% of Q_xx Q_yy, where det Q loses
+// precision) and degenerate ones get every row.
+fn visible_rows(s: Splat) -> vec2<f32> {
+    let diagonal = s.conic.x * s.conic.z;
+    let det = diagonal - s.conic.y * s.conic.y;
+    let r2 = 2.0 * log(s.opacity / MIN_ALPHA);
+    if !(det > 0.01 * diagonal) || !(r2 >= 0.0) || !is_finite(diagonal) || !is_finite(r2) {
+        return vec2<f32>(-3.0e38, 3.0e38);
+    }
+    let extent = sqrt(r2 * s.conic.x / det) * 1.001 + 0.01;
+    return vec2<f32>(s.mean.y - extent, s.mean.y + extent);
+}
+
+fn outside_rows(rows: vec2<f32>, centre: vec2<f32>) -> bool {
+    return centre.y < rows.x || centre.y > rows.y;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,7 +258,9 @@ fn rasterize_forward(
         let first = range.x + batch * BATCH_SIZE;
         let in_batch = min(BATCH_SIZE, range.y - first);
         if local_index < in_batch {
-            batch_splats[local_index] = splats[listed_gaussian(first + local_index)];
+            let s = splats[listed_gaussian(first + local_index)];
+            batch_splats[local_index] = s;
+            batch_rows[local_index] = visible_rows(s);
         }
         // The cut inside this batch, if any (chunk >= BATCH_SIZE: at most one).
         let cut = (first + chunk - 1u) / chunk * chunk;
@@ -245,6 +273,9 @@ fn rasterize_forward(
             for (var k = 0u; k < in_batch; k++) {
                 if k == cut_k {
                     checkpoints[(cut / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
+                }
+                if outside_rows(batch_rows[k], px.centre) {
+                    continue;
                 }
                 let s = batch_splats[k];
                 let fp = footprint(s, px.centre);
@@ -327,11 +358,16 @@ fn rasterize_pieces(
         let first = piece.start + batch * BATCH_SIZE;
         let in_batch = min(BATCH_SIZE, piece.end - first);
         if local_index < in_batch {
-            batch_splats[local_index] = splats[listed_gaussian(first + local_index)];
+            let s = splats[listed_gaussian(first + local_index)];
+            batch_splats[local_index] = s;
+            batch_rows[local_index] = visible_rows(s);
         }
         workgroupBarrier();
         if !done {
             for (var k = 0u; k < in_batch; k++) {
+                if outside_rows(batch_rows[k], px.centre) {
+                    continue;
+                }
                 let s = batch_splats[k];
                 let fp = footprint(s, px.centre);
                 if fp.alpha == 0.0 {
@@ -420,6 +456,7 @@ fn combine_pieces(
 override BACKWARD_BATCH: u32 = 256u;
 
 var<workgroup> backward_splats: array<Splat, BACKWARD_BATCH>;
+var<workgroup> backward_rows: array<vec2<f32>, BACKWARD_BATCH>;
 // Gaussian ids (atomics) or emission slots (DETERMINISTIC) of the batch.
 var<workgroup> backward_targets: array<u32, BACKWARD_BATCH>;
 
@@ -540,12 +577,14 @@ fn rasterize_backward(
 #ifdef DETERMINISTIC
             let slot = intersection_slots[position];
             backward_targets[local_index] = slot;
-            backward_splats[local_index] = splats[intersection_gaussians[slot]];
+            let s = splats[intersection_gaussians[slot]];
 #else
             let id = intersection_gaussians[position];
             backward_targets[local_index] = id;
-            backward_splats[local_index] = splats[id];
+            let s = splats[id];
 #endif
+            backward_splats[local_index] = s;
+            backward_rows[local_index] = visible_rows(s);
             start_batch_slot(local_index);
         }
         workgroupBarrier();
@@ -553,7 +592,7 @@ fn rasterize_backward(
             let position = batch_end - 1u - j;
             var grad = zero_grad();
             var contributes = false;
-            if position < last_count {
+            if position < last_count && !outside_rows(backward_rows[j], px.centre) {
                 let s = backward_splats[j];
                 let fp = footprint(s, px.centre);
                 if fp.alpha > 0.0 {

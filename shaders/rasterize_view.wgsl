@@ -17,6 +17,8 @@
 //   mesh edge that only partly covers a pixel does not hide the splats behind it (its colour was
 //   already resolved with the background; hiding the splats there would leave a halo of clear
 //   colour around meshes in front of splats).
+// - As in the trainer's kernels, a pixel skips the splats whose alpha stays below 1/255 in its
+//   row (`visible_rows`, computed once per batch splat): the same image, less work.
 
 #include "rasterize.wgsl"
 
@@ -100,8 +102,10 @@ fn rasterize_view(
         let first = range.x + batch * BATCH_SIZE;
         if first + local_index < range.y {
             let slot = intersection_gaussians[first + local_index];
-            batch_splats[local_index] = splats[slot];
+            let s = splats[slot];
+            batch_splats[local_index] = s;
             batch_depths[local_index] = splat_depths[slot];
+            batch_rows[local_index] = visible_rows(s);
         }
         workgroupBarrier();
         if !done {
@@ -110,6 +114,9 @@ fn rasterize_view(
                 if batch_depths[k] >= depth_limit {
                     done = true;
                     break;
+                }
+                if outside_rows(batch_rows[k], px.centre) {
+                    continue;
                 }
                 let s = batch_splats[k];
                 let fp = footprint(s, px.centre);

@@ -13,8 +13,8 @@ use anyhow::{Context, bail};
 
 use super::bench::{median, parse_size, synthetic_scene};
 use crate::gpu::raster::view::{
-    CloudDrawSettings, DepthMapping, SceneDepth, SceneEncoding, SplatRenderer, SplatViewFrame,
-    ViewCloud,
+    CloudDrawSettings, CompositeTarget, DepthMapping, SceneDepth, SceneEncoding, SplatRenderer,
+    SplatViewFrame, ViewCloud,
 };
 use crate::gpu::raster::{WAIT_FOR_COUNT, view::ViewCamera};
 use crate::gpu::timing::StageTimer;
@@ -36,11 +36,17 @@ pub struct ViewBenchArgs {
     #[arg(long, default_value_t = 1)]
     pub clouds: u32,
     /// Timed frames per size (the median is reported).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 30)]
     pub iters: u32,
-    /// Untimed frames first (the first one reads the intersection count back).
-    #[arg(long, default_value_t = 3)]
+    /// Untimed frames first (the first one reads the intersection count back; the GPU also
+    /// needs a few frames to reach its clocks).
+    #[arg(long, default_value_t = 30)]
     pub warmup: u32,
+    /// The render target: `hdr` (Rgba16Float with storage usage, as the plugin sets up HDR
+    /// cameras: the composite is a compute pass) or `srgb8` (Rgba8UnormSrgb, Bevy's default
+    /// without HDR: a full-screen fragment pass).
+    #[arg(long, value_enum, default_value_t = BenchTarget::Hdr)]
+    pub target: BenchTarget,
     /// SH degree of the synthetic clouds (all bands drawn).
     #[arg(long, default_value_t = 3)]
     pub sh_degree: u32,
@@ -53,6 +59,30 @@ pub struct ViewBenchArgs {
     /// Seed of the synthetic scenes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// The render target's format (and so the composite pass) of `bench view`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchTarget {
+    Hdr,
+    Srgb8,
+}
+
+impl BenchTarget {
+    fn format(self) -> wgpu::TextureFormat {
+        match self {
+            BenchTarget::Hdr => wgpu::TextureFormat::Rgba16Float,
+            BenchTarget::Srgb8 => wgpu::TextureFormat::Rgba8UnormSrgb,
+        }
+    }
+
+    fn usage(self) -> wgpu::TextureUsages {
+        let base = wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::RENDER_ATTACHMENT;
+        match self {
+            BenchTarget::Hdr => base | wgpu::TextureUsages::STORAGE_BINDING,
+            BenchTarget::Srgb8 => base,
+        }
+    }
 }
 
 /// Labels of marks that are not GPU work of the renderer.
@@ -83,15 +113,21 @@ pub fn run(args: &ViewBenchArgs) -> anyhow::Result<()> {
     println!("device: {}", ctx.describe());
     println!(
         "settings: {width}x{height}, SH degree {} (all bands drawn), {} cloud(s) per view, \
-         coverage {} Gaussians per pixel (3 sigma), {} warm-up + {} timed frames, median",
-        args.sh_degree, args.clouds, args.coverage, args.warmup, args.iters
+         coverage {} Gaussians per pixel (3 sigma), {} warm-up + {} timed frames, median, \
+         target {:?}",
+        args.sh_degree,
+        args.clouds,
+        args.coverage,
+        args.warmup,
+        args.iters,
+        args.target.format()
     );
     let mut timer = StageTimer::new(&ctx, 32);
     if timer.is_none() {
         println!("(this device has no timestamp queries inside encoders: wall clock only)");
     }
     let mut renderer = SplatRenderer::new(&ctx);
-    let targets = Targets::new(&ctx, width, height);
+    let targets = Targets::new(&ctx, width, height, args.target);
     let mut rows = Vec::new();
     let mut details = Vec::new();
     for &n in &args.sizes {
@@ -147,37 +183,40 @@ struct Row {
 /// The scene colour, the output and the depth buffer of the benchmark's view.
 struct Targets {
     scene: wgpu::TextureView,
-    output: wgpu::TextureView,
+    output: wgpu::Texture,
+    output_view: wgpu::TextureView,
     depth: wgpu::TextureView,
 }
 
-const COLOUR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
-
 impl Targets {
-    fn new(ctx: &GpuContext, width: u32, height: u32) -> Self {
-        let texture = |label: &str, format: wgpu::TextureFormat| {
-            ctx.device
-                .create_texture(&wgpu::TextureDescriptor {
-                    label: Some(label),
-                    size: wgpu::Extent3d {
-                        width,
-                        height,
-                        depth_or_array_layers: 1,
-                    },
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING
-                        | wgpu::TextureUsages::RENDER_ATTACHMENT,
-                    view_formats: &[],
-                })
-                .create_view(&wgpu::TextureViewDescriptor::default())
+    fn new(ctx: &GpuContext, width: u32, height: u32, target: BenchTarget) -> Self {
+        let texture = |label: &str, format: wgpu::TextureFormat, usage: wgpu::TextureUsages| {
+            ctx.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(label),
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage,
+                view_formats: &[],
+            })
         };
+        let view = |t: &wgpu::Texture| t.create_view(&wgpu::TextureViewDescriptor::default());
+        let output = texture("bench output", target.format(), target.usage());
         let targets = Self {
-            scene: texture("bench scene", COLOUR_FORMAT),
-            output: texture("bench output", COLOUR_FORMAT),
-            depth: texture("bench depth", wgpu::TextureFormat::Depth32Float),
+            scene: view(&texture("bench scene", target.format(), target.usage())),
+            output_view: view(&output),
+            output,
+            depth: view(&texture(
+                "bench depth",
+                wgpu::TextureFormat::Depth32Float,
+                wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::RENDER_ATTACHMENT,
+            )),
         };
         // Clear the scene to grey and the depth to "infinitely far" (reverse Z).
         let mut encoder = ctx
@@ -297,16 +336,21 @@ fn bench_size(
         if let Some(t) = timer.as_deref_mut() {
             t.mark(&mut encoder, DRAW_STAGES[0]);
         }
-        renderer.encode_composite(
+        let pass = renderer.encode_composite(
             ctx,
             &mut encoder,
             &frame,
             &targets.scene,
             SceneEncoding::Linear,
-            &targets.output,
-            COLOUR_FORMAT,
+            CompositeTarget {
+                texture: &targets.output,
+                view: &targets.output_view,
+            },
             [0, 0],
         );
+        if iteration == 0 {
+            println!("{n} splats: composite as a {pass:?} pass");
+        }
         if let Some(t) = timer.as_deref_mut() {
             t.mark(&mut encoder, DRAW_STAGES[1]);
             t.resolve(&mut encoder);

@@ -26,6 +26,14 @@ pub fn shader_source(name: &str) -> Option<&'static str> {
         .map(|(_, source)| *source)
 }
 
+/// Kernel development: with `SPLATFORGE_SHADER_DIR=dir` set, a shader file present in `dir`
+/// is read from there instead of the embedded copy, so edited kernels run (on the GPU machine
+/// too) without rebuilding. Unset, nothing is read from disk.
+fn override_source(name: &str) -> Option<String> {
+    let dir = std::env::var_os("SPLATFORGE_SHADER_DIR")?;
+    std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok()
+}
+
 /// Names of every embedded shader file.
 pub fn shader_names() -> impl Iterator<Item = &'static str> {
     SHADER_SOURCES.iter().map(|(name, _)| *name)
@@ -109,9 +117,11 @@ fn expand(
     if !included.insert(name.to_owned()) {
         return Ok(());
     }
-    let source = match text {
-        Some(text) => text,
-        None => shader_source(name).ok_or_else(|| ShaderError {
+    let override_source = text.is_none().then(|| override_source(name)).flatten();
+    let source = match (text, &override_source) {
+        (Some(text), _) => text,
+        (None, Some(file)) => file.as_str(),
+        (None, None) => shader_source(name).ok_or_else(|| ShaderError {
             file: name.to_owned(),
             line: 0,
             message: "no such embedded shader file".into(),

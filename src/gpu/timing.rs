@@ -12,6 +12,8 @@ pub struct StageTimer {
     readback: wgpu::Buffer,
     capacity: u32,
     labels: Vec<String>,
+    /// When each mark was encoded: the CPU time spent encoding each stage.
+    cpu_marks: Vec<std::time::Instant>,
     period_ns: f32,
 }
 
@@ -45,6 +47,7 @@ impl StageTimer {
             readback,
             capacity: max_marks,
             labels: Vec::new(),
+            cpu_marks: Vec::new(),
             period_ns: ctx.queue.get_timestamp_period(),
         })
     }
@@ -52,6 +55,7 @@ impl StageTimer {
     /// Forgets earlier marks (call before recording a new encoder).
     pub fn reset(&mut self) {
         self.labels.clear();
+        self.cpu_marks.clear();
     }
 
     /// Writes a timestamp labelled `label`: the time since the previous mark is that stage's.
@@ -64,6 +68,18 @@ impl StageTimer {
         );
         encoder.write_timestamp(&self.query_set, index);
         self.labels.push(label.to_owned());
+        self.cpu_marks.push(std::time::Instant::now());
+    }
+
+    /// CPU milliseconds between consecutive marks (the time spent encoding and submitting each
+    /// stage, or waiting where a stage blocks), in mark order.
+    pub fn cpu_ms(&self) -> Vec<(String, f64)> {
+        (1..self.cpu_marks.len())
+            .map(|i| {
+                let dt = self.cpu_marks[i] - self.cpu_marks[i - 1];
+                (self.labels[i].clone(), dt.as_secs_f64() * 1e3)
+            })
+            .collect()
     }
 
     /// Copies the timestamps to a readable buffer (call after the last mark, same encoder).

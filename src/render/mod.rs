@@ -54,6 +54,9 @@ pub enum SplatSystems {
     UpdateBounds,
     /// Points trainer-backed clouds at the trainer's current buffers (`PostUpdate`).
     FollowTrainer,
+    /// Lets HDR 3D cameras' main textures take storage writes (`PostUpdate`), so the splats
+    /// are composited by a compute pass ([`storage_for_hdr_cameras`]).
+    CameraTargets,
 }
 
 /// Render-world systems of the plugin.
@@ -81,9 +84,12 @@ impl Plugin for SplatPlugin {
             .add_plugins(RenderAssetPlugin::<GpuSplats>::default())
             .add_systems(
                 PostUpdate,
-                cloud::update_splat_bounds
-                    .in_set(SplatSystems::UpdateBounds)
-                    .in_set(VisibilitySystems::CalculateBounds),
+                (
+                    cloud::update_splat_bounds
+                        .in_set(SplatSystems::UpdateBounds)
+                        .in_set(VisibilitySystems::CalculateBounds),
+                    storage_for_hdr_cameras.in_set(SplatSystems::CameraTargets),
+                ),
             );
         #[cfg(feature = "train")]
         app.add_systems(
@@ -119,5 +125,31 @@ impl Plugin for SplatPlugin {
                     .after(tonemapping)
                     .in_set(Core3dSystems::PostProcess),
             );
+    }
+}
+
+/// Adds `STORAGE_BINDING` to the main texture usages of 3D cameras with [`Hdr`]
+/// (`Rgba16Float` textures, which allow it), so the composite over the scene runs as a compute
+/// pass. Either pass gives the same pixels; the compute one is much faster on GPUs with little
+/// pixel-shading hardware (data-centre GPUs: `gpu::raster::composite`). Cameras without HDR
+/// (`Rgba8UnormSrgb`, which cannot be a storage texture) keep the full-screen fragment pass.
+pub fn storage_for_hdr_cameras(
+    mut cameras: Query<
+        &mut bevy::camera::CameraMainTextureUsages,
+        (
+            With<Camera3d>,
+            With<bevy::camera::Hdr>,
+            Or<(
+                Added<bevy::camera::Hdr>,
+                Changed<bevy::camera::CameraMainTextureUsages>,
+            )>,
+        ),
+    >,
+) {
+    use bevy::render::render_resource::TextureUsages;
+    for mut usages in &mut cameras {
+        if !usages.0.contains(TextureUsages::STORAGE_BINDING) {
+            usages.0 |= TextureUsages::STORAGE_BINDING;
+        }
     }
 }

@@ -31,8 +31,8 @@ use super::cloud::{LiveSplatCloud, SplatCloud, SplatCloudSettings, SplatViewSett
 use super::coords::{depth_mapping, pinhole_from_clip};
 use crate::gpu::GpuContext;
 use crate::gpu::raster::view::{
-    CloudDrawSettings, DepthMapping, SceneDepth, SceneEncoding, SplatRenderer, SplatViewFrame,
-    ViewCloud,
+    CloudDrawSettings, CompositeTarget, DepthMapping, SceneDepth, SceneEncoding, SplatRenderer,
+    SplatViewFrame, ViewCloud,
 };
 use crate::model::{GaussianCloud, ParamGroup};
 
@@ -342,8 +342,10 @@ pub fn draw_splats(
         &prepared.frame,
         post_process.source,
         encoding,
-        post_process.destination,
-        target.main_texture_format(),
+        CompositeTarget {
+            texture: post_process.destination_texture,
+            view: post_process.destination,
+        },
         origin,
     );
 }

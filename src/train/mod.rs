@@ -280,8 +280,14 @@ pub fn run_train_steps(world: &mut World) {
         let started = std::time::Instant::now();
         world.resource_mut::<report::ReportTime>().0 = std::time::Duration::ZERO;
         world.run_schedule(TrainStep);
+        let step_time = started.elapsed();
         let reporting = world.resource::<report::ReportTime>().0;
-        world.resource_mut::<TrainState>().elapsed += started.elapsed().saturating_sub(reporting);
+        world.resource_mut::<TrainState>().elapsed += step_time.saturating_sub(reporting);
+        let iteration = world.resource::<TrainState>().iteration;
+        if let Some(mut profiler) = world.get_resource_mut::<StepProfiler>() {
+            let ms = step_time.saturating_sub(reporting).as_secs_f64() * 1e3;
+            profiler.record_step(iteration, ms, reporting.is_zero());
+        }
     }
 }
 

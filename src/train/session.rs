@@ -269,6 +269,13 @@ pub fn train_headless_with(
         .take(10)
         .map(|(_, l)| *l)
         .collect();
+    let profile = world.resource::<super::StepProfiler>().table();
+    if !profile.is_empty() {
+        // Also in the model folder: `--quiet` runs (batch, benchmarks) print no summary.
+        let path = model.join("profile.md");
+        crate::fsutil::write_atomic(&path, profile.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(TrainSummary {
         model_path: model,
         iteration: state.iteration,
@@ -282,7 +289,7 @@ pub fn train_headless_with(
         ply: summary_ply,
         checkpoint: summary_checkpoint,
         final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
-        profile: world.resource::<super::StepProfiler>().table(),
+        profile,
         peak_state_bytes: metrics.peak_state_bytes.max(train.bytes()),
         intersection_overflows: world
             .resource::<super::StepBuffers>()

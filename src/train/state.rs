@@ -352,7 +352,14 @@ pub struct StepProfiler {
     /// A profile is due at the next plain step.
     pending: bool,
     samples: Vec<(String, Vec<f64>)>,
+    /// CPU milliseconds spent encoding each stage, by the same labels.
+    cpu_samples: Vec<(String, Vec<f64>)>,
     totals: Vec<f64>,
+    /// CPU milliseconds of every step that neither evaluated nor saved (encoding and
+    /// submission; a step waits only where it densifies or is profiled).
+    step_cpu: Vec<f64>,
+    /// (iteration, milliseconds) of every step, reporting excluded: where the run's time goes.
+    step_times: Vec<(u32, f64)>,
 }
 
 impl StepProfiler {
@@ -367,7 +374,10 @@ impl StepProfiler {
             active: false,
             pending: false,
             samples: Vec::new(),
+            cpu_samples: Vec::new(),
             totals: Vec::new(),
+            step_cpu: Vec::new(),
+            step_times: Vec::new(),
         }
     }
 
@@ -413,15 +423,67 @@ impl StepProfiler {
         let Some(timer) = self.timer() else {
             return;
         };
+        let cpu = timer.cpu_ms();
         let stages = timer.read_ms(ctx);
         self.totals.push(stages.iter().map(|(_, ms)| ms).sum());
         for (label, ms) in stages {
-            match self.samples.iter_mut().find(|(l, _)| *l == label) {
-                Some((_, values)) => values.push(ms),
-                None => self.samples.push((label, vec![ms])),
-            }
+            push_sample(&mut self.samples, label, ms);
+        }
+        for (label, ms) in cpu {
+            push_sample(&mut self.cpu_samples, label, ms);
         }
         self.active = false;
+    }
+
+    /// Records the time of step `iteration` (reporting excluded; when profiling), and as a
+    /// plain step's CPU time when it did not evaluate or save.
+    pub fn record_step(&mut self, iteration: u32, ms: f64, plain: bool) {
+        if self.timer.is_some() {
+            self.step_times.push((iteration, ms));
+            if plain {
+                self.step_cpu.push(ms);
+            }
+        }
+    }
+
+    /// Step time per 1000 iterations, split into steps at multiples of 100 (where densification
+    /// runs and waits for the GPU) and the others.
+    fn windows_table(&self) -> String {
+        let mut out = String::from(
+            "\n| iterations | ms per step | steps at multiples of 100: ms each | other steps: ms each |\n|---|---|---|---|\n",
+        );
+        let Some(last) = self.step_times.last().map(|(i, _)| *i) else {
+            return String::new();
+        };
+        let mut start = self.step_times[0].0 / 1000 * 1000;
+        while start <= last {
+            let window: Vec<&(u32, f64)> = self
+                .step_times
+                .iter()
+                .filter(|(i, _)| (start + 1..=start + 1000).contains(i))
+                .collect();
+            let mean = |steps: &[&&(u32, f64)]| {
+                if steps.is_empty() {
+                    0.0
+                } else {
+                    steps.iter().map(|(_, ms)| ms).sum::<f64>() / steps.len() as f64
+                }
+            };
+            let all: Vec<&&(u32, f64)> = window.iter().collect();
+            let (hundreds, others): (Vec<_>, Vec<_>) = all.iter().partition(|(i, _)| i % 100 == 0);
+            if !window.is_empty() {
+                out.push_str(&format!(
+                    "| {}-{} | {:.3} | {:.3} | {:.3} |\n",
+                    start + 1,
+                    start + 1000,
+                    mean(&all),
+                    mean(&hundreds),
+                    mean(&others)
+                ));
+            }
+            start += 1000;
+        }
+        out
     }
 
     /// Median milliseconds per stage as a markdown table (empty when nothing was profiled).
@@ -435,16 +497,36 @@ impl StepProfiler {
             sorted[sorted.len() / 2]
         };
         let mut out = format!(
-            "| stage | median ms ({} profiled steps) |\n|---|---|\n",
+            "| stage | median GPU ms ({} profiled steps) | median CPU ms (encoding) |\n|---|---|---|\n",
             self.totals.len()
         );
         for (label, values) in &self.samples {
-            out.push_str(&format!("| {label} | {:.3} |\n", median(values)));
+            let cpu = self
+                .cpu_samples
+                .iter()
+                .find(|(l, _)| l == label)
+                .map_or(String::new(), |(_, v)| format!("{:.3}", median(v)));
+            out.push_str(&format!("| {label} | {:.3} | {cpu} |\n", median(values)));
         }
         out.push_str(&format!(
-            "| **step, first to last mark** | {:.3} |\n",
+            "| **step, first to last mark** | {:.3} | |\n",
             median(&self.totals)
         ));
+        if !self.step_cpu.is_empty() {
+            out.push_str(&format!(
+                "| **CPU per step (median of {} steps)** | | {:.3} |\n",
+                self.step_cpu.len(),
+                median(&self.step_cpu)
+            ));
+        }
+        out.push_str(&self.windows_table());
         out
+    }
+}
+
+fn push_sample(samples: &mut Vec<(String, Vec<f64>)>, label: String, ms: f64) {
+    match samples.iter_mut().find(|(l, _)| *l == label) {
+        Some((_, values)) => values.push(ms),
+        None => samples.push((label, vec![ms])),
     }
 }

@@ -24,6 +24,7 @@
 //! per view being rendered (its buffers are reused across renders).
 
 mod backward;
+mod composite;
 mod frame;
 mod kernels;
 mod uniforms;
@@ -371,13 +372,25 @@ impl Rasterizer {
         encoder: &mut wgpu::CommandEncoder,
         frame: &RasterFrame,
     ) {
+        self.encode_depth_sort_bits(ctx, encoder, frame, DEPTH_KEY_BITS);
+    }
+
+    /// The depth sort by the low `key_bits` bits of the depth keys (the game plugin's keys are
+    /// shorter: `view.rs`), then the per-slot tile counts in depth order.
+    pub(super) fn encode_depth_sort_bits(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        frame: &RasterFrame,
+        key_bits: u32,
+    ) {
         self.depth_sort.encode(
             ctx,
             encoder,
             &frame.depth_keys,
             &frame.depth_ids,
             frame.num_gaussians,
-            DEPTH_KEY_BITS,
+            key_bits,
         );
         self.encode_gather_depth_order_counts(ctx, encoder, frame);
     }

@@ -15,17 +15,17 @@
 //! Kernels: `shaders/project_view.wgsl` (the trainer's `project_gaussian`, written at each
 //! cloud's offset in the list), the trainer's binning (`bin.wgsl`, `gpu::sort`, `gpu::scan`),
 //! `shaders/rasterize_view.wgsl` (the trainer's tile loop plus the depth test) and
-//! `shaders/composite_splats.wgsl` (a full-screen pass).
+//! `shaders/composite_splats.wgsl` (a full-screen pass, or a compute pass: `composite.rs`).
 //!
 //! Usage: one [`SplatRenderer`] per device, one [`SplatViewFrame`] per view (camera), reused
 //! across frames: [`SplatRenderer::prepare`], then [`SplatRenderer::encode_rasterize`] and
 //! [`SplatRenderer::encode_composite`].
 
-use std::collections::HashMap;
-
 use bytemuck::{Pod, Zeroable};
 use glam::{DAffine3, DMat3};
 
+pub use super::composite::{CompositePass, CompositeTarget, SceneEncoding};
+use super::composite::{CompositeUniforms, Compositor};
 use super::frame::ListExtras;
 use super::kernels::{dispatch_elements, dispatch_tiles};
 use super::uniforms::RenderUniforms;
@@ -33,6 +33,11 @@ use super::{CountMode, RasterError, RasterFrame, Rasterizer, WAIT_FOR_COUNT, mar
 use crate::camera::Camera;
 use crate::gpu::timing::StageTimer;
 use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
+
+/// Bits of the view's depth keys (project_view.wgsl): the float depth's bits 7-30, so three
+/// radix passes instead of the trainer's four. Splats whose depths agree to 1 part in 65,536
+/// keep their list order (the sort is stable) instead of being ordered by depth.
+const VIEW_DEPTH_KEY_BITS: u32 = 24;
 use crate::model::{GaussianCloud, ParamGroup};
 use crate::render_settings::RenderSettings;
 use crate::sh::MAX_SH_DEGREE;
@@ -96,15 +101,6 @@ pub struct SceneDepth<'a> {
     pub origin: [u32; 2],
 }
 
-/// How the scene texture stores colour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SceneEncoding {
-    /// Linear values (Bevy's default: `Rgba8UnormSrgb`, `Rgba16Float`, and linear `Rgba8Unorm`).
-    Linear,
-    /// sRGB-encoded values in a non-sRGB format (Bevy's `CompositingSpace::Srgb`).
-    Srgb,
-}
-
 /// `ViewDepth` in rasterize_view.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -124,14 +120,6 @@ struct CloudUniforms {
     base: u32,
     opacity_scale: f32,
     _padding: [u32; 2],
-}
-
-/// `Composite` in composite_splats.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct CompositeUniforms {
-    origin: [u32; 2],
-    size: [u32; 2],
 }
 
 /// The per-view state: the splat list and its binning (a forward-only [`RasterFrame`]), the
@@ -251,9 +239,7 @@ pub struct SplatRenderer {
     rasterize_view: wgpu::ComputePipeline,
     /// Compiled on first use (MSAA depth).
     rasterize_view_multisampled: Option<wgpu::ComputePipeline>,
-    composite_layout: wgpu::BindGroupLayout,
-    composite_pipeline_layout: wgpu::PipelineLayout,
-    composite_pipelines: HashMap<(wgpu::TextureFormat, SceneEncoding), wgpu::RenderPipeline>,
+    compositor: Compositor,
     /// Bound in place of the scene's depth when there is none.
     no_depth: wgpu::TextureView,
 }
@@ -268,46 +254,6 @@ impl SplatRenderer {
         let compute = |file: &str, entry: &str, defs: &ShaderDefs| {
             gpu::compute_pipeline(ctx, file, entry, defs, &[])
         };
-        let composite_layout =
-            ctx.device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some("composite_splats"),
-                    entries: &[
-                        layout_entry(
-                            0,
-                            wgpu::BindingType::Buffer {
-                                ty: wgpu::BufferBindingType::Uniform,
-                                has_dynamic_offset: false,
-                                min_binding_size: None,
-                            },
-                        ),
-                        layout_entry(
-                            1,
-                            wgpu::BindingType::Buffer {
-                                ty: wgpu::BufferBindingType::Storage { read_only: true },
-                                has_dynamic_offset: false,
-                                min_binding_size: None,
-                            },
-                        ),
-                        layout_entry(
-                            2,
-                            wgpu::BindingType::Texture {
-                                // Unfilterable: the pass only loads texels, and every float format
-                                // (Rgba32Float included) can be bound this way.
-                                sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                                view_dimension: wgpu::TextureViewDimension::D2,
-                                multisampled: false,
-                            },
-                        ),
-                    ],
-                });
-        let composite_pipeline_layout =
-            ctx.device
-                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some("composite_splats"),
-                    bind_group_layouts: &[Some(&composite_layout)],
-                    immediate_size: 0,
-                });
         let no_depth = ctx
             .device
             .create_texture(&wgpu::TextureDescriptor {
@@ -330,10 +276,8 @@ impl SplatRenderer {
             project_view: compute("project_view.wgsl", "project_view", &defs),
             rasterize_view: compute("rasterize_view.wgsl", "rasterize_view", &defs),
             rasterize_view_multisampled: None,
+            compositor: Compositor::new(ctx, defs.clone()),
             defs,
-            composite_layout,
-            composite_pipeline_layout,
-            composite_pipelines: HashMap::new(),
             no_depth,
         }
     }
@@ -394,7 +338,8 @@ impl SplatRenderer {
             self.encode_projections(ctx, &mut encoder, camera, near_plane, clouds, frame);
             mark(&mut timer, &mut encoder, "project");
             let raster = &frame.raster;
-            self.rasterizer.encode_depth_sort(ctx, &mut encoder, raster);
+            self.rasterizer
+                .encode_depth_sort_bits(ctx, &mut encoder, raster, VIEW_DEPTH_KEY_BITS);
             mark(&mut timer, &mut encoder, "depth sort");
             self.rasterizer.scan.encode(
                 ctx,
@@ -586,9 +531,10 @@ impl SplatRenderer {
         );
     }
 
-    /// Composites `frame`'s image over `scene` into `target` (a full-screen render pass; both
-    /// textures are the size of the whole render target, the view covers `origin` and its own
-    /// size). `scene` must not be multisampled; `target_format` is `target`'s format.
+    /// Composites `frame`'s image over `scene` into `target` (both textures are the size of
+    /// the whole render target, the view covers `origin` and its own size; `scene` must not be
+    /// multisampled). A compute pass where the target takes storage writes, else a full-screen
+    /// render pass (`gpu::raster::composite`); returns which.
     #[allow(clippy::too_many_arguments)]
     pub fn encode_composite(
         &mut self,
@@ -597,107 +543,24 @@ impl SplatRenderer {
         frame: &SplatViewFrame,
         scene: &wgpu::TextureView,
         encoding: SceneEncoding,
-        target: &wgpu::TextureView,
-        target_format: wgpu::TextureFormat,
+        target: CompositeTarget,
         origin: [u32; 2],
-    ) {
+    ) -> CompositePass {
         let uniforms = CompositeUniforms {
             origin,
             size: frame.size(),
         };
         ctx.queue
             .write_buffer(&frame.composite_uniforms, 0, bytemuck::bytes_of(&uniforms));
-        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("composite_splats"),
-            layout: &self.composite_layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: frame.composite_uniforms.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: frame.image.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(scene),
-                },
-            ],
-        });
-        let pipeline = self.composite_pipeline(ctx, target_format, encoding);
-        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("composite_splats"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: target,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations {
-                    // Every pixel is written.
-                    load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
-                    store: wgpu::StoreOp::Store,
-                },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.draw(0..3, 0..1);
-    }
-
-    fn composite_pipeline(
-        &mut self,
-        ctx: &GpuContext,
-        format: wgpu::TextureFormat,
-        encoding: SceneEncoding,
-    ) -> &wgpu::RenderPipeline {
-        let layout = &self.composite_pipeline_layout;
-        let defs = &self.defs;
-        self.composite_pipelines
-            .entry((format, encoding))
-            .or_insert_with(|| {
-                let mut defs = defs.clone();
-                if encoding == SceneEncoding::Srgb {
-                    defs.define("SRGB_STORAGE");
-                }
-                let source = gpu::shader::preprocess("composite_splats.wgsl", &defs)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                let module = ctx
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some("composite_splats.wgsl"),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    });
-                ctx.device
-                    .create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                        label: Some("composite_splats"),
-                        layout: Some(layout),
-                        vertex: wgpu::VertexState {
-                            module: &module,
-                            entry_point: Some("fullscreen"),
-                            compilation_options: Default::default(),
-                            buffers: &[],
-                        },
-                        primitive: wgpu::PrimitiveState::default(),
-                        depth_stencil: None,
-                        multisample: wgpu::MultisampleState::default(),
-                        fragment: Some(wgpu::FragmentState {
-                            module: &module,
-                            entry_point: Some("composite_splats"),
-                            compilation_options: Default::default(),
-                            targets: &[Some(wgpu::ColorTargetState {
-                                format,
-                                blend: None,
-                                write_mask: wgpu::ColorWrites::ALL,
-                            })],
-                        }),
-                        multiview_mask: None,
-                        cache: None,
-                    })
-            })
+        self.compositor.encode(
+            ctx,
+            encoder,
+            &frame.composite_uniforms,
+            &frame.image,
+            scene,
+            encoding,
+            target,
+        )
     }
 }
 
@@ -705,15 +568,6 @@ fn buffer(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
         binding,
         resource: buffer.as_entire_binding(),
-    }
-}
-
-fn layout_entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::FRAGMENT,
-        ty,
-        count: None,
     }
 }
 

@@ -390,6 +390,22 @@ fn texture_with(
     pixels: &[u8],
     bytes_per_pixel: u32,
 ) -> wgpu::Texture {
+    texture_with_usage(
+        ctx,
+        format,
+        pixels,
+        bytes_per_pixel,
+        wgpu::TextureUsages::empty(),
+    )
+}
+
+fn texture_with_usage(
+    ctx: &GpuContext,
+    format: wgpu::TextureFormat,
+    pixels: &[u8],
+    bytes_per_pixel: u32,
+    extra_usage: wgpu::TextureUsages,
+) -> wgpu::Texture {
     let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("test scene"),
         size: wgpu::Extent3d {
@@ -404,7 +420,8 @@ fn texture_with(
         usage: wgpu::TextureUsages::TEXTURE_BINDING
             | wgpu::TextureUsages::RENDER_ATTACHMENT
             | wgpu::TextureUsages::COPY_DST
-            | wgpu::TextureUsages::COPY_SRC,
+            | wgpu::TextureUsages::COPY_SRC
+            | extra_usage,
         view_formats: &[],
     });
     ctx.queue.write_texture(
@@ -451,25 +468,48 @@ fn the_composite_adds_the_scene_behind_in_display_space() {
         f64::from(splats[pixel][channel]) + f64::from(splats[pixel][3]) * scene
     };
     // The same scene stored three ways: linear sRGB-format bytes, sRGB-encoded bytes in a
-    // linear format (CompositingSpace::Srgb), and linear half floats (HDR).
-    let cases: [(wgpu::TextureFormat, SceneEncoding, &str); 3] = [
+    // linear format (CompositingSpace::Srgb), and linear half floats (HDR); the last two also
+    // as storage textures, composited by the compute pass.
+    let storage = wgpu::TextureUsages::STORAGE_BINDING;
+    let none = wgpu::TextureUsages::empty();
+    let cases: [(
+        wgpu::TextureFormat,
+        SceneEncoding,
+        wgpu::TextureUsages,
+        &str,
+    ); 5] = [
         (
             wgpu::TextureFormat::Rgba8UnormSrgb,
             SceneEncoding::Linear,
+            none,
             "Rgba8UnormSrgb",
         ),
         (
             wgpu::TextureFormat::Rgba8Unorm,
             SceneEncoding::Srgb,
+            none,
             "Rgba8Unorm, sRGB storage",
+        ),
+        (
+            wgpu::TextureFormat::Rgba8Unorm,
+            SceneEncoding::Srgb,
+            storage,
+            "Rgba8Unorm, sRGB storage, compute",
         ),
         (
             wgpu::TextureFormat::Rgba16Float,
             SceneEncoding::Linear,
+            none,
             "Rgba16Float",
         ),
+        (
+            wgpu::TextureFormat::Rgba16Float,
+            SceneEncoding::Linear,
+            storage,
+            "Rgba16Float, compute",
+        ),
     ];
-    for (format, encoding, name) in cases {
+    for (format, encoding, usage, name) in cases {
         let (scene, output) = if format == wgpu::TextureFormat::Rgba16Float {
             let halves: Vec<u8> = scene_bytes
                 .chunks_exact(4)
@@ -481,24 +521,32 @@ fn the_composite_adds_the_scene_behind_in_display_space() {
                 })
                 .collect();
             let scene = texture_with(ctx, format, &halves, 8);
-            let output = texture_with(ctx, format, &vec![0; halves.len()], 8);
+            let output = texture_with_usage(ctx, format, &vec![0; halves.len()], 8, usage);
             (scene, output)
         } else {
             let scene = texture_with(ctx, format, &scene_bytes, 4);
-            let output = texture_with(ctx, format, &vec![0; scene_bytes.len()], 4);
+            let output = texture_with_usage(ctx, format, &vec![0; scene_bytes.len()], 4, usage);
             (scene, output)
         };
         let mut encoder = new_encoder(ctx, "test composite");
-        renderer.encode_composite(
+        let pass = renderer.encode_composite(
             ctx,
             &mut encoder,
             &frame,
             &scene.create_view(&Default::default()),
             encoding,
-            &output.create_view(&Default::default()),
-            format,
+            CompositeTarget {
+                texture: &output,
+                view: &output.create_view(&Default::default()),
+            },
             [0, 0],
         );
+        let expected_pass = if usage.is_empty() {
+            CompositePass::Fragment
+        } else {
+            CompositePass::Compute
+        };
+        assert_eq!(pass, expected_pass, "{name}");
         ctx.queue.submit([encoder.finish()]);
         let got = read_display_values(ctx, &output, format);
         let worst = got
