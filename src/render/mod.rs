@@ -28,6 +28,7 @@ pub mod offscreen;
 pub mod render_world;
 
 use bevy::camera::visibility::VisibilitySystems;
+use bevy::camera::{CameraMainTextureUsages, Hdr};
 use bevy::core_pipeline::Core3dSystems;
 use bevy::core_pipeline::schedule::Core3d;
 use bevy::core_pipeline::tonemapping::tonemapping;
@@ -128,28 +129,52 @@ impl Plugin for SplatPlugin {
     }
 }
 
+/// 3D cameras with [`Hdr`] that just got it or whose main texture usages changed.
+type HdrCameraChanged = (
+    With<Camera3d>,
+    With<Hdr>,
+    Or<(Added<Hdr>, Changed<CameraMainTextureUsages>)>,
+);
+
 /// Adds `STORAGE_BINDING` to the main texture usages of 3D cameras with [`Hdr`]
 /// (`Rgba16Float` textures, which allow it), so the composite over the scene runs as a compute
 /// pass. Either pass gives the same pixels; the compute one is much faster on GPUs with little
 /// pixel-shading hardware (data-centre GPUs: `gpu::raster::composite`). Cameras without HDR
 /// (`Rgba8UnormSrgb`, which cannot be a storage texture) keep the full-screen fragment pass.
-pub fn storage_for_hdr_cameras(
-    mut cameras: Query<
-        &mut bevy::camera::CameraMainTextureUsages,
-        (
-            With<Camera3d>,
-            With<bevy::camera::Hdr>,
-            Or<(
-                Added<bevy::camera::Hdr>,
-                Changed<bevy::camera::CameraMainTextureUsages>,
-            )>,
-        ),
-    >,
-) {
+pub fn storage_for_hdr_cameras(mut cameras: Query<&mut CameraMainTextureUsages, HdrCameraChanged>) {
     use bevy::render::render_resource::TextureUsages;
     for mut usages in &mut cameras {
         if !usages.0.contains(TextureUsages::STORAGE_BINDING) {
             usages.0 |= TextureUsages::STORAGE_BINDING;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bevy::render::render_resource::TextureUsages;
+
+    #[test]
+    fn hdr_cameras_get_main_textures_the_compute_composite_can_write() {
+        let mut app = App::new();
+        app.add_systems(Update, storage_for_hdr_cameras);
+        let hdr = app.world_mut().spawn((Camera3d::default(), Hdr)).id();
+        let ldr = app.world_mut().spawn(Camera3d::default()).id();
+        app.update();
+        let usages = |app: &App, camera| {
+            app.world()
+                .get::<CameraMainTextureUsages>(camera)
+                .unwrap()
+                .0
+        };
+        assert!(usages(&app, hdr).contains(TextureUsages::STORAGE_BINDING));
+        assert!(usages(&app, hdr).contains(TextureUsages::RENDER_ATTACHMENT));
+        // Rgba8UnormSrgb main textures cannot be storage textures: left as they are.
+        assert!(!usages(&app, ldr).contains(TextureUsages::STORAGE_BINDING));
+        // A camera that gets HDR later gets the usage too.
+        app.world_mut().entity_mut(ldr).insert(Hdr);
+        app.update();
+        assert!(usages(&app, ldr).contains(TextureUsages::STORAGE_BINDING));
     }
 }
