@@ -125,6 +125,49 @@ fn render_model_then_metrics_like_render_py_and_metrics_py() {
     assert_eq!(per_view["ours_7"]["PSNR"].as_object().unwrap().len(), 5);
 }
 
+/// `splatforge metrics` reads a JPEG ground truth (whatever its name) with libjpeg, as the
+/// dataset loader does, and reports a corrupt one by name instead of panicking.
+#[test]
+fn metrics_reads_jpeg_ground_truth_and_reports_a_corrupt_one() {
+    let dir = TempDir::new("cli-metrics-jpeg").unwrap();
+    let method = dir.path().join("model/test/ours_1");
+    for kind in ["renders", "gt"] {
+        std::fs::create_dir_all(method.join(kind)).unwrap();
+    }
+    let jpeg = std::fs::read(demo().join("images/img_0000.jpg")).unwrap();
+    let decoded = splatforge::dataset::jpeg::decode_rgb(&jpeg).unwrap();
+    decoded.save(method.join("renders/a.png")).unwrap();
+    std::fs::write(method.join("gt/a.png"), &jpeg).unwrap();
+    let model = dir.path().join("model");
+    let output = splatforge(&["metrics", "-m", model.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("results.json")).unwrap()).unwrap();
+    // The render is the ground truth's own decode: identical images (an infinite PSNR is
+    // written as null).
+    assert!(results["ours_1"]["PSNR"].is_null(), "{results}");
+    assert!(
+        results["ours_1"]["SSIM"].as_f64().unwrap() > 1.0 - 1e-9,
+        "{results}"
+    );
+
+    std::fs::write(
+        method.join("gt/a.png"),
+        b"\xFF\xD8\xFFthis is not a JPEG\xFF\xD9",
+    )
+    .unwrap();
+    let output = splatforge(&["metrics", "-m", model.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("gt/a.png"), "{stderr}");
+    assert!(stderr.contains("libjpeg: Unsupported marker"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn render_reports_a_malformed_ply_by_name() {
     let dir = TempDir::new("cli-render-bad").unwrap();

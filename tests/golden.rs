@@ -5,8 +5,8 @@
 //! - Rendering each gsplat cloud with splatforge's rasterizer reproduces gsplat's 8-bit
 //!   renders at >= 50 dB PSNR on every test view.
 //! - `splatforge metrics` on gsplat's renders against the ground truth reproduces gsplat's
-//!   metrics: PSNR within 1e-3 dB and SSIM within 2e-4 per view where the ground truth is PNG;
-//!   for JPEG ground truth see [`JPEG_DECODER`].
+//!   metrics: PSNR within 1e-3 dB and SSIM within 2e-4 per view, for PNG and for JPEG ground
+//!   truth (decoded with libjpeg-turbo's code as gsplat's PIL does, see `dataset::jpeg`).
 //!
 //! The PLYs are stored xz-compressed (1.4 MB instead of 5.9 MB) and decompressed here with the
 //! lzma-rs dev-dependency.
@@ -36,12 +36,6 @@ struct Golden {
 
 /// The tolerances: splatforge's metrics equal gsplat's float64 ones up to rounding.
 const EXACT: (f64, f64) = (1e-3, 2e-4);
-/// For JPEG ground truth: gsplat's trainer decoded the JPEGs with PIL (libjpeg-turbo), which
-/// differs from the `image` crate's decoder by up to 4 levels in ~12% of the values of these
-/// images (measured against libjpeg-turbo 2.1.5: decoded with libjpeg, the ground truth gives
-/// gsplat's PSNR to 1e-6 dB). That moves PSNR by up to 0.012 dB and SSIM by up to 2.1e-4
-/// (measured); the metric code itself is held to EXACT by the PNG scene.
-const JPEG_DECODER: (f64, f64) = (0.02, 5e-4);
 
 const SCENES: [Golden; 2] = [
     Golden {
@@ -56,7 +50,7 @@ const SCENES: [Golden; 2] = [
         scene: "assets/demo",
         white_background: false,
         test_views: 5,
-        metrics_tolerance: JPEG_DECODER,
+        metrics_tolerance: EXACT,
     },
 ];
 

@@ -13,8 +13,8 @@ use anyhow::{Context, bail};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::fsutil;
 use crate::image_metrics as ssim;
+use crate::{dataset, fsutil};
 
 /// Arguments of `splatforge metrics`.
 #[derive(clap::Args, Debug)]
@@ -128,10 +128,12 @@ fn evaluate_method(method: &Path) -> anyhow::Result<(MethodResult, PerView)> {
     ))
 }
 
-/// An 8-bit image as planar f64 RGB in [0, 1].
+/// An 8-bit image as planar f64 RGB in [0, 1]. Decoded as the dataset's images are (a JPEG
+/// ground truth as PIL decodes it, see `dataset::jpeg`).
 fn load_planar(path: &Path) -> anyhow::Result<(Vec<f64>, usize, usize)> {
-    let image = image::open(path)
-        .with_context(|| format!("reading {}", path.display()))?
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let image = dataset::decode_image(&bytes)
+        .with_context(|| format!("{}: cannot decode image", path.display()))?
         .to_rgb8();
     let (w, h) = (image.width() as usize, image.height() as usize);
     let mut planar = vec![0.0; 3 * w * h];

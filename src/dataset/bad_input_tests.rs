@@ -557,11 +557,67 @@ fn truncated_image_fails_at_load_images() {
     // The header is intact, so the metadata loads...
     let dataset = fixture.load().unwrap();
     // ...and decoding names the file.
-    expect_error(
+    let message = expect_error(
         load_images(&dataset, true),
         "img_0021.jpg",
         "cannot decode image",
     );
+    assert!(message.contains("truncated"), "{message}");
+}
+
+/// libjpeg's fatal errors (dataset::jpeg) come back as errors naming the file, from the header
+/// (at load) or from the decoding (at load_images), whatever the extension.
+#[test]
+fn corrupt_jpegs_are_errors_naming_the_file() {
+    // JPEG magic bytes, then garbage (`t` is not a marker), and an end-of-image marker so that
+    // the file is not refused as truncated before libjpeg sees it.
+    let fixture = Fixture::colmap();
+    fs::write(
+        fixture.path("images/img_0003.jpg"),
+        b"\xFF\xD8\xFFthis is not a JPEG\xFF\xD9",
+    )
+    .unwrap();
+    let message = expect_error(fixture.load(), "img_0003.jpg", "cannot decode image");
+    assert!(message.contains("libjpeg: Unsupported marker"), "{message}");
+
+    // A header that reads but names a quantisation table that is not defined: libjpeg fails
+    // when it starts decoding (an unwind through its C code, caught).
+    let fixture = Fixture::colmap();
+    let path = fixture.path("images/img_0021.jpg");
+    let bytes = fs::read(&path).unwrap();
+    let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    fixture.patch("images/img_0021.jpg", sof + 12, &[3]);
+    let dataset = fixture.load().unwrap();
+    let message = expect_error(
+        load_images(&dataset, true),
+        "img_0021.jpg",
+        "cannot decode image",
+    );
+    assert!(message.contains("libjpeg: Quantization table"), "{message}");
+}
+
+/// Formats are told apart by content: a JPEG named .png is decoded by libjpeg, a PNG named .jpg
+/// by the PNG decoder.
+#[test]
+fn image_formats_follow_the_content() {
+    let fixture = Fixture::blender();
+    let png = fs::read(fixture.path("train/r_2.png")).unwrap();
+    let jpeg = fs::read(manifest_path("assets/demo/images/img_0000.jpg")).unwrap();
+    fs::write(fixture.path("train/r_2.png"), &jpeg).unwrap();
+    let dataset = fixture.load().unwrap();
+    let view = dataset
+        .views
+        .iter()
+        .find(|v| v.image_path.ends_with("train/r_2.png"))
+        .unwrap();
+    assert_eq!(view.original_size, (320, 240));
+    let loaded = super::load_view_image(&dataset, view).unwrap();
+    let expected = super::jpeg::decode_rgb(&jpeg).unwrap();
+    assert_eq!(loaded.rgba(17, 100)[..3], expected.get_pixel(17, 100).0);
+
+    let fixture = Fixture::colmap();
+    fs::write(fixture.path("images/img_0003.jpg"), &png).unwrap();
+    expect_error(fixture.load(), "img_0003.jpg", "128x128");
 }
 
 // ---------------------------------------------------------------- Blender

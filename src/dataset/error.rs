@@ -125,7 +125,7 @@ impl DatasetError {
 
     /// An image that cannot be decoded. The decoder's message, once: its own `source` chain
     /// repeats it.
-    pub(crate) fn image(path: impl Into<PathBuf>, error: &image::ImageError) -> Self {
+    pub(crate) fn image(path: impl Into<PathBuf>, error: impl std::fmt::Display) -> Self {
         Self::Image {
             path: path.into(),
             message: error.to_string(),

@@ -1,17 +1,19 @@
 //! Image files: headers (at [`Dataset::load`](super::Dataset::load) time) and pixels
-//! ([`load_images`]): decode, composite RGBA on the background (Blender), resize to the view's
-//! camera size, pack as RGBA8 `u32` (red in the low byte, see ARCHITECTURE.md).
+//! ([`load_images`]): decode (JPEG with libjpeg-turbo's code, see [`super::jpeg`]; PNG with the
+//! `image` crate), composite RGBA on the background (Blender), resize to the view's camera size,
+//! pack as RGBA8 `u32` (red in the low byte, see ARCHITECTURE.md).
 
-use std::io::{Cursor, IsTerminal};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, IsTerminal};
 use std::path::Path;
 
-use image::error::{DecodingError, ImageError};
+use image::error::ImageError;
 use image::imageops::{self, FilterType};
-use image::{ImageFormat, ImageReader, RgbImage, RgbaImage};
+use image::{DynamicImage, ImageFormat, ImageReader, RgbImage, RgbaImage};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use super::{Dataset, DatasetError, DatasetFormat, ViewInfo};
+use super::{Dataset, DatasetError, DatasetFormat, ViewInfo, jpeg};
 
 /// One decoded image, packed RGBA8: pixel `(x, y)` is `pixels[y * width + x]` =
 /// `r | g << 8 | b << 16 | a << 24`.
@@ -56,13 +58,22 @@ pub(crate) fn read_image_size(path: &Path, listed_in: &Path) -> Result<(u32, u32
             listed_in: listed_in.to_path_buf(),
         });
     }
-    let image_error = |error: ImageError| DatasetError::image(path, &error);
-    ImageReader::open(path)
-        .map_err(|e| DatasetError::io(path, e))?
+    let io_error = |e| DatasetError::io(path, e);
+    let mut file = BufReader::new(File::open(path).map_err(io_error)?);
+    // Told apart by content, as `load_view_image` does.
+    if jpeg::is_jpeg(file.fill_buf().map_err(io_error)?) {
+        return jpeg::read_size(file).map_err(|e| DatasetError::image(path, e));
+    }
+    // As `ImageReader::open`: the format from the extension unless the content says otherwise.
+    let mut reader = ImageReader::new(file);
+    if let Ok(format) = ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    reader
         .with_guessed_format()
-        .map_err(|e| DatasetError::io(path, e))?
+        .map_err(io_error)?
         .into_dimensions()
-        .map_err(image_error)
+        .map_err(|e| DatasetError::image(path, e))
 }
 
 /// Composites an RGBA image on `background` with inria's arithmetic: in f64,
@@ -82,41 +93,34 @@ pub fn composite_on_background(image: &RgbaImage, background: [f32; 3]) -> RgbIm
     out
 }
 
-/// True when a JPEG file has an end-of-image marker (`FF D9`) after its last start-of-scan
-/// marker (`FF DA`). The decoder behind `image` fills a truncated JPEG with grey without an
-/// error (PIL, which inria uses, refuses it); a complete file always ends its last scan with
-/// EOI. Neither marker can occur by accident inside entropy-coded data, where `FF` is always
-/// followed by `00` or a restart marker.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    const START_OF_SCAN: [u8; 2] = [0xFF, 0xDA];
-    const END_OF_IMAGE: [u8; 2] = [0xFF, 0xD9];
-    // The usual case, decided without a scan: the file ends with EOI.
-    if bytes.ends_with(&END_OF_IMAGE) {
-        return true;
+/// Why [`decode_image`] failed: the message of the decoder that was used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error(transparent)]
+    Jpeg(#[from] jpeg::JpegError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+/// Decodes an image file's bytes: JPEG (recognised by content) with libjpeg-turbo's code as PIL
+/// does (see [`jpeg`]), anything else with the `image` crate (format guessed from the content).
+/// `splatforge metrics` reads its images with this too.
+pub(crate) fn decode_image(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
+    if jpeg::is_jpeg(bytes) {
+        return Ok(DynamicImage::ImageRgb8(jpeg::decode_rgb(bytes)?));
     }
-    // Otherwise EOI may be followed by other data (some cameras append some).
-    bytes
-        .windows(2)
-        .rposition(|w| w == START_OF_SCAN)
-        .is_some_and(|scan| bytes[scan..].windows(2).any(|w| w == END_OF_IMAGE))
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(ImageError::IoError)?;
+    Ok(reader.decode()?)
 }
 
 /// Decodes one view's image: 8-bit RGB (Blender: composited on the background), resized to the
 /// view's camera size with a Catmull-Rom (bicubic, a = -0.5) filter like PIL's default.
 pub fn load_view_image(dataset: &Dataset, view: &ViewInfo) -> Result<LoadedImage, DatasetError> {
     let path = &view.image_path;
-    let image_error = |error: ImageError| DatasetError::image(path, &error);
     let bytes = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;
-    let reader = ImageReader::new(Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| DatasetError::io(path, e))?;
-    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
-        return Err(image_error(ImageError::Decoding(DecodingError::new(
-            ImageFormat::Jpeg.into(),
-            "the file is truncated (no end-of-image marker after the last scan)",
-        ))));
-    }
-    let decoded = reader.decode().map_err(image_error)?;
+    let decoded = decode_image(&bytes).map_err(|e| DatasetError::image(path, e))?;
     let size = (decoded.width(), decoded.height());
     if size != view.original_size {
         return Err(DatasetError::invalid(
@@ -267,19 +271,6 @@ mod tests {
                     "{name}"
                 );
             }
-        }
-    }
-
-    #[test]
-    fn truncated_jpegs_are_recognised() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/images/img_0000.jpg");
-        let bytes = std::fs::read(path).unwrap();
-        assert!(jpeg_is_complete(&bytes));
-        let mut with_trailer = bytes.clone();
-        with_trailer.extend_from_slice(b"trailing metadata");
-        assert!(jpeg_is_complete(&with_trailer));
-        for keep in [bytes.len() - 1, bytes.len() / 2, 700, 2] {
-            assert!(!jpeg_is_complete(&bytes[..keep]), "{keep} bytes");
         }
     }
 

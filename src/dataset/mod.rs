@@ -9,6 +9,7 @@ mod blender;
 pub mod colmap;
 mod error;
 mod images;
+pub mod jpeg;
 mod resolution;
 
 #[cfg(test)]
@@ -22,8 +23,8 @@ use glam::DVec3;
 use crate::camera::Camera;
 
 pub use error::DatasetError;
-pub(crate) use images::read_image_size;
 pub use images::{LoadedImage, composite_on_background, load_images, load_view_image};
+pub(crate) use images::{decode_image, read_image_size};
 pub use resolution::Resolution;
 
 /// The sparse SfM points of a COLMAP scene (initialisation input).
@@ -458,11 +459,11 @@ mod tests {
             assert_eq!(image.pixels.len(), 80 * 60);
             assert!(image.pixels.iter().all(|p| p >> 24 == 255));
         }
-        // Full size: the packed pixels are the decoded JPEG's bytes.
+        // Full size: the packed pixels are the decoded JPEG's bytes (libjpeg's decode).
         let full = Dataset::load(&demo_options()).unwrap();
         let view = &full.views[3];
         let loaded = load_view_image(&full, view).unwrap();
-        let decoded = image::open(&view.image_path).unwrap().into_rgb8();
+        let decoded = jpeg::decode_rgb(&std::fs::read(&view.image_path).unwrap()).unwrap();
         for (x, y) in [(0, 0), (319, 0), (17, 200), (319, 239)] {
             let p = decoded.get_pixel(x, y).0;
             assert_eq!(loaded.rgba(x, y), [p[0], p[1], p[2], 255]);
@@ -478,7 +479,7 @@ mod tests {
         let dataset = Dataset::load(&options).unwrap();
         let view = &dataset.views[5];
         let half = load_view_image(&dataset, view).unwrap();
-        let full = image::open(&view.image_path).unwrap().into_rgb8();
+        let full = jpeg::decode_rgb(&std::fs::read(&view.image_path).unwrap()).unwrap();
         let mut total_error = 0.0;
         for y in 0..120 {
             for x in 0..160 {
