@@ -63,6 +63,30 @@ fn storage_define(format: wgpu::TextureFormat) -> Option<&'static str> {
     }
 }
 
+/// What a composite reads: its uniforms, the rasterized image and the scene behind.
+#[derive(Clone, Copy)]
+pub(super) struct CompositeInputs<'a> {
+    pub uniforms: &'a wgpu::Buffer,
+    /// `vec4<f32>` per view pixel: (premultiplied rgb, final transmittance).
+    pub image: &'a wgpu::Buffer,
+    pub scene: &'a wgpu::TextureView,
+    pub encoding: SceneEncoding,
+}
+
+impl<'a> CompositeInputs<'a> {
+    /// Bindings 0-2 of both composite pipelines.
+    fn entries(&self) -> [wgpu::BindGroupEntry<'a>; 3] {
+        [
+            buffer(0, self.uniforms),
+            buffer(1, self.image),
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: wgpu::BindingResource::TextureView(self.scene),
+            },
+        ]
+    }
+}
+
 /// Which composite pass ran (tests, benchmarks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompositePass {
@@ -130,73 +154,40 @@ impl Compositor {
         }
     }
 
-    /// Encodes `rgb + T * scene` (display space) into `target` for the rasterized `image` of
-    /// size `uniforms.size` placed at `uniforms.origin`; the target's other pixels get the
-    /// scene unchanged.
-    #[allow(clippy::too_many_arguments)]
+    /// Encodes `rgb + T * scene` (display space) into `target` for the rasterized image of
+    /// `inputs`; the target's pixels outside the view get the scene unchanged.
     pub fn encode(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        uniforms_buffer: &wgpu::Buffer,
-        image: &wgpu::Buffer,
-        scene: &wgpu::TextureView,
-        encoding: SceneEncoding,
+        inputs: CompositeInputs,
         target: CompositeTarget,
     ) -> CompositePass {
         match target.storage_define() {
             Some(define) => {
-                self.encode_compute(
-                    ctx,
-                    encoder,
-                    uniforms_buffer,
-                    image,
-                    scene,
-                    encoding,
-                    target,
-                    define,
-                );
+                self.encode_compute(ctx, encoder, inputs, target, define);
                 CompositePass::Compute
             }
             None => {
-                self.encode_fragment(
-                    ctx,
-                    encoder,
-                    uniforms_buffer,
-                    image,
-                    scene,
-                    encoding,
-                    target,
-                );
+                self.encode_fragment(ctx, encoder, inputs, target);
                 CompositePass::Fragment
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn encode_fragment(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        uniforms_buffer: &wgpu::Buffer,
-        image: &wgpu::Buffer,
-        scene: &wgpu::TextureView,
-        encoding: SceneEncoding,
+        inputs: CompositeInputs,
         target: CompositeTarget,
     ) {
         let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("composite_splats"),
             layout: &self.fragment_layout,
-            entries: &[
-                buffer(0, uniforms_buffer),
-                buffer(1, image),
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(scene),
-                },
-            ],
+            entries: &inputs.entries(),
         });
-        let pipeline = self.fragment_pipeline(ctx, target.texture.format(), encoding);
+        let pipeline = self.fragment_pipeline(ctx, target.texture.format(), inputs.encoding);
         let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("composite_splats"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {
@@ -219,18 +210,15 @@ impl Compositor {
         pass.draw(0..3, 0..1);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn encode_compute(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        uniforms_buffer: &wgpu::Buffer,
-        image: &wgpu::Buffer,
-        scene: &wgpu::TextureView,
-        encoding: SceneEncoding,
+        inputs: CompositeInputs,
         target: CompositeTarget,
         define: &str,
     ) {
+        let encoding = inputs.encoding;
         let format = target.texture.format();
         let defs = &self.defs;
         let pipeline = self
@@ -250,16 +238,14 @@ impl Compositor {
                     &[],
                 )
             });
+        let [uniforms, image, scene] = inputs.entries();
         let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("composite_compute"),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &[
-                buffer(0, uniforms_buffer),
-                buffer(1, image),
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(scene),
-                },
+                uniforms,
+                image,
+                scene,
                 wgpu::BindGroupEntry {
                     binding: 3,
                     resource: wgpu::BindingResource::TextureView(target.view),

@@ -24,8 +24,8 @@
 use bytemuck::{Pod, Zeroable};
 use glam::{DAffine3, DMat3};
 
+use super::composite::{CompositeInputs, CompositeUniforms, Compositor};
 pub use super::composite::{CompositePass, CompositeTarget, SceneEncoding};
-use super::composite::{CompositeUniforms, Compositor};
 use super::frame::ListExtras;
 use super::kernels::{dispatch_elements, dispatch_tiles};
 use super::uniforms::RenderUniforms;
@@ -552,15 +552,13 @@ impl SplatRenderer {
         };
         ctx.queue
             .write_buffer(&frame.composite_uniforms, 0, bytemuck::bytes_of(&uniforms));
-        self.compositor.encode(
-            ctx,
-            encoder,
-            &frame.composite_uniforms,
-            &frame.image,
+        let inputs = CompositeInputs {
+            uniforms: &frame.composite_uniforms,
+            image: &frame.image,
             scene,
             encoding,
-            target,
-        )
+        };
+        self.compositor.encode(ctx, encoder, inputs, target)
     }
 }
 
