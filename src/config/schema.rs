@@ -268,8 +268,9 @@ config_section! {
         /// reference's in-training report.
         eval_quantize_8bit: bool = true; Live,
         /// Ours: every this many steps, time each stage of the step on the GPU (timestamp
-        /// queries) and print the median per stage at the end; 0: off. A profiled step waits
-        /// for the GPU once, so keep this large (e.g. 100).
+        /// queries) and on the CPU, and at the end print the medians per stage and the step
+        /// time per 1000 iterations (also written to `profile.md` in the model folder); 0: off.
+        /// A profiled step waits for the GPU once, so keep this large (e.g. 100).
         profile_interval: u32 = 0; Restart("the GPU profiler is set up when the run starts"),
         /// Ours: when stderr is not a terminal (a log file, CI), print a progress line
         /// (iteration, it/s, smoothed loss, Gaussians) every this many seconds instead of the
