@@ -347,6 +347,8 @@ pub struct StepStart(pub TrainState);
 #[derive(Resource)]
 pub struct StepProfiler {
     timer: Option<crate::gpu::timing::StageTimer>,
+    /// `run.profile_interval > 0`: step times are recorded (with or without timestamps).
+    enabled: bool,
     /// This step is being profiled.
     pub active: bool,
     /// A profile is due at the next plain step.
@@ -365,12 +367,19 @@ pub struct StepProfiler {
 impl StepProfiler {
     /// A profiler when `interval > 0` and the device has timestamps; otherwise inert.
     pub fn new(ctx: &GpuContext, interval: u32) -> Self {
+        let mut profiler = Self::without_timestamps(interval);
+        if interval > 0 {
+            profiler.timer = crate::gpu::timing::StageTimer::new(ctx, 64);
+        }
+        profiler
+    }
+
+    /// A profiler of the CPU side only (devices without timestamp queries, tests): step times,
+    /// no stages. Inert when `interval` is 0.
+    pub fn without_timestamps(interval: u32) -> Self {
         Self {
-            timer: if interval > 0 {
-                crate::gpu::timing::StageTimer::new(ctx, 64)
-            } else {
-                None
-            },
+            timer: None,
+            enabled: interval > 0,
             active: false,
             pending: false,
             samples: Vec::new(),
@@ -438,7 +447,7 @@ impl StepProfiler {
     /// Records the time of step `iteration` (reporting excluded; when profiling), and as a
     /// plain step's CPU time when it did not evaluate or save.
     pub fn record_step(&mut self, iteration: u32, ms: f64, plain: bool) {
-        if self.timer.is_some() {
+        if self.enabled {
             self.step_times.push((iteration, ms));
             if plain {
                 self.step_cpu.push(ms);
@@ -488,31 +497,34 @@ impl StepProfiler {
 
     /// Median milliseconds per stage as a markdown table (empty when nothing was profiled).
     pub fn table(&self) -> String {
-        if self.totals.is_empty() {
-            return String::new();
-        }
         let median = |values: &[f64]| {
             let mut sorted = values.to_vec();
             sorted.sort_by(f64::total_cmp);
             sorted[sorted.len() / 2]
         };
-        let mut out = format!(
-            "| stage | median GPU ms ({} profiled steps) | median CPU ms (encoding) |\n|---|---|---|\n",
-            self.totals.len()
-        );
-        for (label, values) in &self.samples {
-            let cpu = self
-                .cpu_samples
-                .iter()
-                .find(|(l, _)| l == label)
-                .map_or(String::new(), |(_, v)| format!("{:.3}", median(v)));
-            out.push_str(&format!("| {label} | {:.3} | {cpu} |\n", median(values)));
+        let mut out = String::new();
+        if !self.totals.is_empty() {
+            out.push_str(&format!(
+                "| stage | median GPU ms ({} profiled steps) | median CPU ms (encoding) |\n|---|---|---|\n",
+                self.totals.len()
+            ));
+            for (label, values) in &self.samples {
+                let cpu = self
+                    .cpu_samples
+                    .iter()
+                    .find(|(l, _)| l == label)
+                    .map_or(String::new(), |(_, v)| format!("{:.3}", median(v)));
+                out.push_str(&format!("| {label} | {:.3} | {cpu} |\n", median(values)));
+            }
+            out.push_str(&format!(
+                "| **step, first to last mark** | {:.3} | |\n",
+                median(&self.totals)
+            ));
         }
-        out.push_str(&format!(
-            "| **step, first to last mark** | {:.3} | |\n",
-            median(&self.totals)
-        ));
         if !self.step_cpu.is_empty() {
+            if out.is_empty() {
+                out.push_str("| stage | median GPU ms | median CPU ms |\n|---|---|---|\n");
+            }
             out.push_str(&format!(
                 "| **CPU per step (median of {} steps)** | | {:.3} |\n",
                 self.step_cpu.len(),
@@ -528,5 +540,42 @@ fn push_sample(samples: &mut Vec<(String, Vec<f64>)>, label: String, ms: f64) {
     match samples.iter_mut().find(|(l, _)| *l == label) {
         Some((_, values)) => values.push(ms),
         None => samples.push((label, vec![ms])),
+    }
+}
+
+#[cfg(test)]
+mod profiler_tests {
+    use super::StepProfiler;
+
+    #[test]
+    fn step_times_give_the_cpu_median_and_the_windows() {
+        let mut profiler = StepProfiler::without_timestamps(100);
+        for iteration in 1..=2000u32 {
+            // Plain steps take 1 ms, densifying ones (multiples of 100) 50 ms; the
+            // 1500th evaluated (not plain).
+            let ms = if iteration % 100 == 0 { 50.0 } else { 1.0 };
+            profiler.record_step(iteration, ms, iteration != 1500);
+        }
+        let table = profiler.table();
+        assert!(
+            table.contains("| **CPU per step (median of 1999 steps)** | | 1.000 |"),
+            "{table}"
+        );
+        // 990 steps of 1 ms and 10 of 50 ms per window.
+        assert!(
+            table.contains("| 1-1000 | 1.490 | 50.000 | 1.000 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 1001-2000 | 1.490 | 50.000 | 1.000 |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn nothing_is_recorded_without_an_interval() {
+        let mut profiler = StepProfiler::without_timestamps(0);
+        profiler.record_step(1, 1.0, true);
+        assert_eq!(profiler.table(), "");
     }
 }
