@@ -458,39 +458,31 @@ impl StepProfiler {
     /// Step time per 1000 iterations, split into steps at multiples of 100 (where densification
     /// runs and waits for the GPU) and the others.
     fn windows_table(&self) -> String {
+        if self.step_times.is_empty() {
+            return String::new();
+        }
+        // Per window: (sum, count) of steps at multiples of 100 and of the others.
+        let mut windows: std::collections::BTreeMap<u32, [(f64, u32); 2]> = Default::default();
+        for &(iteration, ms) in &self.step_times {
+            let window = windows.entry((iteration.max(1) - 1) / 1000).or_default();
+            let slot = &mut window[usize::from(iteration % 100 != 0)];
+            slot.0 += ms;
+            slot.1 += 1;
+        }
+        let mean = |(sum, n): (f64, u32)| if n == 0 { 0.0 } else { sum / f64::from(n) };
         let mut out = String::from(
             "\n| iterations | ms per step | steps at multiples of 100: ms each | other steps: ms each |\n|---|---|---|---|\n",
         );
-        let Some(last) = self.step_times.last().map(|(i, _)| *i) else {
-            return String::new();
-        };
-        let mut start = self.step_times[0].0 / 1000 * 1000;
-        while start <= last {
-            let window: Vec<&(u32, f64)> = self
-                .step_times
-                .iter()
-                .filter(|(i, _)| (start + 1..=start + 1000).contains(i))
-                .collect();
-            let mean = |steps: &[&&(u32, f64)]| {
-                if steps.is_empty() {
-                    0.0
-                } else {
-                    steps.iter().map(|(_, ms)| ms).sum::<f64>() / steps.len() as f64
-                }
-            };
-            let all: Vec<&&(u32, f64)> = window.iter().collect();
-            let (hundreds, others): (Vec<_>, Vec<_>) = all.iter().partition(|(i, _)| i % 100 == 0);
-            if !window.is_empty() {
-                out.push_str(&format!(
-                    "| {}-{} | {:.3} | {:.3} | {:.3} |\n",
-                    start + 1,
-                    start + 1000,
-                    mean(&all),
-                    mean(&hundreds),
-                    mean(&others)
-                ));
-            }
-            start += 1000;
+        for (window, [hundreds, others]) in windows {
+            let all = (hundreds.0 + others.0, hundreds.1 + others.1);
+            out.push_str(&format!(
+                "| {}-{} | {:.3} | {:.3} | {:.3} |\n",
+                window * 1000 + 1,
+                window * 1000 + 1000,
+                mean(all),
+                mean(hundreds),
+                mean(others)
+            ));
         }
         out
     }

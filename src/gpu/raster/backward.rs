@@ -4,9 +4,9 @@
 //! into the raw parameters, and the densification statistics.
 
 use super::kernels::dispatch_elements;
-use super::{RasterFrame, Rasterizer, piece_items};
+use super::{RasterFrame, Rasterizer, param_bindings, piece_items};
 use crate::gpu::{self, GpuContext};
-use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
+use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
 
 impl Rasterizer {
     pub(super) fn encode_rasterize_backward(
@@ -95,28 +95,18 @@ impl Rasterizer {
         frame: &RasterFrame,
         grads: &ParamBuffers,
     ) {
-        let p = &cloud.params;
+        let entries = [
+            &[(0, &frame.uniforms)][..],
+            &param_bindings(1, &cloud.params),
+            &[(12, &frame.radii), (13, &frame.grad_2d)],
+            &param_bindings(14, grads),
+        ]
+        .concat();
         let bind = self.binds.project_backward.get(
             ctx,
             "project_backward",
             &self.kernels.project_backward,
-            &[
-                (0, &frame.uniforms),
-                (1, p.get(ParamGroup::Means)),
-                (2, p.get(ParamGroup::LogScales)),
-                (3, p.get(ParamGroup::Rotations)),
-                (4, p.get(ParamGroup::Opacities)),
-                (5, p.get(ParamGroup::ShDc)),
-                (6, p.get(ParamGroup::ShRest)),
-                (12, &frame.radii),
-                (13, &frame.grad_2d),
-                (14, grads.get(ParamGroup::Means)),
-                (15, grads.get(ParamGroup::LogScales)),
-                (16, grads.get(ParamGroup::Rotations)),
-                (17, grads.get(ParamGroup::Opacities)),
-                (18, grads.get(ParamGroup::ShDc)),
-                (19, grads.get(ParamGroup::ShRest)),
-            ],
+            &entries,
         );
         dispatch_elements(
             ctx,

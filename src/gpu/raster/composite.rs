@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use bytemuck::{Pod, Zeroable};
 
+use super::view::buffer;
 use crate::gpu::{self, GpuContext, ShaderDefs};
 
 /// How the scene texture stores colour.
@@ -312,13 +313,6 @@ impl Compositor {
                         cache: None,
                     })
             })
-    }
-}
-
-fn buffer(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
     }
 }
 

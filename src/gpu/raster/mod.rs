@@ -45,7 +45,7 @@ use crate::gpu::scan::PrefixScan;
 use crate::gpu::sort::RadixSort;
 use crate::gpu::timing::StageTimer;
 use crate::gpu::{self, GpuContext};
-use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
+use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
 use crate::render_settings::RenderSettings;
 use crate::sh::MAX_SH_DEGREE;
 
@@ -334,26 +334,18 @@ impl Rasterizer {
         cloud: &GaussianCloud,
         frame: &RasterFrame,
     ) {
-        let p = &cloud.params;
+        let entries = [
+            &[(0, &frame.uniforms)][..],
+            &param_bindings(1, &cloud.params),
+            &projection_output_bindings(frame),
+            &[(12, &frame.radii)],
+        ]
+        .concat();
         let bind = self.binds.project_forward.get(
             ctx,
             "project_forward",
             &self.kernels.project_forward,
-            &[
-                (0, &frame.uniforms),
-                (1, p.get(ParamGroup::Means)),
-                (2, p.get(ParamGroup::LogScales)),
-                (3, p.get(ParamGroup::Rotations)),
-                (4, p.get(ParamGroup::Opacities)),
-                (5, p.get(ParamGroup::ShDc)),
-                (6, p.get(ParamGroup::ShRest)),
-                (7, &frame.splats),
-                (8, &frame.depth_keys),
-                (9, &frame.depth_ids),
-                (10, &frame.tile_counts),
-                (11, &frame.tile_rects),
-                (12, &frame.radii),
-            ],
+            &entries,
         );
         dispatch_elements(
             ctx,
@@ -751,4 +743,23 @@ fn mark(timer: &mut Option<&mut StageTimer>, encoder: &mut wgpu::CommandEncoder,
     if let Some(timer) = timer.as_deref_mut() {
         timer.mark(encoder, label);
     }
+}
+
+/// Bindings `first..first + 6` of project.wgsl: the six parameter groups of `buffers` in
+/// `ParamGroup::ALL` order (the cloud's parameters at 1, their gradients at 14).
+fn param_bindings(first: u32, buffers: &ParamBuffers) -> [(u32, &wgpu::Buffer); 6] {
+    let all = buffers.all();
+    std::array::from_fn(|k| (first + k as u32, &all[k]))
+}
+
+/// Bindings 7-11 of project.wgsl: where the projection writes the list's splats, depth keys
+/// and ids, tile counts and tile rectangles.
+fn projection_output_bindings(frame: &RasterFrame) -> [(u32, &wgpu::Buffer); 5] {
+    [
+        (7, &frame.splats),
+        (8, &frame.depth_keys),
+        (9, &frame.depth_ids),
+        (10, &frame.tile_counts),
+        (11, &frame.tile_rects),
+    ]
 }

@@ -18,7 +18,7 @@
 use super::*;
 use crate::gpu::test_util::{test_context, test_context_fallback};
 use crate::gpu::{self, read_buffer, storage_buffer_from};
-use crate::model::Gaussians;
+use crate::model::{Gaussians, ParamGroup};
 use crate::reference::raster::{self as reference, Params64, random_scene, random_settings};
 use crate::render_settings::TILE_SIZE;
 use crate::rng::Pcg32;

@@ -29,7 +29,10 @@ pub use super::composite::{CompositePass, CompositeTarget, SceneEncoding};
 use super::frame::ListExtras;
 use super::kernels::{dispatch_elements, dispatch_tiles};
 use super::uniforms::RenderUniforms;
-use super::{CountMode, RasterError, RasterFrame, Rasterizer, WAIT_FOR_COUNT, mark, new_encoder};
+use super::{
+    CountMode, RasterError, RasterFrame, Rasterizer, WAIT_FOR_COUNT, mark, new_encoder,
+    param_bindings, projection_output_bindings,
+};
 use crate::camera::Camera;
 use crate::gpu::timing::StageTimer;
 use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
@@ -38,7 +41,7 @@ use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
 /// radix passes instead of the trainer's four. Splats whose depths agree to 1 part in 65,536
 /// keep their list order (the sort is stable) instead of being ordered by depth.
 const VIEW_DEPTH_KEY_BITS: u32 = 24;
-use crate::model::{GaussianCloud, ParamGroup};
+use crate::model::GaussianCloud;
 use crate::render_settings::RenderSettings;
 use crate::sh::MAX_SH_DEGREE;
 
@@ -430,28 +433,16 @@ impl SplatRenderer {
                 .write_buffer(&slot.render, 0, bytemuck::bytes_of(&uniforms));
             ctx.queue
                 .write_buffer(&slot.placement, 0, bytemuck::bytes_of(&placement));
-            let p = &cloud.params;
-            let bind = slot.bind.get(
-                ctx,
-                "project_view",
-                &self.project_view,
-                &[
-                    (0, &slot.render),
-                    (1, p.get(ParamGroup::Means)),
-                    (2, p.get(ParamGroup::LogScales)),
-                    (3, p.get(ParamGroup::Rotations)),
-                    (4, p.get(ParamGroup::Opacities)),
-                    (5, p.get(ParamGroup::ShDc)),
-                    (6, p.get(ParamGroup::ShRest)),
-                    (7, &raster.splats),
-                    (8, &raster.depth_keys),
-                    (9, &raster.depth_ids),
-                    (10, &raster.tile_counts),
-                    (11, &raster.tile_rects),
-                    (23, &slot.placement),
-                    (24, &frame.splat_depths),
-                ],
-            );
+            let entries = [
+                &[(0, &slot.render)][..],
+                &param_bindings(1, &cloud.params),
+                &projection_output_bindings(raster),
+                &[(23, &slot.placement), (24, &frame.splat_depths)],
+            ]
+            .concat();
+            let bind = slot
+                .bind
+                .get(ctx, "project_view", &self.project_view, &entries);
             dispatch_elements(
                 ctx,
                 encoder,
@@ -562,7 +553,7 @@ impl SplatRenderer {
     }
 }
 
-fn buffer(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+pub(super) fn buffer(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
         binding,
         resource: buffer.as_entire_binding(),
