@@ -475,7 +475,24 @@ fn project_forward(
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-fn write_zero_gradients(i: u32) {
+// The backward's workgroups are smaller: each stages its Gaussians' higher SH bands (up to 45
+// floats each) in workgroup memory. One thread per Gaussian reading or writing its own 45
+// floats would make every warp-wide access touch 32 separate 32-byte sectors (the rows are 180
+// bytes apart), which made the strided gradient stores most of this kernel's time; the staged
+// block moves through memory in contiguous, coalesced runs. Keep equal to
+// PROJECT_BACKWARD_WORKGROUP in src/gpu/raster/kernels.rs.
+const BACKWARD_WORKGROUP_SIZE: u32 = 64u;
+const MAX_SH_REST_WIDTH: u32 = 45u;
+// Rows of sh_rest_width() floats, one per Gaussian of the workgroup: the coefficients, then,
+// overwritten row by row, their gradients.
+var<workgroup> staged_sh_rest: array<f32, BACKWARD_WORKGROUP_SIZE * MAX_SH_REST_WIDTH>;
+
+fn staged_coefficient(row: u32, j: u32) -> vec3<f32> {
+    let base = row + (j - 1u) * 3u;
+    return vec3<f32>(staged_sh_rest[base], staged_sh_rest[base + 1u], staged_sh_rest[base + 2u]);
+}
+
+fn write_zero_gradients(i: u32, row: u32) {
     for (var k = 0u; k < 3u; k++) {
         grad_means[3u * i + k] = 0.0;
         grad_log_scales[3u * i + k] = 0.0;
@@ -483,32 +500,51 @@ fn write_zero_gradients(i: u32) {
     }
     grad_rotations[i] = vec4<f32>(0.0);
     grad_logit_opacities[i] = 0.0;
-    let width = sh_rest_width();
-    for (var k = 0u; k < width; k++) {
-        grad_sh_rest[i * width + k] = 0.0;
+    for (var k = 0u; k < sh_rest_width(); k++) {
+        staged_sh_rest[row + k] = 0.0;
     }
 }
 
-// dL/d(raw parameters) of Gaussian i from dL/d(mean2d, conic, opacity, colour): overwrites the
-// gradient buffers (zero for Gaussians the forward culled).
-@compute @workgroup_size(WORKGROUP_SIZE)
+// dL/d(raw parameters) of the workgroup's Gaussians from dL/d(mean2d, conic, opacity, colour):
+// overwrites the gradient buffers (zero for Gaussians the forward culled).
+@compute @workgroup_size(BACKWARD_WORKGROUP_SIZE)
 fn project_backward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
     @builtin(num_workgroups) num_workgroups: vec3<u32>,
     @builtin(local_invocation_index) local_index: u32,
 ) {
-    let i = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
-    if i >= render.num_gaussians {
+    let first = linear_workgroup_id(workgroup_id, num_workgroups) * BACKWARD_WORKGROUP_SIZE;
+    if first >= render.num_gaussians {
         return;
     }
+    let width = sh_rest_width();
+    // The workgroup's rows are contiguous in sh_rest and grad_sh_rest: [start, start + floats).
+    let start = first * width;
+    let floats = min(BACKWARD_WORKGROUP_SIZE, render.num_gaussians - first) * width;
+    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
+        staged_sh_rest[k] = sh_rest[start + k];
+    }
+    workgroupBarrier();
+    let i = first + local_index;
+    if i < render.num_gaussians {
+        gaussian_backward(i, local_index * width);
+    }
+    workgroupBarrier();
+    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
+        grad_sh_rest[start + k] = staged_sh_rest[k];
+    }
+}
+
+// The backward of Gaussian i, whose staged row starts at `row`.
+fn gaussian_backward(i: u32, row: u32) {
     if radii[i] == 0u {
-        write_zero_gradients(i);
+        write_zero_gradients(i, row);
         return;
     }
     let g = project_geometry(i);
     if !g.valid {
         // Unreachable: the forward computed the same geometry and found it valid.
-        write_zero_gradients(i);
+        write_zero_gradients(i, row);
         return;
     }
     let base = GRAD_2D_STRIDE * i;
@@ -523,25 +559,30 @@ fn project_backward(
     // Step 11: colour. Clamped channels pass nothing; bands above the evaluated degree get 0.
     let view = view_direction(i);
     let basis = sh_basis(render.eval_sh_degree, view.dir);
-    let raw = raw_colour(i, basis);
-    let d_raw = select(d_colour, vec3<f32>(0.0), raw < vec3<f32>(0.0));
     let eval_count = (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
+    // raw_colour's sum in the same order, from the staged rows.
+    var raw = basis[0] * sh_coefficient(i, 0u);
+    for (var j = 1u; j < eval_count; j++) {
+        raw += basis[j] * staged_coefficient(row, j);
+    }
+    raw += 0.5;
+    let d_raw = select(d_colour, vec3<f32>(0.0), raw < vec3<f32>(0.0));
     let d_dc = basis[0] * d_raw;
     grad_sh_dc[3u * i] = d_dc.x;
     grad_sh_dc[3u * i + 1u] = d_dc.y;
     grad_sh_dc[3u * i + 2u] = d_dc.z;
-    let rest_width = sh_rest_width();
     var d_dir = vec3<f32>(0.0);
     for (var j = 1u; j <= rest_coeff_count(render.sh_degree); j++) {
         var d_coeff = vec3<f32>(0.0);
         if j < eval_count {
             d_coeff = basis[j] * d_raw;
-            d_dir += sh_basis_gradient(j, view.dir) * dot(sh_coefficient(i, j), d_raw);
+            d_dir += sh_basis_gradient(j, view.dir) * dot(staged_coefficient(row, j), d_raw);
         }
-        let at = i * rest_width + (j - 1u) * 3u;
-        grad_sh_rest[at] = d_coeff.x;
-        grad_sh_rest[at + 1u] = d_coeff.y;
-        grad_sh_rest[at + 2u] = d_coeff.z;
+        // The gradient replaces the coefficient in the Gaussian's own row.
+        let at = row + (j - 1u) * 3u;
+        staged_sh_rest[at] = d_coeff.x;
+        staged_sh_rest[at + 1u] = d_coeff.y;
+        staged_sh_rest[at + 2u] = d_coeff.z;
     }
     // dir = v / |v| with v = mean - camera centre.
     d_mean += (d_dir - view.dir * dot(view.dir, d_dir)) / view.distance;

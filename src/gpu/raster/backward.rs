@@ -3,7 +3,7 @@
 //! the fixed-order per-Gaussian sums of the deterministic mode, the projection's backward pass
 //! into the raw parameters, and the densification statistics.
 
-use super::kernels::dispatch_elements;
+use super::kernels::{PROJECT_BACKWARD_WORKGROUP, dispatch_elements, dispatch_elements_in};
 use super::{RasterFrame, Rasterizer, param_bindings, piece_items};
 use crate::gpu::{self, GpuContext};
 use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
@@ -108,13 +108,12 @@ impl Rasterizer {
             &self.kernels.project_backward,
             &entries,
         );
-        dispatch_elements(
+        dispatch_elements_in(
             ctx,
             encoder,
-            "project_backward",
-            &self.kernels.project_backward,
-            bind,
+            ("project_backward", &self.kernels.project_backward, bind),
             cloud.len,
+            PROJECT_BACKWARD_WORKGROUP,
         );
     }
 

@@ -4,6 +4,9 @@ use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
 
 /// Threads per workgroup of the one-thread-per-element kernels (project.wgsl, bin.wgsl).
 pub(super) const ELEMENT_WORKGROUP: u32 = 256;
+/// Threads per workgroup of `project_backward`, which stages its Gaussians' SH rows in
+/// workgroup memory (BACKWARD_WORKGROUP_SIZE in project.wgsl).
+pub(super) const PROJECT_BACKWARD_WORKGROUP: u32 = 64;
 
 /// Every pipeline of the rasterizer, specialised for the device's capabilities and for the
 /// deterministic backward pass or the one with float atomics.
@@ -112,6 +115,23 @@ pub(super) fn dispatch_elements(
     bind_group: &wgpu::BindGroup,
     items: u32,
 ) {
+    dispatch_elements_in(
+        ctx,
+        encoder,
+        (label, pipeline, bind_group),
+        items,
+        ELEMENT_WORKGROUP,
+    );
+}
+
+/// [`dispatch_elements`] for a kernel with `workgroup` threads per workgroup.
+pub(super) fn dispatch_elements_in(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    (label, pipeline, bind_group): (&str, &wgpu::ComputePipeline, &wgpu::BindGroup),
+    items: u32,
+    workgroup: u32,
+) {
     if items == 0 {
         return;
     }
@@ -121,7 +141,7 @@ pub(super) fn dispatch_elements(
     });
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, bind_group, &[]);
-    gpu::dispatch_1d(ctx, &mut pass, items, ELEMENT_WORKGROUP);
+    gpu::dispatch_1d(ctx, &mut pass, items, workgroup);
 }
 
 /// Encodes one compute pass running `pipeline` with one workgroup per tile.

@@ -34,7 +34,8 @@ fn gpu_binning_equals_cpu_binning() {
     let mut rasterizer = Rasterizer::new(ctx);
     let mut frame = RasterFrame::new(ctx);
     let mut rng = Pcg32::new(51, 0);
-    for (n, width, height) in [(3000, 96, 80), (500, 33, 17), (1, 16, 16)] {
+    // 320x192 (240 tiles): Gaussians reaching far more tiles than a thread usually writes.
+    for (n, width, height) in [(3000, 96, 80), (500, 33, 17), (1, 16, 16), (2000, 320, 192)] {
         let (mut g, camera) = random_scene(&mut rng, n, 1, width, height);
         // Equal depths: the sort must keep index order among them.
         if n > 10 {
@@ -83,6 +84,14 @@ fn gpu_binning_equals_cpu_binning() {
                 }
             }
         }
+        let most_tiles = ids
+            .iter()
+            .map(|id| expected.iter().filter(|p| p.1 == *id).count())
+            .max()
+            .unwrap_or(0);
+        if width >= 320 {
+            assert!(most_tiles > 64, "{most_tiles} tiles at most per Gaussian");
+        }
         expected.sort_by_key(|p| p.0);
         let m = frame.num_intersections as usize;
         assert_eq!(m, expected.len());
@@ -102,7 +111,7 @@ fn gpu_binning_equals_cpu_binning() {
         }
         eprintln!(
             "{n} Gaussians {width}x{height}: {m} intersections binned exactly \
-             ({rect_entries} tiles in the rectangles)"
+             ({rect_entries} tiles in the rectangles, at most {most_tiles} per Gaussian)"
         );
     }
 }
