@@ -282,6 +282,48 @@ fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
     );
 }
 
+/// Without `detect_anomaly` the last good state is captured every `good_state_interval` steps
+/// without waiting for the GPU (the copies are checked when they arrive, a step or more later):
+/// a run that blows up still saves the last capture that arrived clean.
+#[test]
+fn captures_that_do_not_wait_keep_the_last_good_state() {
+    let dir = TempDir::new("e2e-async-capture").unwrap();
+    let model = dir.path().join("model");
+    let mut c = demo_config(&model, 40);
+    c.model.resolution = 4;
+    // Positions overflow to infinity around step 17 (as in the test above).
+    c.optimization.position_lr_init = 1e-8;
+    c.optimization.position_lr_final = 1e38;
+    c.optimization.position_lr_max_steps = 20;
+    c.optimization.densify_from_iter = 1000;
+    c.optimization.densify_until_iter = 1000;
+    c.run.good_state_interval = 5;
+    c.run.loss_readback_interval = 5;
+    let config = complete_training_config(c).unwrap();
+    let error = train_headless(
+        &config,
+        SessionOptions {
+            gpu: Some(gpu()),
+            ..Default::default()
+        },
+    )
+    .expect_err("the run must stop");
+    let message = format!("{error:#}");
+    eprintln!("async capture: {message}");
+    assert!(message.contains("not finite"), "{message}");
+    let saved = outputs_are_complete(&model).1;
+    assert_eq!(saved.len(), 1, "the last good state is saved: {message}");
+    let good = Checkpoint::read(&saved[0]).unwrap();
+    assert!(good.params.means.iter().all(|v| v.is_finite()));
+    assert!(good.exp_avg_sq.means.iter().all(|v| v.is_finite()));
+    let iteration = good.meta.iteration;
+    assert!(
+        iteration > 0 && iteration.is_multiple_of(5) && iteration < 20,
+        "a periodic capture before the overflow: iteration {iteration}"
+    );
+    assert_eq!(good.visible_count.len(), good.params.len());
+}
+
 /// A stage that fails mid-run (here: densification on a device whose storage bindings cannot
 /// hold the grown cloud) stops the run without a panic, with an error naming the stage and the
 /// iteration; the last good state is saved as a checkpoint and a PLY that both load.

@@ -263,13 +263,19 @@ config_section! {
         /// Ours: steps between asynchronous readbacks of the loss for the progress display
         /// (the reference reads it every step and shows a running average every 10).
         loss_readback_interval: u32 = 10; Live,
+        /// Ours: steps between captures of the last good state (parameters, Adam moments and
+        /// densification statistics, checked finite and kept in CPU memory, saved as a
+        /// checkpoint if the run later fails); copied without waiting for the GPU. 0: never.
+        /// With `detect_anomaly`, every loss readback instead (and waiting).
+        good_state_interval: u32 = 1000; Live,
         /// Ours: compute evaluation metrics on renders quantised to 8 bits, as when saved PNGs
         /// are evaluated (the reference's `metrics.py`); off: on the float renders, like the
         /// reference's in-training report.
         eval_quantize_8bit: bool = true; Live,
         /// Ours: every this many steps, time each stage of the step on the GPU (timestamp
         /// queries) and on the CPU, and at the end print the medians per stage and the step
-        /// time per 1000 iterations (also written to `profile.md` in the model folder); 0: off.
+        /// time per 1000 iterations (also written to `profile.md` in the model folder, and
+        /// every step's time and cloud size to `step_times.csv`); 0: off.
         /// A profiled step waits for the GPU once, so keep this large (e.g. 100).
         profile_interval: u32 = 0; Restart("the GPU profiler is set up when the run starts"),
         /// Ours: when stderr is not a terminal (a log file, CI), print a progress line

@@ -75,6 +75,7 @@ fn every_field_changed() -> Config {
             seed: 42,
             steps_per_frame: 8,
             loss_readback_interval: 25,
+            good_state_interval: 500,
             eval_quantize_8bit: false,
             profile_interval: 50,
             progress_log_interval_s: 2.5,

@@ -21,7 +21,7 @@ use crate::dataset::{Dataset, DatasetOptions};
 use crate::edits::{ConfigEdit, write_edits};
 use crate::gpu::GpuContext;
 use crate::model::ply;
-use crate::train::checkpoint::{Checkpoint, LastGoodState};
+use crate::train::checkpoint::{Checkpoint, LastGoodState, PendingGoodState};
 use crate::train::report::{ModelPath, ReportTime, write_cloud};
 use crate::train::setup::{self, TrainInit};
 use crate::train::{
@@ -310,6 +310,7 @@ pub fn start_run(world: &mut World, run: PreparedRun, setup_now: bool) -> anyhow
     world.insert_resource(TrainFailure::default());
     world.insert_resource(StopRequest::default());
     world.insert_resource(LastGoodState::default());
+    world.insert_resource(PendingGoodState::default());
     world.insert_resource(StepEncoder::default());
     world.insert_resource(ReportTime::default());
     world.insert_resource(TrainMetrics::default());

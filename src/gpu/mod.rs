@@ -20,6 +20,7 @@ pub mod densify;
 pub mod loss;
 pub mod pipeline;
 pub mod raster;
+pub mod readback;
 pub mod scan;
 pub mod shader;
 pub mod sort;

@@ -20,6 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
 use super::TrainSet;
@@ -415,27 +416,37 @@ pub fn capture(
 ) -> Checkpoint {
     let n = train.cloud.len as usize;
     Checkpoint {
-        meta: CheckpointMeta {
-            iteration: state.iteration,
-            active_sh_degree: state.active_sh_degree,
-            adam_steps: train.optimizer.steps,
-            rng: state.rng.clone(),
-            view_stack: state
-                .view_stack
-                .iter()
-                .filter_map(|&e| view_index(e))
-                .collect(),
-            ema_loss: state.ema_loss.unwrap_or(0.0),
-            elapsed_s: state.elapsed.as_secs_f64(),
-            densify_count: state.densify_count,
-            scene: Some(scene.clone()),
-        },
+        meta: capture_meta(train, state, scene, view_index),
         params: train.cloud.download(gpu),
         exp_avg: train.optimizer.exp_avg.download(gpu, n),
         exp_avg_sq: train.optimizer.exp_avg_sq.download(gpu, n),
         grad_norm_sum: gpu::read_buffer(gpu, &train.stats.grad_norm_sum, n),
         visible_count: gpu::read_buffer(gpu, &train.stats.visible_count, n),
         max_radius: gpu::read_buffer(gpu, &train.stats.max_radius, n),
+    }
+}
+
+/// What a checkpoint keeps besides the GPU buffers.
+fn capture_meta(
+    train: &TrainGpuState,
+    state: &TrainState,
+    scene: &SceneIdentity,
+    view_index: impl Fn(Entity) -> Option<u32>,
+) -> CheckpointMeta {
+    CheckpointMeta {
+        iteration: state.iteration,
+        active_sh_degree: state.active_sh_degree,
+        adam_steps: train.optimizer.steps,
+        rng: state.rng.clone(),
+        view_stack: state
+            .view_stack
+            .iter()
+            .filter_map(|&e| view_index(e))
+            .collect(),
+        ema_loss: state.ema_loss.unwrap_or(0.0),
+        elapsed_s: state.elapsed.as_secs_f64(),
+        densify_count: state.densify_count,
+        scene: Some(scene.clone()),
     }
 }
 
@@ -500,8 +511,107 @@ pub fn restore_state(
 #[derive(Resource, Default)]
 pub struct LastGoodState(pub Option<Checkpoint>);
 
-/// Iterations between captures of [`LastGoodState`] (each costs one download of the state).
-pub const GOOD_STATE_INTERVAL: u32 = 1000;
+/// The periodic capture of [`LastGoodState`] on its way from the GPU: copied at the end of
+/// step `meta.iteration` into mappable buffers, checked and kept once the copies arrive (a
+/// later step). Waiting for it would drain every step the CPU had queued ahead of the GPU:
+/// the blocking capture cost 0.2-0.4 s every 1000 steps on bench_tabletop (BENCHMARKS.md).
+#[derive(Resource, Default)]
+pub struct PendingGoodState(Option<GoodStateReadback>);
+
+struct GoodStateReadback {
+    meta: CheckpointMeta,
+    sh_degree: u32,
+    readback: gpu::readback::BatchReadback,
+}
+
+/// The buffers of a capture, in the order `GoodStateReadback::checkpoint` reads them: the
+/// parameters, both Adam moments (each group by group) and the three statistics.
+fn state_sources(train: &TrainGpuState) -> Vec<(&wgpu::Buffer, u64)> {
+    let n = u64::from(train.cloud.len);
+    let sh_degree = train.cloud.sh_degree();
+    let mut sources = Vec::new();
+    for buffers in [
+        &train.cloud.params,
+        &train.optimizer.exp_avg,
+        &train.optimizer.exp_avg_sq,
+    ] {
+        for group in ParamGroup::ALL {
+            sources.push((buffers.get(group), n * group.width(sh_degree) as u64 * 4));
+        }
+    }
+    for stat in [
+        &train.stats.grad_norm_sum,
+        &train.stats.visible_count,
+        &train.stats.max_radius,
+    ] {
+        sources.push((stat, n * 4));
+    }
+    sources
+}
+
+impl GoodStateReadback {
+    fn checkpoint(self) -> Checkpoint {
+        let groups = |first: usize| {
+            let mut out = Gaussians::empty(self.sh_degree);
+            for (k, group) in ParamGroup::ALL.into_iter().enumerate() {
+                *out.group_mut(group) = self.readback.read(first + k);
+            }
+            out
+        };
+        let groups_per_set = ParamGroup::ALL.len();
+        Checkpoint {
+            params: groups(0),
+            exp_avg: groups(groups_per_set),
+            exp_avg_sq: groups(2 * groups_per_set),
+            grad_norm_sum: self.readback.read(3 * groups_per_set),
+            visible_count: self.readback.read(3 * groups_per_set + 1),
+            max_radius: self.readback.read(3 * groups_per_set + 2),
+            meta: self.meta,
+        }
+    }
+}
+
+/// Steps between a periodic capture and reading it on the CPU (tens of milliseconds of copying
+/// and checking for a large cloud): by then the CPU has queued that many steps ahead of the
+/// GPU, which keeps working meanwhile. Half the interval for short ones (tests).
+fn collect_delay(interval: u32) -> u32 {
+    (interval / 2).clamp(1, 50)
+}
+
+/// Keeps a periodic capture that has arrived as the last good state, or stops the run if it
+/// holds a non-finite parameter.
+fn collect_good_state(ctx: &mut StepContext, good: &mut GoodStates) {
+    let due = ctx.state.iteration;
+    let delay = collect_delay(ctx.config.run.good_state_interval);
+    let arrived = good.pending.0.as_ref().is_some_and(|capture| {
+        due >= capture.meta.iteration + delay && capture.readback.is_ready()
+    });
+    let Some(capture) = good.pending.0.take_if(|_| arrived) else {
+        return;
+    };
+    if capture.readback.failed() {
+        return; // the copy is lost; the previous good state stands
+    }
+    let checkpoint = capture.checkpoint();
+    let iteration = checkpoint.meta.iteration;
+    if let Some((group, index)) = first_non_finite(&checkpoint.params) {
+        let message = format!(
+            "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
+            group.name()
+        );
+        ctx.failure
+            .record_non_finite(TrainSet::Checkpoint, iteration, message);
+        return;
+    }
+    good.last.0 = Some(checkpoint);
+}
+
+/// The last good state and the capture on its way.
+#[derive(SystemParam)]
+pub struct GoodStates<'w> {
+    last: ResMut<'w, LastGoodState>,
+    pending: ResMut<'w, PendingGoodState>,
+}
 
 /// Writes `chkpnt<N>.sfck` at `run.checkpoint_iterations`, and keeps the last good state.
 pub fn save_checkpoint(
@@ -511,18 +621,20 @@ pub fn save_checkpoint(
     train: Res<TrainGpuState>,
     views: Query<&TrainView>,
     mut out: ReportOutputs,
-    mut last_good: ResMut<LastGoodState>,
+    mut good: GoodStates,
 ) {
+    collect_good_state(&mut ctx, &mut good);
     let (config, state) = (&ctx.config, &ctx.state);
     let wanted = config.run.checkpoint_iterations.contains(&state.iteration);
-    // With `detect_anomaly` every loss readback also checks the parameters (slow, like the
-    // reference's PyTorch anomaly detection); otherwise every GOOD_STATE_INTERVAL steps.
+    // With `detect_anomaly` every loss readback also checks the parameters, waiting for them
+    // (slow, like the reference's PyTorch anomaly detection); otherwise every
+    // `good_state_interval` steps, without waiting.
     let check_interval = if config.run.detect_anomaly {
         config.run.loss_readback_interval.max(1)
     } else {
-        GOOD_STATE_INTERVAL
+        config.run.good_state_interval
     };
-    let keep_good = state.iteration.is_multiple_of(check_interval);
+    let keep_good = check_interval > 0 && state.iteration.is_multiple_of(check_interval);
     if !wanted && !keep_good {
         return;
     }
@@ -531,8 +643,26 @@ pub fn save_checkpoint(
     let StepGpu {
         gpu, mut encoder, ..
     } = step;
-    encoder.flush(&gpu);
     let view_index = |e: Entity| views.get(e).ok().map(|v| v.index as u32);
+    if !wanted && !config.run.detect_anomaly {
+        // One capture in flight at a time; a due one is skipped while the last is on its way.
+        if good.pending.0.is_none() {
+            let mut readback = gpu::readback::BatchReadback::encode(
+                &gpu,
+                encoder.get(&gpu),
+                &state_sources(&train),
+            );
+            encoder.flush(&gpu);
+            readback.map();
+            good.pending.0 = Some(GoodStateReadback {
+                meta: capture_meta(&train, state, &scene.identity, view_index),
+                sh_degree: train.cloud.sh_degree(),
+                readback,
+            });
+        }
+        return;
+    }
+    encoder.flush(&gpu);
     let checkpoint = capture(&gpu, &train, state, &scene.identity, view_index);
     let iteration = state.iteration;
     if let Some((group, index)) = first_non_finite(&checkpoint.params) {
@@ -558,7 +688,7 @@ pub fn save_checkpoint(
         }
         out.report_time.0 += started.elapsed();
     }
-    last_good.0 = Some(checkpoint);
+    good.last.0 = Some(checkpoint);
 }
 
 #[cfg(test)]

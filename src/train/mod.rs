@@ -202,6 +202,7 @@ impl Plugin for TrainPlugin {
             .init_resource::<TrainPaused>()
             .init_resource::<report::ReportTime>()
             .init_resource::<checkpoint::LastGoodState>()
+            .init_resource::<checkpoint::PendingGoodState>()
             .add_systems(Startup, setup::setup_training)
             .add_systems(Update, run_train_steps);
     }
@@ -284,9 +285,12 @@ pub fn run_train_steps(world: &mut World) {
         let reporting = world.resource::<report::ReportTime>().0;
         world.resource_mut::<TrainState>().elapsed += step_time.saturating_sub(reporting);
         let iteration = world.resource::<TrainState>().iteration;
+        let gaussians = world
+            .get_resource::<TrainGpuState>()
+            .map_or(0, |train| train.cloud.len);
         if let Some(mut profiler) = world.get_resource_mut::<StepProfiler>() {
             let ms = step_time.saturating_sub(reporting).as_secs_f64() * 1e3;
-            profiler.record_step(iteration, ms, reporting.is_zero());
+            profiler.record_step(iteration, ms, reporting.is_zero(), gaussians);
         }
     }
 }

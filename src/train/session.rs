@@ -269,11 +269,18 @@ pub fn train_headless_with(
         .take(10)
         .map(|(_, l)| *l)
         .collect();
-    let profile = world.resource::<super::StepProfiler>().table();
+    let profiler = world.resource::<super::StepProfiler>();
+    let profile = profiler.table();
     if !profile.is_empty() {
         // Also in the model folder: `--quiet` runs (batch, benchmarks) print no summary.
         let path = model.join("profile.md");
         crate::fsutil::write_atomic(&path, profile.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let step_times = profiler.step_times_csv();
+    if !step_times.is_empty() {
+        let path = model.join("step_times.csv");
+        crate::fsutil::write_atomic(&path, step_times.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(TrainSummary {

@@ -360,8 +360,8 @@ pub struct StepProfiler {
     /// CPU milliseconds of every step that neither evaluated nor saved (encoding and
     /// submission; a step waits only where it densifies or is profiled).
     step_cpu: Vec<f64>,
-    /// (iteration, milliseconds) of every step, reporting excluded: where the run's time goes.
-    step_times: Vec<(u32, f64)>,
+    /// (iteration, milliseconds, Gaussians after it) of every step, reporting excluded.
+    step_times: Vec<(u32, f64, u32)>,
 }
 
 impl StepProfiler {
@@ -444,15 +444,29 @@ impl StepProfiler {
         self.active = false;
     }
 
-    /// Records the time of step `iteration` (reporting excluded; when profiling), and as a
-    /// plain step's CPU time when it did not evaluate or save.
-    pub fn record_step(&mut self, iteration: u32, ms: f64, plain: bool) {
+    /// Records the time of step `iteration` (reporting excluded; when profiling) and the
+    /// cloud's size after it, and as a plain step's CPU time when it did not evaluate or save.
+    pub fn record_step(&mut self, iteration: u32, ms: f64, plain: bool, gaussians: u32) {
         if self.enabled {
-            self.step_times.push((iteration, ms));
+            self.step_times.push((iteration, ms, gaussians));
             if plain {
                 self.step_cpu.push(ms);
             }
         }
+    }
+
+    /// Every recorded step as CSV lines `iteration,ms,gaussians` (with a header; empty when
+    /// nothing was recorded). The sum over a run of steps that ends at a step which waited for
+    /// the GPU (a densification, a profiled step) is that run's wall time.
+    pub fn step_times_csv(&self) -> String {
+        if self.step_times.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("iteration,ms,gaussians\n");
+        for (iteration, ms, gaussians) in &self.step_times {
+            out.push_str(&format!("{iteration},{ms:.4},{gaussians}\n"));
+        }
+        out
     }
 
     /// Step time per 1000 iterations, split into steps at multiples of 100 (where densification
@@ -461,22 +475,25 @@ impl StepProfiler {
         if self.step_times.is_empty() {
             return String::new();
         }
-        // Per window: (sum, count) of steps at multiples of 100 and of the others.
-        let mut windows: std::collections::BTreeMap<u32, [(f64, u32); 2]> = Default::default();
-        for &(iteration, ms) in &self.step_times {
+        // Per window: (sum, count) of steps at multiples of 100 and of the others, and the
+        // cloud's size after its last step.
+        let mut windows: std::collections::BTreeMap<u32, ([(f64, u32); 2], u32)> =
+            Default::default();
+        for &(iteration, ms, gaussians) in &self.step_times {
             let window = windows.entry((iteration.max(1) - 1) / 1000).or_default();
-            let slot = &mut window[usize::from(iteration % 100 != 0)];
+            let slot = &mut window.0[usize::from(iteration % 100 != 0)];
             slot.0 += ms;
             slot.1 += 1;
+            window.1 = gaussians;
         }
         let mean = |(sum, n): (f64, u32)| if n == 0 { 0.0 } else { sum / f64::from(n) };
         let mut out = String::from(
-            "\n| iterations | ms per step | steps at multiples of 100: ms each | other steps: ms each |\n|---|---|---|---|\n",
+            "\n| iterations | ms per step | steps at multiples of 100: ms each | other steps: ms each | Gaussians at the end |\n|---|---|---|---|---|\n",
         );
-        for (window, [hundreds, others]) in windows {
+        for (window, ([hundreds, others], gaussians)) in windows {
             let all = (hundreds.0 + others.0, hundreds.1 + others.1);
             out.push_str(&format!(
-                "| {}-{} | {:.3} | {:.3} | {:.3} |\n",
+                "| {}-{} | {:.3} | {:.3} | {:.3} | {gaussians} |\n",
                 window * 1000 + 1,
                 window * 1000 + 1000,
                 mean(all),
@@ -508,8 +525,11 @@ impl StepProfiler {
                     .map_or(String::new(), |(_, v)| format!("{:.3}", median(v)));
                 out.push_str(&format!("| {label} | {:.3} | {cpu} |\n", median(values)));
             }
+            // The views differ in cost: the mean is what the run's wall time sees.
+            let mean = self.totals.iter().sum::<f64>() / self.totals.len() as f64;
             out.push_str(&format!(
-                "| **step, first to last mark** | {:.3} | |\n",
+                "| **step, first to last mark** | {:.3} | |\n\
+                 | **step, first to last mark: mean** | {mean:.3} | |\n",
                 median(&self.totals)
             ));
         }
@@ -546,7 +566,7 @@ mod profiler_tests {
             // Plain steps take 1 ms, densifying ones (multiples of 100) 50 ms; the
             // 1500th evaluated (not plain).
             let ms = if iteration % 100 == 0 { 50.0 } else { 1.0 };
-            profiler.record_step(iteration, ms, iteration != 1500);
+            profiler.record_step(iteration, ms, iteration != 1500, 10 * iteration);
         }
         let table = profiler.table();
         assert!(
@@ -555,19 +575,46 @@ mod profiler_tests {
         );
         // 990 steps of 1 ms and 10 of 50 ms per window.
         assert!(
-            table.contains("| 1-1000 | 1.490 | 50.000 | 1.000 |"),
+            table.contains("| 1-1000 | 1.490 | 50.000 | 1.000 | 10000 |"),
             "{table}"
         );
         assert!(
-            table.contains("| 1001-2000 | 1.490 | 50.000 | 1.000 |"),
+            table.contains("| 1001-2000 | 1.490 | 50.000 | 1.000 | 20000 |"),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn the_step_row_has_the_median_and_the_mean() {
+        let mut profiler = StepProfiler::without_timestamps(100);
+        profiler.totals = vec![1.0, 2.0, 9.0];
+        let table = profiler.table();
+        assert!(
+            table.contains("| **step, first to last mark** | 2.000 | |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| **step, first to last mark: mean** | 4.000 | |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn step_times_are_listed_as_csv() {
+        let mut profiler = StepProfiler::without_timestamps(100);
+        profiler.record_step(1, 1.5, true, 300);
+        profiler.record_step(2, 0.25, false, 310);
+        assert_eq!(
+            profiler.step_times_csv(),
+            "iteration,ms,gaussians\n1,1.5000,300\n2,0.2500,310\n"
         );
     }
 
     #[test]
     fn nothing_is_recorded_without_an_interval() {
         let mut profiler = StepProfiler::without_timestamps(0);
-        profiler.record_step(1, 1.0, true);
+        profiler.record_step(1, 1.0, true, 1);
         assert_eq!(profiler.table(), "");
+        assert_eq!(profiler.step_times_csv(), "");
     }
 }

@@ -1,0 +1,142 @@
+//! Readbacks that never wait: several buffers copied into mappable staging buffers by an
+//! encoder, mapped after its submission, and read on a later step or frame once the GPU has
+//! finished. The blocking [`super::read_buffer`] drains the whole queue first, which costs a
+//! training run every step the CPU had queued ahead of the GPU.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bytemuck::Pod;
+
+use super::GpuContext;
+
+/// The first bytes of several buffers on their way to the CPU.
+pub struct BatchReadback {
+    /// Per source: its staging buffer (`None` for an empty source) and byte length.
+    staging: Vec<(Option<wgpu::Buffer>, u64)>,
+    /// Staging buffers still mapping.
+    pending: Arc<AtomicUsize>,
+    failed: Arc<AtomicBool>,
+    mapping: bool,
+}
+
+impl BatchReadback {
+    /// Encodes copies of the first `bytes` (a multiple of 4) of each source into `encoder`.
+    pub fn encode(
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, u64)],
+    ) -> Self {
+        let staging = sources
+            .iter()
+            .map(|&(source, bytes)| {
+                assert!(
+                    bytes.is_multiple_of(4),
+                    "BatchReadback: copies are whole words"
+                );
+                if bytes == 0 {
+                    return (None, 0);
+                }
+                let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("batch readback staging"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(source, 0, &buffer, 0, bytes);
+                (Some(buffer), bytes)
+            })
+            .collect();
+        Self {
+            staging,
+            pending: Arc::new(AtomicUsize::new(0)),
+            failed: Arc::new(AtomicBool::new(false)),
+            mapping: false,
+        }
+    }
+
+    /// Starts mapping; call once the encoder given to [`BatchReadback::encode`] is submitted.
+    pub fn map(&mut self) {
+        if self.mapping {
+            return;
+        }
+        self.mapping = true;
+        let buffers: Vec<&wgpu::Buffer> = self.staging.iter().flat_map(|(b, _)| b).collect();
+        self.pending.store(buffers.len(), Ordering::Release);
+        for buffer in buffers {
+            let (pending, failed) = (self.pending.clone(), self.failed.clone());
+            buffer
+                .slice(..)
+                .map_async(wgpu::MapMode::Read, move |result| {
+                    if result.is_err() {
+                        failed.store(true, Ordering::Release);
+                    }
+                    pending.fetch_sub(1, Ordering::AcqRel);
+                });
+        }
+    }
+
+    /// Whether every copy can be read (never waits: the device must be polled, as every
+    /// render does).
+    pub fn is_ready(&self) -> bool {
+        self.mapping && self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Whether a mapping failed (the data is then unusable).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// The bytes of source `index` as `T`s; only once [`BatchReadback::is_ready`] and not
+    /// [`BatchReadback::failed`].
+    pub fn read<T: Pod>(&self, index: usize) -> Vec<T> {
+        assert!(
+            self.is_ready() && !self.failed(),
+            "BatchReadback::read before the data arrived"
+        );
+        match &self.staging[index] {
+            (Some(buffer), bytes) => {
+                let data = buffer.slice(..*bytes).get_mapped_range();
+                bytemuck::pod_collect_to_vec(&data)
+            }
+            (None, _) => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::{storage_buffer_from, test_util::test_context};
+
+    #[test]
+    fn copies_arrive_after_submission_without_waiting_for_them() {
+        let ctx = test_context();
+        let floats: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let words: Vec<u32> = (0..37).map(|i| i * 3 + 1).collect();
+        let (a, b) = (
+            storage_buffer_from(ctx, "a", &floats),
+            storage_buffer_from(ctx, "b", &words),
+        );
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        let mut readback =
+            BatchReadback::encode(ctx, &mut encoder, &[(&a, 400 * 4), (&b, 37 * 4), (&a, 0)]);
+        assert!(!readback.is_ready(), "not mapped before submission");
+        ctx.queue.submit([encoder.finish()]);
+        readback.map();
+        // The copies are taken at submission: later writes do not reach them.
+        crate::gpu::write_buffer(ctx, &a, 0, &[99.0f32; 10]);
+        ctx.queue.submit([]);
+        for _ in 0..1000 {
+            if readback.is_ready() {
+                break;
+            }
+            let _ = ctx.device.poll(wgpu::PollType::Poll);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(readback.is_ready() && !readback.failed());
+        assert_eq!(readback.read::<f32>(0), floats[..400]);
+        assert_eq!(readback.read::<u32>(1), words);
+        assert!(readback.read::<f32>(2).is_empty());
+    }
+}
