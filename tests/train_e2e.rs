@@ -242,21 +242,26 @@ fn resumed_run_matches_the_uninterrupted_one() {
     }
 }
 
+/// 40 steps on the demo scene in which the position learning rate grows from 1e-8 to 1e38 over
+/// 20 steps: positions overflow to infinity around step 17.
+fn overflowing_config(model: &Path) -> Config {
+    let mut c = demo_config(model, 40);
+    c.model.resolution = 4;
+    c.optimization.position_lr_init = 1e-8;
+    c.optimization.position_lr_final = 1e38;
+    c.optimization.position_lr_max_steps = 20;
+    c.optimization.densify_from_iter = 1000;
+    c.optimization.densify_until_iter = 1000;
+    c
+}
+
 /// Parameters that blow up stop the run with an error naming the parameter and the iteration,
 /// after the last state seen finite is saved as a checkpoint.
 #[test]
 fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
     let dir = TempDir::new("e2e-anomaly").unwrap();
     let model = dir.path().join("model");
-    let mut c = demo_config(&model, 40);
-    c.model.resolution = 4;
-    // The position learning rate grows from 1e-8 to 1e38 over 20 steps: positions overflow to
-    // infinity around step 17.
-    c.optimization.position_lr_init = 1e-8;
-    c.optimization.position_lr_final = 1e38;
-    c.optimization.position_lr_max_steps = 20;
-    c.optimization.densify_from_iter = 1000;
-    c.optimization.densify_until_iter = 1000;
+    let mut c = overflowing_config(&model);
     c.run.detect_anomaly = true;
     c.run.loss_readback_interval = 5;
     let config = complete_training_config(c).unwrap();
@@ -289,14 +294,7 @@ fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
 fn captures_that_do_not_wait_keep_the_last_good_state() {
     let dir = TempDir::new("e2e-async-capture").unwrap();
     let model = dir.path().join("model");
-    let mut c = demo_config(&model, 40);
-    c.model.resolution = 4;
-    // Positions overflow to infinity around step 17 (as in the test above).
-    c.optimization.position_lr_init = 1e-8;
-    c.optimization.position_lr_final = 1e38;
-    c.optimization.position_lr_max_steps = 20;
-    c.optimization.densify_from_iter = 1000;
-    c.optimization.densify_until_iter = 1000;
+    let mut c = overflowing_config(&model);
     c.run.good_state_interval = 5;
     c.run.loss_readback_interval = 5;
     let config = complete_training_config(c).unwrap();

@@ -26,7 +26,7 @@ use bevy::prelude::*;
 use super::TrainSet;
 use super::outputs;
 use super::report::ReportOutputs;
-use super::state::{StepContext, StepGpu, TrainGpuState, TrainState};
+use super::state::{StepContext, StepGpu, TrainFailure, TrainGpuState, TrainState};
 use crate::app::Gpu;
 use crate::fsutil;
 use crate::gpu;
@@ -593,17 +593,24 @@ fn collect_good_state(ctx: &mut StepContext, good: &mut GoodStates) {
         return; // the copy is lost; the previous good state stands
     }
     let checkpoint = capture.checkpoint();
-    let iteration = checkpoint.meta.iteration;
-    if let Some((group, index)) = first_non_finite(&checkpoint.params) {
-        let message = format!(
-            "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
-            group.name()
-        );
-        ctx.failure
-            .record_non_finite(TrainSet::Checkpoint, iteration, message);
-        return;
+    if all_finite(&mut ctx.failure, &checkpoint) {
+        good.last.0 = Some(checkpoint);
     }
-    good.last.0 = Some(checkpoint);
+}
+
+/// Whether every parameter of `checkpoint` is finite; if not, the run stops with an error
+/// naming the parameter, the Gaussian and the checkpoint's iteration.
+fn all_finite(failure: &mut TrainFailure, checkpoint: &Checkpoint) -> bool {
+    let Some((group, index)) = first_non_finite(&checkpoint.params) else {
+        return true;
+    };
+    let iteration = checkpoint.meta.iteration;
+    let message = format!(
+        "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
+        group.name()
+    );
+    failure.record_non_finite(TrainSet::Checkpoint, iteration, message);
+    false
 }
 
 /// The last good state and the capture on its way.
@@ -665,13 +672,7 @@ pub fn save_checkpoint(
     encoder.flush(&gpu);
     let checkpoint = capture(&gpu, &train, state, &scene.identity, view_index);
     let iteration = state.iteration;
-    if let Some((group, index)) = first_non_finite(&checkpoint.params) {
-        let message = format!(
-            "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
-            group.name()
-        );
-        ctx.failure
-            .record_non_finite(TrainSet::Checkpoint, iteration, message);
+    if !all_finite(&mut ctx.failure, &checkpoint) {
         return;
     }
     if wanted {
