@@ -255,15 +255,9 @@ fn overflowing_config(model: &Path) -> Config {
     c
 }
 
-/// Parameters that blow up stop the run with an error naming the parameter and the iteration,
-/// after the last state seen finite is saved as a checkpoint.
-#[test]
-fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
-    let dir = TempDir::new("e2e-anomaly").unwrap();
-    let model = dir.path().join("model");
-    let mut c = overflowing_config(&model);
-    c.run.detect_anomaly = true;
-    c.run.loss_readback_interval = 5;
+/// Trains `config` expecting it to stop; checks that the error names the one checkpoint saved
+/// and that it holds finite positions. Returns the error message and that checkpoint.
+fn stops_and_saves_a_good_state(c: Config, model: &Path, label: &str) -> (String, Checkpoint) {
     let config = complete_training_config(c).unwrap();
     let error = train_headless(
         &config,
@@ -274,10 +268,8 @@ fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
     )
     .expect_err("the run must stop");
     let message = format!("{error:#}");
-    eprintln!("anomaly: {message}");
-    assert!(message.contains("parameter xyz"), "{message}");
-    assert!(message.contains("at iteration"), "{message}");
-    let saved = outputs_are_complete(&model).1;
+    eprintln!("{label}: {message}");
+    let saved = outputs_are_complete(model).1;
     assert_eq!(saved.len(), 1, "the last good state is saved: {message}");
     let good = Checkpoint::read(&saved[0]).unwrap();
     assert!(good.params.means.iter().all(|v| v.is_finite()));
@@ -285,6 +277,21 @@ fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
         message.contains(&saved[0].display().to_string()),
         "{message}"
     );
+    (message, good)
+}
+
+/// Parameters that blow up stop the run with an error naming the parameter and the iteration,
+/// after the last state seen finite is saved as a checkpoint.
+#[test]
+fn non_finite_parameters_stop_the_run_and_keep_the_last_good_state() {
+    let dir = TempDir::new("e2e-anomaly").unwrap();
+    let model = dir.path().join("model");
+    let mut c = overflowing_config(&model);
+    c.run.detect_anomaly = true;
+    c.run.loss_readback_interval = 5;
+    let (message, _) = stops_and_saves_a_good_state(c, &model, "anomaly");
+    assert!(message.contains("parameter xyz"), "{message}");
+    assert!(message.contains("at iteration"), "{message}");
 }
 
 /// Without `detect_anomaly` the last good state is captured every `good_state_interval` steps
@@ -297,22 +304,8 @@ fn captures_that_do_not_wait_keep_the_last_good_state() {
     let mut c = overflowing_config(&model);
     c.run.good_state_interval = 5;
     c.run.loss_readback_interval = 5;
-    let config = complete_training_config(c).unwrap();
-    let error = train_headless(
-        &config,
-        SessionOptions {
-            gpu: Some(gpu()),
-            ..Default::default()
-        },
-    )
-    .expect_err("the run must stop");
-    let message = format!("{error:#}");
-    eprintln!("async capture: {message}");
+    let (message, good) = stops_and_saves_a_good_state(c, &model, "async capture");
     assert!(message.contains("not finite"), "{message}");
-    let saved = outputs_are_complete(&model).1;
-    assert_eq!(saved.len(), 1, "the last good state is saved: {message}");
-    let good = Checkpoint::read(&saved[0]).unwrap();
-    assert!(good.params.means.iter().all(|v| v.is_finite()));
     assert!(good.exp_avg_sq.means.iter().all(|v| v.is_finite()));
     let iteration = good.meta.iteration;
     assert!(

@@ -405,8 +405,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Copies the whole training state from the GPU into a checkpoint (blocking). `view_index`
-/// gives the dataset index of a view entity (checkpoints store indices, not entities).
+/// Copies the whole training state from the GPU into a checkpoint (blocking: one submission,
+/// one wait). `view_index` gives the dataset index of a view entity (checkpoints store
+/// indices, not entities).
 pub fn capture(
     gpu: &Gpu,
     train: &TrainGpuState,
@@ -414,16 +415,20 @@ pub fn capture(
     scene: &SceneIdentity,
     view_index: impl Fn(Entity) -> Option<u32>,
 ) -> Checkpoint {
-    let n = train.cloud.len as usize;
-    Checkpoint {
-        meta: capture_meta(train, state, scene, view_index),
-        params: train.cloud.download(gpu),
-        exp_avg: train.optimizer.exp_avg.download(gpu, n),
-        exp_avg_sq: train.optimizer.exp_avg_sq.download(gpu, n),
-        grad_norm_sum: gpu::read_buffer(gpu, &train.stats.grad_norm_sum, n),
-        visible_count: gpu::read_buffer(gpu, &train.stats.visible_count, n),
-        max_radius: gpu::read_buffer(gpu, &train.stats.max_radius, n),
-    }
+    let mut encoder = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("checkpoint capture"),
+        });
+    let mut capture = GoodStateReadback::encode(gpu, &mut encoder, train, state, scene, view_index);
+    gpu.queue.submit([encoder.finish()]);
+    capture.readback.map();
+    gpu.wait_idle();
+    assert!(
+        capture.readback.is_ready() && !capture.readback.failed(),
+        "mapping the checkpoint's copies failed"
+    );
+    capture.checkpoint()
 }
 
 /// What a checkpoint keeps besides the GPU buffers.
@@ -550,6 +555,22 @@ fn state_sources(train: &TrainGpuState) -> Vec<(&wgpu::Buffer, u64)> {
 }
 
 impl GoodStateReadback {
+    /// Encodes the copies of the state into `encoder`; map them once it is submitted.
+    fn encode(
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        train: &TrainGpuState,
+        state: &TrainState,
+        scene: &SceneIdentity,
+        view_index: impl Fn(Entity) -> Option<u32>,
+    ) -> Self {
+        Self {
+            meta: capture_meta(train, state, scene, view_index),
+            sh_degree: train.cloud.sh_degree(),
+            readback: gpu::readback::BatchReadback::encode(gpu, encoder, &state_sources(train)),
+        }
+    }
+
     fn checkpoint(self) -> Checkpoint {
         let groups = |first: usize| {
             let mut out = Gaussians::empty(self.sh_degree);
@@ -654,18 +675,18 @@ pub fn save_checkpoint(
     if !wanted && !config.run.detect_anomaly {
         // One capture in flight at a time; a due one is skipped while the last is on its way.
         if good.pending.0.is_none() {
-            let mut readback = gpu::readback::BatchReadback::encode(
+            let encoder_now = encoder.get(&gpu);
+            let mut capture = GoodStateReadback::encode(
                 &gpu,
-                encoder.get(&gpu),
-                &state_sources(&train),
+                encoder_now,
+                &train,
+                state,
+                &scene.identity,
+                view_index,
             );
             encoder.flush(&gpu);
-            readback.map();
-            good.pending.0 = Some(GoodStateReadback {
-                meta: capture_meta(&train, state, &scene.identity, view_index),
-                sh_degree: train.cloud.sh_degree(),
-                readback,
-            });
+            capture.readback.map();
+            good.pending.0 = Some(capture);
         }
         return;
     }

@@ -111,7 +111,9 @@ impl Rasterizer {
         dispatch_elements_in(
             ctx,
             encoder,
-            ("project_backward", &self.kernels.project_backward, bind),
+            "project_backward",
+            &self.kernels.project_backward,
+            bind,
             cloud.len,
             PROJECT_BACKWARD_WORKGROUP,
         );

@@ -118,7 +118,9 @@ pub(super) fn dispatch_elements(
     dispatch_elements_in(
         ctx,
         encoder,
-        (label, pipeline, bind_group),
+        label,
+        pipeline,
+        bind_group,
         items,
         ELEMENT_WORKGROUP,
     );
@@ -128,7 +130,9 @@ pub(super) fn dispatch_elements(
 pub(super) fn dispatch_elements_in(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
-    (label, pipeline, bind_group): (&str, &wgpu::ComputePipeline, &wgpu::BindGroup),
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    bind_group: &wgpu::BindGroup,
     items: u32,
     workgroup: u32,
 ) {
