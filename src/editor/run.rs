@@ -436,6 +436,7 @@ pub fn handle_failure(world: &mut World) {
         .get_resource::<TrainState>()
         .map_or(0, |s| s.iteration);
     let model = world.resource::<ModelPath>().0.clone();
+    crate::train::checkpoint::settle_good_state(world);
     let saved = world.resource::<LastGoodState>().0.as_ref().map(|good| {
         let path = outputs::checkpoint_path(&model, good.meta.iteration);
         good.write(&path).map(|_| path)

@@ -27,21 +27,38 @@ impl BatchReadback {
         encoder: &mut wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, u64)],
     ) -> Self {
+        Self::encode_reusing(ctx, encoder, sources, Vec::new())
+    }
+
+    /// [`BatchReadback::encode`], copying source `i` into `spare[i]` when that buffer is large
+    /// enough (the staging buffers of an earlier readback, [`BatchReadback::into_spare`]).
+    /// New staging buffers get the source's whole size, so a source that grows within its
+    /// buffer keeps fitting: allocating mappable memory costs milliseconds per 100 MB.
+    pub fn encode_reusing(
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        sources: &[(&wgpu::Buffer, u64)],
+        mut spare: Vec<Option<wgpu::Buffer>>,
+    ) -> Self {
+        spare.resize(sources.len(), None);
         let staging = sources
             .iter()
-            .map(|&(source, bytes)| {
+            .zip(spare)
+            .map(|(&(source, bytes), spare)| {
                 assert!(
                     bytes.is_multiple_of(4),
                     "BatchReadback: copies are whole words"
                 );
                 if bytes == 0 {
-                    return (None, 0);
+                    return (spare, 0);
                 }
-                let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("batch readback staging"),
-                    size: bytes,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
+                let buffer = spare.filter(|b| b.size() >= bytes).unwrap_or_else(|| {
+                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("batch readback staging"),
+                        size: source.size().max(bytes),
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
                 });
                 encoder.copy_buffer_to_buffer(source, 0, &buffer, 0, bytes);
                 (Some(buffer), bytes)
@@ -55,13 +72,35 @@ impl BatchReadback {
         }
     }
 
+    /// The staging buffers, unmapped, for [`BatchReadback::encode_reusing`] (call once the
+    /// data was read, or never arrived).
+    pub fn into_spare(self) -> Vec<Option<wgpu::Buffer>> {
+        let arrived = self.is_ready() && !self.failed();
+        self.staging
+            .into_iter()
+            .map(|(buffer, bytes)| match buffer {
+                // Mapped (or mapping): reusable once unmapped, which needs the mapping done.
+                Some(buffer) if bytes > 0 && self.mapping => arrived.then(|| {
+                    buffer.unmap();
+                    buffer
+                }),
+                buffer => buffer,
+            })
+            .collect()
+    }
+
     /// Starts mapping; call once the encoder given to [`BatchReadback::encode`] is submitted.
     pub fn map(&mut self) {
         if self.mapping {
             return;
         }
         self.mapping = true;
-        let buffers: Vec<&wgpu::Buffer> = self.staging.iter().flat_map(|(b, _)| b).collect();
+        let buffers: Vec<&wgpu::Buffer> = self
+            .staging
+            .iter()
+            .filter(|(_, bytes)| *bytes > 0)
+            .flat_map(|(b, _)| b)
+            .collect();
         self.pending.store(buffers.len(), Ordering::Release);
         for buffer in buffers {
             let (pending, failed) = (self.pending.clone(), self.failed.clone());
@@ -95,11 +134,11 @@ impl BatchReadback {
             "BatchReadback::read before the data arrived"
         );
         match &self.staging[index] {
-            (Some(buffer), bytes) => {
+            (Some(buffer), bytes) if *bytes > 0 => {
                 let data = buffer.slice(..*bytes).get_mapped_range();
                 bytemuck::pod_collect_to_vec(&data)
             }
-            (None, _) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 }
@@ -127,6 +166,14 @@ mod tests {
         // The copies are taken at submission: later writes do not reach them.
         crate::gpu::write_buffer(ctx, &a, 0, &[99.0f32; 10]);
         ctx.queue.submit([]);
+        wait_until_ready(ctx, &readback);
+        assert_eq!(readback.read::<f32>(0), floats[..400]);
+        assert_eq!(readback.read::<u32>(1), words);
+        assert!(readback.read::<f32>(2).is_empty());
+    }
+
+    /// Polls (never a blocking wait, which would hide a readback that does not arrive alone).
+    fn wait_until_ready(ctx: &GpuContext, readback: &BatchReadback) {
         for _ in 0..1000 {
             if readback.is_ready() {
                 break;
@@ -135,8 +182,51 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert!(readback.is_ready() && !readback.failed());
-        assert_eq!(readback.read::<f32>(0), floats[..400]);
-        assert_eq!(readback.read::<u32>(1), words);
-        assert!(readback.read::<f32>(2).is_empty());
+    }
+
+    #[test]
+    fn a_later_readback_reuses_the_staging_buffers_that_still_fit() {
+        let ctx = test_context();
+        let first: Vec<f32> = (0..300).map(|i| i as f32).collect();
+        let (a, b) = (
+            storage_buffer_from(ctx, "a", &first),
+            storage_buffer_from(ctx, "b", &[1u32, 2, 3]),
+        );
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        // Only part of `a`: its staging buffer still gets a's whole size.
+        let mut readback = BatchReadback::encode(ctx, &mut encoder, &[(&a, 100 * 4), (&b, 12)]);
+        ctx.queue.submit([encoder.finish()]);
+        readback.map();
+        wait_until_ready(ctx, &readback);
+        assert_eq!(readback.read::<f32>(0), first[..100]);
+        let spare = readback.into_spare();
+        let kept = |i: usize| spare[i].clone().expect("a staging buffer");
+
+        // `a` grew within its buffer (fits the old staging); `bigger` does not fit b's.
+        let second: Vec<f32> = (0..300).map(|i| -(i as f32)).collect();
+        crate::gpu::write_buffer(ctx, &a, 0, &second);
+        let bigger = storage_buffer_from(ctx, "bigger", &[7u32; 40]);
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        let mut again = BatchReadback::encode_reusing(
+            ctx,
+            &mut encoder,
+            &[(&a, 300 * 4), (&bigger, 40 * 4)],
+            spare.clone(),
+        );
+        ctx.queue.submit([encoder.finish()]);
+        again.map();
+        wait_until_ready(ctx, &again);
+        assert_eq!(
+            again.read::<f32>(0),
+            second,
+            "the reused buffer holds the new copy"
+        );
+        assert_eq!(again.read::<u32>(1), vec![7u32; 40]);
+        let next = again.into_spare();
+        assert!(next[0].as_ref() == Some(&kept(0)), "a's staging was reused");
+        assert!(
+            next[1].as_ref() != Some(&kept(1)),
+            "b's was too small and replaced"
+        );
     }
 }

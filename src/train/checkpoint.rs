@@ -420,7 +420,15 @@ pub fn capture(
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("checkpoint capture"),
         });
-    let mut capture = GoodStateReadback::encode(gpu, &mut encoder, train, state, scene, view_index);
+    let mut capture = GoodStateReadback::encode_reusing(
+        gpu,
+        &mut encoder,
+        train,
+        state,
+        scene,
+        view_index,
+        Vec::new(),
+    );
     gpu.queue.submit([encoder.finish()]);
     capture.readback.map();
     gpu.wait_idle();
@@ -517,11 +525,53 @@ pub fn restore_state(
 pub struct LastGoodState(pub Option<Checkpoint>);
 
 /// The periodic capture of [`LastGoodState`] on its way from the GPU: copied at the end of
-/// step `meta.iteration` into mappable buffers, checked and kept once the copies arrive (a
-/// later step). Waiting for it would drain every step the CPU had queued ahead of the GPU:
-/// the blocking capture cost 0.2-0.4 s every 1000 steps on bench_tabletop (BENCHMARKS.md).
+/// step `meta.iteration` into mappable buffers, then (a later step, once the copies arrived)
+/// read and checked on a worker thread, and kept when the thread is done. Waiting for it
+/// would drain every step the CPU had queued ahead of the GPU (the blocking capture cost
+/// 0.2-0.4 s every 1000 steps on bench_tabletop), and reading ~0.4 GB on the step's thread
+/// would hold up the next steps (BENCHMARKS.md).
 #[derive(Resource, Default)]
-pub struct PendingGoodState(Option<GoodStateReadback>);
+pub struct PendingGoodState {
+    stage: CaptureStage,
+    /// The last capture's staging buffers, for the next one: allocating ~0.4 GB of mappable
+    /// memory every capture costs tens of milliseconds.
+    spare: Vec<Option<wgpu::Buffer>>,
+}
+
+#[derive(Default)]
+enum CaptureStage {
+    #[default]
+    Idle,
+    Copying(GoodStateReadback),
+    Checking(std::thread::JoinHandle<CheckedCapture>),
+}
+
+/// A capture read into CPU memory, with its first non-finite parameter, if any.
+struct CheckedCapture {
+    checkpoint: Checkpoint,
+    non_finite: Option<(ParamGroup, usize)>,
+    spare: Vec<Option<wgpu::Buffer>>,
+}
+
+impl PendingGoodState {
+    /// Waits for a capture being checked and keeps it in `last` if it is clean (before the
+    /// last good state is saved: the run stopped).
+    pub fn settle(&mut self, last: &mut LastGoodState) {
+        if let CaptureStage::Checking(thread) = std::mem::take(&mut self.stage)
+            && let Ok(checked) = thread.join()
+            && checked.non_finite.is_none()
+        {
+            last.0 = Some(checked.checkpoint);
+        }
+    }
+}
+
+/// [`PendingGoodState::settle`] on the world's resources.
+pub fn settle_good_state(world: &mut World) {
+    world.resource_scope(|world, mut pending: Mut<PendingGoodState>| {
+        pending.settle(&mut world.resource_mut::<LastGoodState>());
+    });
+}
 
 struct GoodStateReadback {
     meta: CheckpointMeta,
@@ -555,23 +605,37 @@ fn state_sources(train: &TrainGpuState) -> Vec<(&wgpu::Buffer, u64)> {
 }
 
 impl GoodStateReadback {
-    /// Encodes the copies of the state into `encoder`; map them once it is submitted.
-    fn encode(
+    /// Encodes the copies of the state into `encoder`, into the `spare` staging buffers of an
+    /// earlier capture where they fit; map them once it is submitted.
+    fn encode_reusing(
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
         train: &TrainGpuState,
         state: &TrainState,
         scene: &SceneIdentity,
         view_index: impl Fn(Entity) -> Option<u32>,
+        spare: Vec<Option<wgpu::Buffer>>,
     ) -> Self {
+        let sources = state_sources(train);
         Self {
             meta: capture_meta(train, state, scene, view_index),
             sh_degree: train.cloud.sh_degree(),
-            readback: gpu::readback::BatchReadback::encode(gpu, encoder, &state_sources(train)),
+            readback: gpu::readback::BatchReadback::encode_reusing(gpu, encoder, &sources, spare),
         }
     }
 
-    fn checkpoint(self) -> Checkpoint {
+    /// Reads the copies (on a worker thread: ~0.4 GB for a large cloud), finds the first
+    /// non-finite parameter and unmaps the staging buffers for the next capture.
+    fn check(self) -> CheckedCapture {
+        let checkpoint = self.checkpoint();
+        CheckedCapture {
+            non_finite: first_non_finite(&checkpoint.params),
+            checkpoint,
+            spare: self.readback.into_spare(),
+        }
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
         let groups = |first: usize| {
             let mut out = Gaussians::empty(self.sh_degree);
             for (k, group) in ParamGroup::ALL.into_iter().enumerate() {
@@ -587,7 +651,7 @@ impl GoodStateReadback {
             grad_norm_sum: self.readback.read(3 * groups_per_set),
             visible_count: self.readback.read(3 * groups_per_set + 1),
             max_radius: self.readback.read(3 * groups_per_set + 2),
-            meta: self.meta,
+            meta: self.meta.clone(),
         }
     }
 }
@@ -599,39 +663,64 @@ fn collect_delay(interval: u32) -> u32 {
     (interval / 2).clamp(1, 50)
 }
 
-/// Keeps a periodic capture that has arrived as the last good state, or stops the run if it
-/// holds a non-finite parameter.
+/// Moves the periodic capture along: once its copies have arrived (and `collect_delay` steps
+/// have passed) a worker thread reads and checks it; once the thread is done, a clean capture
+/// becomes the last good state and a non-finite one stops the run.
 fn collect_good_state(ctx: &mut StepContext, good: &mut GoodStates) {
-    let due = ctx.state.iteration;
+    let pending = &mut *good.pending;
     let delay = collect_delay(ctx.config.run.good_state_interval);
-    let arrived = good.pending.0.as_ref().is_some_and(|capture| {
-        due >= capture.meta.iteration + delay && capture.readback.is_ready()
-    });
-    let Some(capture) = good.pending.0.take_if(|_| arrived) else {
-        return;
+    pending.stage = match std::mem::take(&mut pending.stage) {
+        CaptureStage::Copying(capture)
+            if ctx.state.iteration >= capture.meta.iteration + delay
+                && capture.readback.is_ready() =>
+        {
+            if capture.readback.failed() {
+                return; // the copy is lost; the previous good state stands
+            }
+            let thread = std::thread::Builder::new()
+                .name("good state check".into())
+                .spawn(move || capture.check());
+            match thread {
+                Ok(thread) => CaptureStage::Checking(thread),
+                Err(_) => CaptureStage::Idle, // no thread to spare: skip this capture
+            }
+        }
+        CaptureStage::Checking(thread) if thread.is_finished() => {
+            if let Ok(checked) = thread.join() {
+                pending.spare = checked.spare;
+                let iteration = checked.checkpoint.meta.iteration;
+                match checked.non_finite {
+                    None => good.last.0 = Some(checked.checkpoint),
+                    Some(at) => report_non_finite(&mut ctx.failure, iteration, at),
+                }
+            }
+            CaptureStage::Idle
+        }
+        stage => stage,
     };
-    if capture.readback.failed() {
-        return; // the copy is lost; the previous good state stands
-    }
-    let checkpoint = capture.checkpoint();
-    if all_finite(&mut ctx.failure, &checkpoint) {
-        good.last.0 = Some(checkpoint);
-    }
 }
 
 /// Whether every parameter of `checkpoint` is finite; if not, the run stops with an error
 /// naming the parameter, the Gaussian and the checkpoint's iteration.
 fn all_finite(failure: &mut TrainFailure, checkpoint: &Checkpoint) -> bool {
-    let Some((group, index)) = first_non_finite(&checkpoint.params) else {
+    let Some(at) = first_non_finite(&checkpoint.params) else {
         return true;
     };
-    let iteration = checkpoint.meta.iteration;
+    report_non_finite(failure, checkpoint.meta.iteration, at);
+    false
+}
+
+/// Stops the run: parameter `group` of Gaussian `index` is not finite at `iteration`.
+fn report_non_finite(
+    failure: &mut TrainFailure,
+    iteration: u32,
+    (group, index): (ParamGroup, usize),
+) {
     let message = format!(
         "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
         group.name()
     );
     failure.record_non_finite(TrainSet::Checkpoint, iteration, message);
-    false
 }
 
 /// The last good state and the capture on its way.
@@ -674,19 +763,20 @@ pub fn save_checkpoint(
     let view_index = |e: Entity| views.get(e).ok().map(|v| v.index as u32);
     if !wanted && !config.run.detect_anomaly {
         // One capture in flight at a time; a due one is skipped while the last is on its way.
-        if good.pending.0.is_none() {
-            let encoder_now = encoder.get(&gpu);
-            let mut capture = GoodStateReadback::encode(
+        let pending = &mut *good.pending;
+        if matches!(pending.stage, CaptureStage::Idle) {
+            let mut capture = GoodStateReadback::encode_reusing(
                 &gpu,
-                encoder_now,
+                encoder.get(&gpu),
                 &train,
                 state,
                 &scene.identity,
                 view_index,
+                std::mem::take(&mut pending.spare),
             );
             encoder.flush(&gpu);
             capture.readback.map();
-            good.pending.0 = Some(capture);
+            pending.stage = CaptureStage::Copying(capture);
         }
         return;
     }

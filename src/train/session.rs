@@ -357,7 +357,10 @@ fn failure_error(
     let current = intact
         .map(|state| capture_world(world, gpu, &state, scene))
         .filter(|c| checkpoint::first_non_finite(&c.params).is_none());
-    let good = current.or_else(|| world.resource::<LastGoodState>().0.clone());
+    let good = current.or_else(|| {
+        checkpoint::settle_good_state(world);
+        world.resource::<LastGoodState>().0.clone()
+    });
     let Some(good) = good else {
         return anyhow::anyhow!("{failure}; no good state was captured before it");
     };
