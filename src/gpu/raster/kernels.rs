@@ -38,6 +38,10 @@ impl Kernels {
         }
         if deterministic {
             defs.define("DETERMINISTIC");
+        } else if caps.subgroups {
+            // The backward's subgroups skip the splats none of their pixels sees (the fixed
+            // order of the deterministic sums needs every splat walked).
+            defs.define("SUBGROUP_SKIPS");
         }
         let raster_constants = rasterize_constants(deterministic, wide, caps.subgroup_min_size);
         let pipeline = |file: &str, entry: &str| {
