@@ -11,13 +11,13 @@
 //   thread has stopped (a workgroup counter read with workgroupUniformLoad). Per pixel it
 //   writes the colour (planar CHW), the final transmittance, and the number of tile-list entries
 //   up to its last composited splat ("last contributor count").
-// - Skipping by subgroup (SUBGROUP_SKIPS: with subgroups, not in DETERMINISTIC mode): after a
-//   batch is loaded, each subgroup (whole rows of the tile) ballots 32 splats at a time for
-//   those that reach its rows (and, backward, that lie in front of its pixels' last
-//   contributors) and walks only those, in the same order. Every pixel still runs its own
-//   tests, so the images and gradients are the same; the iterations where every lane would
-//   have failed them are gone (backward -13% on 500k synthetic splats, -22% on 2M; less on
-//   bench_tabletop, whose splats are large against a tile; BENCHMARKS.md).
+// - Backward, skipping by subgroup (SUBGROUP_SKIPS: with subgroups, not in DETERMINISTIC mode):
+//   after a batch is loaded, each subgroup (whole rows of the tile) ballots 32 splats at a
+//   time for those that reach its rows and lie in front of its pixels' last contributors, and
+//   walks only those, in the same order. Every pixel still runs its own tests, so the
+//   gradients are the same; the iterations where every lane would have failed them are gone
+//   (-13% on 500k synthetic splats, -22% on 2M, -4% on bench_tabletop, whose splats are large
+//   against a tile). The same in the forward measured slower on bench_tabletop (BENCHMARKS.md).
 // - Pieces: the backward pass does not walk a whole tile list in one workgroup (64 tiles of a
 //   128 x 128 image would leave most of the GPU idle, and one long list would hold up the end of
 //   the pass). Tile lists are cut at the list positions that are multiples of
@@ -236,47 +236,10 @@ fn find_piece(item: u32) -> Piece {
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-// Per-pixel state of the forward walk (private: one copy per invocation): T in front of the
-// next splat, the colour composited so far, the last-contributor count, and whether the pixel
-// has stopped (T would fall below 1e-4).
-var<private> front_transmittance: f32 = 1.0;
-var<private> front_colour: vec3<f32>;
-var<private> front_last: u32;
-var<private> front_done: bool;
-
-// Batch splat k (the tile list's entry `count - 1`) at this invocation's pixel; at batch
-// splat `cut_k`, first the checkpoint of `cut`.
-fn forward_splat(k: u32, count: u32, cut_k: u32, cut: u32, local_index: u32, centre: vec2<f32>) {
-    if k == cut_k {
-        let index = (cut / render.chunk_size) * TILE_THREADS + local_index;
-        checkpoints[index] = vec4<f32>(front_transmittance, front_colour);
-    }
-    if outside_rows(batch_rows[k], centre) {
-        return;
-    }
-    let s = batch_splats[k];
-    let fp = footprint(s, centre);
-    if fp.alpha == 0.0 {
-        return;
-    }
-    let next_transmittance = front_transmittance * (1.0 - fp.alpha);
-    if next_transmittance < MIN_TRANSMITTANCE {
-        front_done = true;
-        return;
-    }
-    front_colour += s.color * (fp.alpha * front_transmittance);
-    front_transmittance = next_transmittance;
-    front_last = count;
-}
-
 @compute @workgroup_size(256)
 fn rasterize_forward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
     @builtin(local_invocation_index) local_index: u32,
-#ifdef SUBGROUP_SKIPS
-    @builtin(subgroup_invocation_id) subgroup_lane: u32,
-    @builtin(subgroup_size) subgroup_size: u32,
-#endif
 ) {
     let px = pixel_setup(workgroup_id.xy, local_index);
     if local_index == 0u {
@@ -284,15 +247,14 @@ fn rasterize_forward(
         atomicStore(&tile_counter, 0u);
     }
     let range = workgroupUniformLoad(&tile_range);
-    front_done = !px.inside;
-    if front_done {
+    var done = !px.inside;
+    if done {
         atomicAdd(&tile_counter, 1u);
     }
-#ifdef SUBGROUP_SKIPS
-    // The rows of the subgroup's pixels (16 x 2: a row range), against which it skips splats.
-    let subgroup_rows = vec2<f32>(subgroupMin(px.centre.y), subgroupMax(px.centre.y));
-#endif
 
+    var transmittance = 1.0;
+    var colour = vec3<f32>(0.0);
+    var last_count = 0u;
     let chunk = render.chunk_size;
     let batch_count = (range.y - range.x + BATCH_SIZE - 1u) / BATCH_SIZE;
     for (var batch = 0u; batch < batch_count; batch++) {
@@ -314,40 +276,33 @@ fn rasterize_forward(
             cut_k = cut - first;
         }
         workgroupBarrier();
-        let was_done = front_done;
-#ifdef SUBGROUP_SKIPS
-        // The subgroup walks only the splats that meet its rows (and the cut's entry, where
-        // its checkpoint is written), found 32 at a time with a ballot, in list order; it stops
-        // once all its pixels have. `forward_splat` still tests every pixel.
-        for (var k0 = 0u; k0 < in_batch && !subgroupAll(front_done); k0 += subgroup_size) {
-            let k = k0 + subgroup_lane;
-            let rows = batch_rows[min(k, in_batch - 1u)];
-            let seen = k < in_batch
-                && (k == cut_k || (rows.x <= subgroup_rows.y && rows.y >= subgroup_rows.x));
-            let ballot = subgroupBallot(seen);
-            for (var word = 0u; word < 4u; word++) {
-                var bits = ballot[word];
-                while bits != 0u {
-                    let j = k0 + 32u * word + firstTrailingBit(bits);
-                    bits &= bits - 1u;
-                    if !front_done {
-                        forward_splat(j, batch * BATCH_SIZE + j + 1u, cut_k, cut, local_index, px.centre);
-                    }
+        if !done {
+            for (var k = 0u; k < in_batch; k++) {
+                if k == cut_k {
+                    checkpoints[(cut / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
                 }
+                if outside_rows(batch_rows[k], px.centre) {
+                    continue;
+                }
+                let s = batch_splats[k];
+                let fp = footprint(s, px.centre);
+                if fp.alpha == 0.0 {
+                    continue;
+                }
+                let next_transmittance = transmittance * (1.0 - fp.alpha);
+                if next_transmittance < MIN_TRANSMITTANCE {
+                    done = true;
+                    break;
+                }
+                colour += s.color * (fp.alpha * transmittance);
+                transmittance = next_transmittance;
+                last_count = batch * BATCH_SIZE + k + 1u;
+            }
+            if done {
+                atomicAdd(&tile_counter, 1u);
             }
         }
-#else
-        for (var k = 0u; k < in_batch && !front_done; k++) {
-            forward_splat(k, batch * BATCH_SIZE + k + 1u, cut_k, cut, local_index, px.centre);
-        }
-#endif
-        if front_done && !was_done {
-            atomicAdd(&tile_counter, 1u);
-        }
     }
-    let transmittance = front_transmittance;
-    let colour = front_colour;
-    let last_count = front_last;
 
     if px.inside {
         let plane = render.image_size.x * render.image_size.y;
