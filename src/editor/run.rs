@@ -21,9 +21,10 @@ use crate::dataset::{Dataset, DatasetOptions};
 use crate::edits::{ConfigEdit, write_edits};
 use crate::gpu::GpuContext;
 use crate::model::ply;
-use crate::train::checkpoint::{Checkpoint, LastGoodState, PendingGoodState};
+use crate::train::checkpoint::Checkpoint;
 use crate::train::report::{ModelPath, ReportTime, write_cloud};
 use crate::train::setup::{self, TrainInit};
+use crate::train::state_capture::{LastGoodState, PendingGoodState};
 use crate::train::{
     StepEncoder, StopRequest, TrainConfig, TrainFailure, TrainGpuState, TrainMetrics, TrainState,
     outputs,
@@ -436,7 +437,7 @@ pub fn handle_failure(world: &mut World) {
         .get_resource::<TrainState>()
         .map_or(0, |s| s.iteration);
     let model = world.resource::<ModelPath>().0.clone();
-    crate::train::checkpoint::settle_good_state(world);
+    crate::train::state_capture::settle_good_state(world);
     let saved = world.resource::<LastGoodState>().0.as_ref().map(|good| {
         let path = outputs::checkpoint_path(&model, good.meta.iteration);
         good.write(&path).map(|_| path)

@@ -13,20 +13,21 @@
 //! Arrays are stored raw (bit-exact). The checksum and the length checks turn a truncated or
 //! damaged file into a clear error rather than a silently wrong resume. The metadata records
 //! the scene the state belongs to (its source and views); [`Checkpoint::check_resumable`]
-//! refuses to resume it on another scene and checks the restored values.
+//! refuses to resume it on another scene and checks the restored values. Copying the state off
+//! the GPU into a [`Checkpoint`] is `train::state_capture`'s job.
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
 use super::TrainSet;
 use super::outputs;
 use super::report::ReportOutputs;
-use super::state::{StepContext, StepGpu, TrainFailure, TrainGpuState, TrainState};
+use super::state::{StepContext, StepGpu, TrainGpuState, TrainState};
+use super::state_capture::{self, GoodStates};
 use crate::app::Gpu;
 use crate::fsutil;
 use crate::gpu;
@@ -405,64 +406,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Copies the whole training state from the GPU into a checkpoint (blocking: one submission,
-/// one wait). `view_index` gives the dataset index of a view entity (checkpoints store
-/// indices, not entities).
-pub fn capture(
-    gpu: &Gpu,
-    train: &TrainGpuState,
-    state: &TrainState,
-    scene: &SceneIdentity,
-    view_index: impl Fn(Entity) -> Option<u32>,
-) -> Checkpoint {
-    let mut encoder = gpu
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("checkpoint capture"),
-        });
-    let mut capture = GoodStateReadback::encode_reusing(
-        gpu,
-        &mut encoder,
-        train,
-        state,
-        scene,
-        view_index,
-        Vec::new(),
-    );
-    gpu.queue.submit([encoder.finish()]);
-    capture.readback.map();
-    gpu.wait_idle();
-    assert!(
-        capture.readback.is_ready() && !capture.readback.failed(),
-        "mapping the checkpoint's copies failed"
-    );
-    capture.checkpoint()
-}
-
-/// What a checkpoint keeps besides the GPU buffers.
-fn capture_meta(
-    train: &TrainGpuState,
-    state: &TrainState,
-    scene: &SceneIdentity,
-    view_index: impl Fn(Entity) -> Option<u32>,
-) -> CheckpointMeta {
-    CheckpointMeta {
-        iteration: state.iteration,
-        active_sh_degree: state.active_sh_degree,
-        adam_steps: train.optimizer.steps,
-        rng: state.rng.clone(),
-        view_stack: state
-            .view_stack
-            .iter()
-            .filter_map(|&e| view_index(e))
-            .collect(),
-        ema_loss: state.ema_loss.unwrap_or(0.0),
-        elapsed_s: state.elapsed.as_secs_f64(),
-        densify_count: state.densify_count,
-        scene: Some(scene.clone()),
-    }
-}
-
 /// The first parameter group (and Gaussian) holding a non-finite value, if any.
 pub fn first_non_finite(gaussians: &Gaussians) -> Option<(ParamGroup, usize)> {
     ParamGroup::ALL.into_iter().find_map(|group| {
@@ -519,217 +462,6 @@ pub fn restore_state(
     state.finished = state.iteration >= state.last_iteration;
 }
 
-/// The last state known to be free of non-finite values, kept in CPU memory so a run that
-/// diverges can still save a usable checkpoint.
-#[derive(Resource, Default)]
-pub struct LastGoodState(pub Option<Checkpoint>);
-
-/// The periodic capture of [`LastGoodState`] on its way from the GPU: copied at the end of
-/// step `meta.iteration` into mappable buffers, then (a later step, once the copies arrived)
-/// read and checked on a worker thread, and kept when the thread is done. Waiting for it
-/// would drain every step the CPU had queued ahead of the GPU (the blocking capture cost
-/// 0.2-0.4 s every 1000 steps on bench_tabletop), and reading ~0.4 GB on the step's thread
-/// would hold up the next steps (BENCHMARKS.md).
-#[derive(Resource, Default)]
-pub struct PendingGoodState {
-    stage: CaptureStage,
-    /// The last capture's staging buffers, for the next one: allocating ~0.4 GB of mappable
-    /// memory every capture costs tens of milliseconds.
-    spare: Vec<Option<wgpu::Buffer>>,
-}
-
-#[derive(Default)]
-enum CaptureStage {
-    #[default]
-    Idle,
-    Copying(GoodStateReadback),
-    Checking(std::thread::JoinHandle<CheckedCapture>),
-}
-
-/// A capture read into CPU memory, with its first non-finite parameter, if any.
-struct CheckedCapture {
-    checkpoint: Checkpoint,
-    non_finite: Option<(ParamGroup, usize)>,
-    spare: Vec<Option<wgpu::Buffer>>,
-}
-
-impl PendingGoodState {
-    /// Waits for a capture being checked and keeps it in `last` if it is clean (before the
-    /// last good state is saved: the run stopped).
-    pub fn settle(&mut self, last: &mut LastGoodState) {
-        if let CaptureStage::Checking(thread) = std::mem::take(&mut self.stage)
-            && let Ok(checked) = thread.join()
-            && checked.non_finite.is_none()
-        {
-            last.0 = Some(checked.checkpoint);
-        }
-    }
-}
-
-/// [`PendingGoodState::settle`] on the world's resources.
-pub fn settle_good_state(world: &mut World) {
-    world.resource_scope(|world, mut pending: Mut<PendingGoodState>| {
-        pending.settle(&mut world.resource_mut::<LastGoodState>());
-    });
-}
-
-struct GoodStateReadback {
-    meta: CheckpointMeta,
-    sh_degree: u32,
-    readback: gpu::readback::BatchReadback,
-}
-
-/// The buffers of a capture, in the order `GoodStateReadback::checkpoint` reads them: the
-/// parameters, both Adam moments (each group by group) and the three statistics.
-fn state_sources(train: &TrainGpuState) -> Vec<(&wgpu::Buffer, u64)> {
-    let n = u64::from(train.cloud.len);
-    let sh_degree = train.cloud.sh_degree();
-    let mut sources = Vec::new();
-    for buffers in [
-        &train.cloud.params,
-        &train.optimizer.exp_avg,
-        &train.optimizer.exp_avg_sq,
-    ] {
-        for group in ParamGroup::ALL {
-            sources.push((buffers.get(group), n * group.width(sh_degree) as u64 * 4));
-        }
-    }
-    for stat in [
-        &train.stats.grad_norm_sum,
-        &train.stats.visible_count,
-        &train.stats.max_radius,
-    ] {
-        sources.push((stat, n * 4));
-    }
-    sources
-}
-
-impl GoodStateReadback {
-    /// Encodes the copies of the state into `encoder`, into the `spare` staging buffers of an
-    /// earlier capture where they fit; map them once it is submitted.
-    fn encode_reusing(
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        train: &TrainGpuState,
-        state: &TrainState,
-        scene: &SceneIdentity,
-        view_index: impl Fn(Entity) -> Option<u32>,
-        spare: Vec<Option<wgpu::Buffer>>,
-    ) -> Self {
-        let sources = state_sources(train);
-        Self {
-            meta: capture_meta(train, state, scene, view_index),
-            sh_degree: train.cloud.sh_degree(),
-            readback: gpu::readback::BatchReadback::encode_reusing(gpu, encoder, &sources, spare),
-        }
-    }
-
-    /// Reads the copies (on a worker thread: ~0.4 GB for a large cloud), finds the first
-    /// non-finite parameter and unmaps the staging buffers for the next capture.
-    fn check(self) -> CheckedCapture {
-        let checkpoint = self.checkpoint();
-        CheckedCapture {
-            non_finite: first_non_finite(&checkpoint.params),
-            checkpoint,
-            spare: self.readback.into_spare(),
-        }
-    }
-
-    fn checkpoint(&self) -> Checkpoint {
-        let groups = |first: usize| {
-            let mut out = Gaussians::empty(self.sh_degree);
-            for (k, group) in ParamGroup::ALL.into_iter().enumerate() {
-                *out.group_mut(group) = self.readback.read(first + k);
-            }
-            out
-        };
-        let groups_per_set = ParamGroup::ALL.len();
-        Checkpoint {
-            params: groups(0),
-            exp_avg: groups(groups_per_set),
-            exp_avg_sq: groups(2 * groups_per_set),
-            grad_norm_sum: self.readback.read(3 * groups_per_set),
-            visible_count: self.readback.read(3 * groups_per_set + 1),
-            max_radius: self.readback.read(3 * groups_per_set + 2),
-            meta: self.meta.clone(),
-        }
-    }
-}
-
-/// Steps between a periodic capture and reading it on the CPU (tens of milliseconds of copying
-/// and checking for a large cloud): by then the CPU has queued that many steps ahead of the
-/// GPU, which keeps working meanwhile. Half the interval for short ones (tests).
-fn collect_delay(interval: u32) -> u32 {
-    (interval / 2).clamp(1, 50)
-}
-
-/// Moves the periodic capture along: once its copies have arrived (and `collect_delay` steps
-/// have passed) a worker thread reads and checks it; once the thread is done, a clean capture
-/// becomes the last good state and a non-finite one stops the run.
-fn collect_good_state(ctx: &mut StepContext, good: &mut GoodStates) {
-    let pending = &mut *good.pending;
-    let delay = collect_delay(ctx.config.run.good_state_interval);
-    pending.stage = match std::mem::take(&mut pending.stage) {
-        CaptureStage::Copying(capture)
-            if ctx.state.iteration >= capture.meta.iteration + delay
-                && capture.readback.is_ready() =>
-        {
-            if capture.readback.failed() {
-                return; // the copy is lost; the previous good state stands
-            }
-            let thread = std::thread::Builder::new()
-                .name("good state check".into())
-                .spawn(move || capture.check());
-            match thread {
-                Ok(thread) => CaptureStage::Checking(thread),
-                Err(_) => CaptureStage::Idle, // no thread to spare: skip this capture
-            }
-        }
-        CaptureStage::Checking(thread) if thread.is_finished() => {
-            if let Ok(checked) = thread.join() {
-                pending.spare = checked.spare;
-                let iteration = checked.checkpoint.meta.iteration;
-                match checked.non_finite {
-                    None => good.last.0 = Some(checked.checkpoint),
-                    Some(at) => report_non_finite(&mut ctx.failure, iteration, at),
-                }
-            }
-            CaptureStage::Idle
-        }
-        stage => stage,
-    };
-}
-
-/// Whether every parameter of `checkpoint` is finite; if not, the run stops with an error
-/// naming the parameter, the Gaussian and the checkpoint's iteration.
-fn all_finite(failure: &mut TrainFailure, checkpoint: &Checkpoint) -> bool {
-    let Some(at) = first_non_finite(&checkpoint.params) else {
-        return true;
-    };
-    report_non_finite(failure, checkpoint.meta.iteration, at);
-    false
-}
-
-/// Stops the run: parameter `group` of Gaussian `index` is not finite at `iteration`.
-fn report_non_finite(
-    failure: &mut TrainFailure,
-    iteration: u32,
-    (group, index): (ParamGroup, usize),
-) {
-    let message = format!(
-        "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
-        group.name()
-    );
-    failure.record_non_finite(TrainSet::Checkpoint, iteration, message);
-}
-
-/// The last good state and the capture on its way.
-#[derive(SystemParam)]
-pub struct GoodStates<'w> {
-    last: ResMut<'w, LastGoodState>,
-    pending: ResMut<'w, PendingGoodState>,
-}
-
 /// Writes `chkpnt<N>.sfck` at `run.checkpoint_iterations`, and keeps the last good state.
 pub fn save_checkpoint(
     mut ctx: StepContext,
@@ -740,7 +472,7 @@ pub fn save_checkpoint(
     mut out: ReportOutputs,
     mut good: GoodStates,
 ) {
-    collect_good_state(&mut ctx, &mut good);
+    good.collect(&mut ctx);
     let (config, state) = (&ctx.config, &ctx.state);
     let wanted = config.run.checkpoint_iterations.contains(&state.iteration);
     // With `detect_anomaly` every loss readback also checks the parameters, waiting for them
@@ -762,28 +494,20 @@ pub fn save_checkpoint(
     } = step;
     let view_index = |e: Entity| views.get(e).ok().map(|v| v.index as u32);
     if !wanted && !config.run.detect_anomaly {
-        // One capture in flight at a time; a due one is skipped while the last is on its way.
-        let pending = &mut *good.pending;
-        if matches!(pending.stage, CaptureStage::Idle) {
-            let mut capture = GoodStateReadback::encode_reusing(
-                &gpu,
-                encoder.get(&gpu),
-                &train,
-                state,
-                &scene.identity,
-                view_index,
-                std::mem::take(&mut pending.spare),
-            );
-            encoder.flush(&gpu);
-            capture.readback.map();
-            pending.stage = CaptureStage::Copying(capture);
-        }
+        good.start_capture(
+            &gpu,
+            &mut encoder,
+            &train,
+            state,
+            &scene.identity,
+            view_index,
+        );
         return;
     }
     encoder.flush(&gpu);
-    let checkpoint = capture(&gpu, &train, state, &scene.identity, view_index);
+    let checkpoint = state_capture::capture(&gpu, &train, state, &scene.identity, view_index);
     let iteration = state.iteration;
-    if !all_finite(&mut ctx.failure, &checkpoint) {
+    if !state_capture::all_finite(&mut ctx.failure, &checkpoint) {
         return;
     }
     if wanted {
@@ -800,7 +524,7 @@ pub fn save_checkpoint(
         }
         out.report_time.0 += started.elapsed();
     }
-    good.last.0 = Some(checkpoint);
+    good.keep(checkpoint);
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub mod schedule;
 pub mod session;
 pub mod setup;
 pub mod state;
+pub mod state_capture;
 
 use bevy::ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
 use bevy::prelude::*;
@@ -201,8 +202,8 @@ impl Plugin for TrainPlugin {
             .init_resource::<StopRequest>()
             .init_resource::<TrainPaused>()
             .init_resource::<report::ReportTime>()
-            .init_resource::<checkpoint::LastGoodState>()
-            .init_resource::<checkpoint::PendingGoodState>()
+            .init_resource::<state_capture::LastGoodState>()
+            .init_resource::<state_capture::PendingGoodState>()
             .add_systems(Startup, setup::setup_training)
             .add_systems(Update, run_train_steps);
     }

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use bevy::ecs::system::SystemState;
 use bevy::prelude::{App, Entity, World};
 
-use super::checkpoint::{self, Checkpoint, LastGoodState};
+use super::checkpoint::{self, Checkpoint};
 use super::limits;
 use super::outputs;
 use super::progress::{LossReadback, LossRecords, TrainProgress};
@@ -26,6 +26,7 @@ use super::state::{
     EvalRecord, FailureKind, StepFailure, StepStart, StopRequest, TrainConfig, TrainFailure,
     TrainGpuState, TrainKernels, TrainMetrics, TrainState,
 };
+use super::state_capture::{self, LastGoodState};
 use super::{StepsPerUpdate, TrainPlugin};
 use crate::app::{Gpu, HeadlessOptions, finish_setup, headless_app};
 use crate::config::Config;
@@ -320,7 +321,7 @@ pub fn capture_world(
         .map(|(e, v)| (e, v.index as u32))
         .collect();
     let train = world.resource::<TrainGpuState>();
-    checkpoint::capture(gpu, train, state, scene, |e| index.get(&e).copied())
+    state_capture::capture(gpu, train, state, scene, |e| index.get(&e).copied())
 }
 
 /// The error of a failed run, after saving the last good state: where the failure left the
@@ -358,7 +359,7 @@ fn failure_error(
         .map(|state| capture_world(world, gpu, &state, scene))
         .filter(|c| checkpoint::first_non_finite(&c.params).is_none());
     let good = current.or_else(|| {
-        checkpoint::settle_good_state(world);
+        state_capture::settle_good_state(world);
         world.resource::<LastGoodState>().0.clone()
     });
     let Some(good) = good else {

@@ -1,0 +1,329 @@
+//! Copying the training state from the GPU: the blocking capture behind requested checkpoints
+//! and failure saves, and the periodic capture of the last good state, which never waits.
+//!
+//! Every `run.good_state_interval` steps the state (parameters, Adam moments, densification
+//! statistics) is copied into mappable buffers in the step's own submission; `collect_delay`
+//! steps later, once the copies have arrived, a worker thread reads them and checks them for
+//! non-finite values, and a later step keeps the clean ones as [`LastGoodState`] (or stops the
+//! run naming the bad parameter). A run that fails saves that state (`train::session`).
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+
+use super::TrainSet;
+use super::checkpoint::{Checkpoint, CheckpointMeta, first_non_finite};
+use super::state::{StepContext, StepEncoder, TrainFailure, TrainGpuState, TrainState};
+use crate::app::Gpu;
+use crate::gpu;
+use crate::model::{Gaussians, ParamGroup};
+use crate::views::SceneIdentity;
+
+/// The last state known to be free of non-finite values, kept in CPU memory so a run that
+/// diverges can still save a usable checkpoint.
+#[derive(Resource, Default)]
+pub struct LastGoodState(pub Option<Checkpoint>);
+
+/// The periodic capture of [`LastGoodState`] on its way from the GPU: copied at the end of
+/// step `meta.iteration` into mappable buffers, then (a later step, once the copies arrived)
+/// read and checked on a worker thread, and kept when the thread is done. Waiting for it
+/// would drain every step the CPU had queued ahead of the GPU (the blocking capture cost
+/// 0.2-0.4 s every 1000 steps on bench_tabletop), and reading ~0.4 GB on the step's thread
+/// would hold up the next steps (BENCHMARKS.md).
+#[derive(Resource, Default)]
+pub struct PendingGoodState {
+    stage: CaptureStage,
+    /// The last capture's staging buffers, for the next one: allocating ~0.4 GB of mappable
+    /// memory every capture costs tens of milliseconds.
+    spare: Vec<Option<wgpu::Buffer>>,
+}
+
+#[derive(Default)]
+enum CaptureStage {
+    #[default]
+    Idle,
+    Copying(GoodStateReadback),
+    Checking(std::thread::JoinHandle<CheckedCapture>),
+}
+
+/// A capture read into CPU memory, with its first non-finite parameter, if any.
+struct CheckedCapture {
+    checkpoint: Checkpoint,
+    non_finite: Option<(ParamGroup, usize)>,
+    spare: Vec<Option<wgpu::Buffer>>,
+}
+
+impl PendingGoodState {
+    /// Waits for a capture being checked and keeps it in `last` if it is clean (before the
+    /// last good state is saved: the run stopped).
+    pub fn settle(&mut self, last: &mut LastGoodState) {
+        if let CaptureStage::Checking(thread) = std::mem::take(&mut self.stage)
+            && let Ok(checked) = thread.join()
+            && checked.non_finite.is_none()
+        {
+            last.0 = Some(checked.checkpoint);
+        }
+    }
+}
+
+/// [`PendingGoodState::settle`] on the world's resources.
+pub fn settle_good_state(world: &mut World) {
+    world.resource_scope(|world, mut pending: Mut<PendingGoodState>| {
+        pending.settle(&mut world.resource_mut::<LastGoodState>());
+    });
+}
+
+struct GoodStateReadback {
+    meta: CheckpointMeta,
+    sh_degree: u32,
+    readback: gpu::readback::BatchReadback,
+}
+
+/// The buffers of a capture, in the order `GoodStateReadback::checkpoint` reads them: the
+/// parameters, both Adam moments (each group by group) and the three statistics.
+fn state_sources(train: &TrainGpuState) -> Vec<(&wgpu::Buffer, u64)> {
+    let n = u64::from(train.cloud.len);
+    let sh_degree = train.cloud.sh_degree();
+    let mut sources = Vec::new();
+    for buffers in [
+        &train.cloud.params,
+        &train.optimizer.exp_avg,
+        &train.optimizer.exp_avg_sq,
+    ] {
+        for group in ParamGroup::ALL {
+            sources.push((buffers.get(group), n * group.width(sh_degree) as u64 * 4));
+        }
+    }
+    for stat in [
+        &train.stats.grad_norm_sum,
+        &train.stats.visible_count,
+        &train.stats.max_radius,
+    ] {
+        sources.push((stat, n * 4));
+    }
+    sources
+}
+
+impl GoodStateReadback {
+    /// Encodes the copies of the state into `encoder`, into the `spare` staging buffers of an
+    /// earlier capture where they fit; map them once it is submitted.
+    fn encode_reusing(
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        train: &TrainGpuState,
+        state: &TrainState,
+        scene: &SceneIdentity,
+        view_index: impl Fn(Entity) -> Option<u32>,
+        spare: Vec<Option<wgpu::Buffer>>,
+    ) -> Self {
+        let sources = state_sources(train);
+        Self {
+            meta: capture_meta(train, state, scene, view_index),
+            sh_degree: train.cloud.sh_degree(),
+            readback: gpu::readback::BatchReadback::encode_reusing(gpu, encoder, &sources, spare),
+        }
+    }
+
+    /// Reads the copies (on a worker thread: ~0.4 GB for a large cloud), finds the first
+    /// non-finite parameter and unmaps the staging buffers for the next capture.
+    fn check(self) -> CheckedCapture {
+        let checkpoint = self.checkpoint();
+        CheckedCapture {
+            non_finite: first_non_finite(&checkpoint.params),
+            checkpoint,
+            spare: self.readback.into_spare(),
+        }
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        let groups = |first: usize| {
+            let mut out = Gaussians::empty(self.sh_degree);
+            for (k, group) in ParamGroup::ALL.into_iter().enumerate() {
+                *out.group_mut(group) = self.readback.read(first + k);
+            }
+            out
+        };
+        let groups_per_set = ParamGroup::ALL.len();
+        Checkpoint {
+            params: groups(0),
+            exp_avg: groups(groups_per_set),
+            exp_avg_sq: groups(2 * groups_per_set),
+            grad_norm_sum: self.readback.read(3 * groups_per_set),
+            visible_count: self.readback.read(3 * groups_per_set + 1),
+            max_radius: self.readback.read(3 * groups_per_set + 2),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+/// Steps between a periodic capture and reading it on the CPU (tens of milliseconds of copying
+/// and checking for a large cloud): by then the CPU has queued that many steps ahead of the
+/// GPU, which keeps working meanwhile. Half the interval for short ones (tests).
+fn collect_delay(interval: u32) -> u32 {
+    (interval / 2).clamp(1, 50)
+}
+
+/// Moves the periodic capture along: once its copies have arrived (and `collect_delay` steps
+/// have passed) a worker thread reads and checks it; once the thread is done, a clean capture
+/// becomes the last good state and a non-finite one stops the run.
+fn collect_good_state(ctx: &mut StepContext, good: &mut GoodStates) {
+    let pending = &mut *good.pending;
+    let delay = collect_delay(ctx.config.run.good_state_interval);
+    pending.stage = match std::mem::take(&mut pending.stage) {
+        CaptureStage::Copying(capture)
+            if ctx.state.iteration >= capture.meta.iteration + delay
+                && capture.readback.is_ready() =>
+        {
+            if capture.readback.failed() {
+                return; // the copy is lost; the previous good state stands
+            }
+            let thread = std::thread::Builder::new()
+                .name("good state check".into())
+                .spawn(move || capture.check());
+            match thread {
+                Ok(thread) => CaptureStage::Checking(thread),
+                Err(_) => CaptureStage::Idle, // no thread to spare: skip this capture
+            }
+        }
+        CaptureStage::Checking(thread) if thread.is_finished() => {
+            if let Ok(checked) = thread.join() {
+                pending.spare = checked.spare;
+                let iteration = checked.checkpoint.meta.iteration;
+                match checked.non_finite {
+                    None => good.last.0 = Some(checked.checkpoint),
+                    Some(at) => report_non_finite(&mut ctx.failure, iteration, at),
+                }
+            }
+            CaptureStage::Idle
+        }
+        stage => stage,
+    };
+}
+
+/// Whether every parameter of `checkpoint` is finite; if not, the run stops with an error
+/// naming the parameter, the Gaussian and the checkpoint's iteration.
+pub(super) fn all_finite(failure: &mut TrainFailure, checkpoint: &Checkpoint) -> bool {
+    let Some(at) = first_non_finite(&checkpoint.params) else {
+        return true;
+    };
+    report_non_finite(failure, checkpoint.meta.iteration, at);
+    false
+}
+
+/// Stops the run: parameter `group` of Gaussian `index` is not finite at `iteration`.
+fn report_non_finite(
+    failure: &mut TrainFailure,
+    iteration: u32,
+    (group, index): (ParamGroup, usize),
+) {
+    let message = format!(
+        "parameter {} of Gaussian {index} is not finite at iteration {iteration}",
+        group.name()
+    );
+    failure.record_non_finite(TrainSet::Checkpoint, iteration, message);
+}
+
+/// The last good state and the capture on its way.
+#[derive(SystemParam)]
+pub struct GoodStates<'w> {
+    last: ResMut<'w, LastGoodState>,
+    pending: ResMut<'w, PendingGoodState>,
+}
+
+impl GoodStates<'_> {
+    /// Starts a periodic capture at the end of this step's work in `encoder` (submitting it),
+    /// unless one is still on its way (then this one is skipped).
+    pub fn start_capture(
+        &mut self,
+        gpu: &Gpu,
+        encoder: &mut StepEncoder,
+        train: &TrainGpuState,
+        state: &TrainState,
+        scene: &SceneIdentity,
+        view_index: impl Fn(Entity) -> Option<u32>,
+    ) {
+        let pending = &mut *self.pending;
+        if !matches!(pending.stage, CaptureStage::Idle) {
+            return;
+        }
+        let mut capture = GoodStateReadback::encode_reusing(
+            gpu,
+            encoder.get(gpu),
+            train,
+            state,
+            scene,
+            view_index,
+            std::mem::take(&mut pending.spare),
+        );
+        encoder.flush(gpu);
+        capture.readback.map();
+        pending.stage = CaptureStage::Copying(capture);
+    }
+
+    /// Moves the periodic capture along (see `collect_good_state`).
+    pub fn collect(&mut self, ctx: &mut StepContext) {
+        collect_good_state(ctx, self);
+    }
+
+    /// Keeps `checkpoint` (checked clean) as the last good state.
+    pub fn keep(&mut self, checkpoint: Checkpoint) {
+        self.last.0 = Some(checkpoint);
+    }
+}
+
+/// Copies the whole training state from the GPU into a checkpoint (blocking: one submission,
+/// one wait). `view_index` gives the dataset index of a view entity (checkpoints store
+/// indices, not entities).
+pub fn capture(
+    gpu: &Gpu,
+    train: &TrainGpuState,
+    state: &TrainState,
+    scene: &SceneIdentity,
+    view_index: impl Fn(Entity) -> Option<u32>,
+) -> Checkpoint {
+    let mut encoder = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("checkpoint capture"),
+        });
+    let mut capture = GoodStateReadback::encode_reusing(
+        gpu,
+        &mut encoder,
+        train,
+        state,
+        scene,
+        view_index,
+        Vec::new(),
+    );
+    gpu.queue.submit([encoder.finish()]);
+    capture.readback.map();
+    gpu.wait_idle();
+    assert!(
+        capture.readback.is_ready() && !capture.readback.failed(),
+        "mapping the checkpoint's copies failed"
+    );
+    capture.checkpoint()
+}
+
+/// What a checkpoint keeps besides the GPU buffers.
+fn capture_meta(
+    train: &TrainGpuState,
+    state: &TrainState,
+    scene: &SceneIdentity,
+    view_index: impl Fn(Entity) -> Option<u32>,
+) -> CheckpointMeta {
+    CheckpointMeta {
+        iteration: state.iteration,
+        active_sh_degree: state.active_sh_degree,
+        adam_steps: train.optimizer.steps,
+        rng: state.rng.clone(),
+        view_stack: state
+            .view_stack
+            .iter()
+            .filter_map(|&e| view_index(e))
+            .collect(),
+        ema_loss: state.ema_loss.unwrap_or(0.0),
+        elapsed_s: state.elapsed.as_secs_f64(),
+        densify_count: state.densify_count,
+        scene: Some(scene.clone()),
+    }
+}
