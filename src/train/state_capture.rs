@@ -72,6 +72,7 @@ pub fn settle_good_state(world: &mut World) {
     });
 }
 
+/// A capture's copies on their way to the CPU, and what its checkpoint keeps besides them.
 struct GoodStateReadback {
     meta: CheckpointMeta,
     sh_degree: u32,
