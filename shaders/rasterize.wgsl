@@ -503,8 +503,9 @@ struct BackwardIds {
     subgroup_count: u32,
 }
 
-// Per-pixel state of the backward walk: T behind the last splat walked and the colour
-// composited behind it (private: one copy per invocation).
+// Per-pixel state of the backward walk (private: one copy per invocation), set from the piece's
+// end: T behind the last splat walked and the colour composited behind it (background
+// included).
 var<private> back_transmittance: f32;
 var<private> back_behind: vec3<f32>;
 
@@ -572,10 +573,8 @@ fn rasterize_backward(
     let piece_start = piece.start - piece.tile_start;
     let piece_end = piece.end - piece.tile_start;
 
-    // Per-pixel state at the piece's end: T behind the last splat walked, the colour composited
-    // behind it (background included), and dL/d(pixel colour).
-    var transmittance = 0.0;
-    var behind = vec3<f32>(0.0);
+    // Per-pixel state at the piece's end (`back_transmittance`, `back_behind`; zero outside
+    // the image) and dL/d(pixel colour).
     var last_count = 0u;
     var d_pixel = vec3<f32>(0.0);
     if px.inside {
@@ -585,12 +584,12 @@ fn rasterize_backward(
         if last_count > piece_end {
             // The pixel composites past this piece: start from the checkpoint at its end.
             let checkpoint = checkpoints[(piece.end / render.chunk_size) * TILE_THREADS + local_index];
-            transmittance = checkpoint.x;
+            back_transmittance = checkpoint.x;
             let rendered = vec3<f32>(image[px.index], image[plane + px.index], image[2u * plane + px.index]);
-            behind = rendered - checkpoint.yzw;
+            back_behind = rendered - checkpoint.yzw;
         } else {
-            transmittance = final_transmittance[px.index];
-            behind = render.background.rgb * transmittance;
+            back_transmittance = final_transmittance[px.index];
+            back_behind = render.background.rgb * back_transmittance;
         }
     }
     atomicMax(&tile_counter, last_count);
@@ -608,8 +607,6 @@ fn rasterize_backward(
     if walk_end <= piece_start {
         return;
     }
-    back_transmittance = transmittance;
-    back_behind = behind;
 #ifdef SUBGROUP_SKIPS
     // What the whole subgroup can skip: entries past its largest last-contributor count, and
     // splats whose visible rows miss all of its rows (16 x 2 pixels: a row range).

@@ -52,24 +52,16 @@ struct CheckedCapture {
     spare: Vec<Option<wgpu::Buffer>>,
 }
 
-impl PendingGoodState {
-    /// Waits for a capture being checked and keeps it in `last` if it is clean (before the
-    /// last good state is saved: the run stopped).
-    pub fn settle(&mut self, last: &mut LastGoodState) {
-        if let CaptureStage::Checking(thread) = std::mem::take(&mut self.stage)
-            && let Ok(checked) = thread.join()
-            && checked.non_finite.is_none()
-        {
-            last.0 = Some(checked.checkpoint);
-        }
-    }
-}
-
-/// [`PendingGoodState::settle`] on the world's resources.
+/// Waits for a capture being checked and keeps it as the last good state if it is clean
+/// (before the last good state is saved: the run stopped).
 pub fn settle_good_state(world: &mut World) {
-    world.resource_scope(|world, mut pending: Mut<PendingGoodState>| {
-        pending.settle(&mut world.resource_mut::<LastGoodState>());
-    });
+    let stage = std::mem::take(&mut world.resource_mut::<PendingGoodState>().stage);
+    if let CaptureStage::Checking(thread) = stage
+        && let Ok(checked) = thread.join()
+        && checked.non_finite.is_none()
+    {
+        world.resource_mut::<LastGoodState>().0 = Some(checked.checkpoint);
+    }
 }
 
 /// A capture's copies on their way to the CPU, and what its checkpoint keeps besides them.
@@ -163,43 +155,6 @@ fn collect_delay(interval: u32) -> u32 {
     (interval / 2).clamp(1, 50)
 }
 
-/// Moves the periodic capture along: once its copies have arrived (and `collect_delay` steps
-/// have passed) a worker thread reads and checks it; once the thread is done, a clean capture
-/// becomes the last good state and a non-finite one stops the run.
-fn collect_good_state(ctx: &mut StepContext, good: &mut GoodStates) {
-    let pending = &mut *good.pending;
-    let delay = collect_delay(ctx.config.run.good_state_interval);
-    pending.stage = match std::mem::take(&mut pending.stage) {
-        CaptureStage::Copying(capture)
-            if ctx.state.iteration >= capture.meta.iteration + delay
-                && capture.readback.is_ready() =>
-        {
-            if capture.readback.failed() {
-                return; // the copy is lost; the previous good state stands
-            }
-            let thread = std::thread::Builder::new()
-                .name("good state check".into())
-                .spawn(move || capture.check());
-            match thread {
-                Ok(thread) => CaptureStage::Checking(thread),
-                Err(_) => CaptureStage::Idle, // no thread to spare: skip this capture
-            }
-        }
-        CaptureStage::Checking(thread) if thread.is_finished() => {
-            if let Ok(checked) = thread.join() {
-                pending.spare = checked.spare;
-                let iteration = checked.checkpoint.meta.iteration;
-                match checked.non_finite {
-                    None => good.last.0 = Some(checked.checkpoint),
-                    Some(at) => report_non_finite(&mut ctx.failure, iteration, at),
-                }
-            }
-            CaptureStage::Idle
-        }
-        stage => stage,
-    };
-}
-
 /// Whether every parameter of `checkpoint` is finite; if not, the run stops with an error
 /// naming the parameter, the Gaussian and the checkpoint's iteration.
 pub(super) fn all_finite(failure: &mut TrainFailure, checkpoint: &Checkpoint) -> bool {
@@ -260,9 +215,41 @@ impl GoodStates<'_> {
         pending.stage = CaptureStage::Copying(capture);
     }
 
-    /// Moves the periodic capture along (see `collect_good_state`).
+    /// Moves the periodic capture along: once its copies have arrived (and `collect_delay` steps
+    /// have passed) a worker thread reads and checks it; once the thread is done, a clean capture
+    /// becomes the last good state and a non-finite one stops the run.
     pub fn collect(&mut self, ctx: &mut StepContext) {
-        collect_good_state(ctx, self);
+        let pending = &mut *self.pending;
+        let delay = collect_delay(ctx.config.run.good_state_interval);
+        pending.stage = match std::mem::take(&mut pending.stage) {
+            CaptureStage::Copying(capture)
+                if ctx.state.iteration >= capture.meta.iteration + delay
+                    && capture.readback.is_ready() =>
+            {
+                if capture.readback.failed() {
+                    return; // the copy is lost; the previous good state stands
+                }
+                let thread = std::thread::Builder::new()
+                    .name("good state check".into())
+                    .spawn(move || capture.check());
+                match thread {
+                    Ok(thread) => CaptureStage::Checking(thread),
+                    Err(_) => CaptureStage::Idle, // no thread to spare: skip this capture
+                }
+            }
+            CaptureStage::Checking(thread) if thread.is_finished() => {
+                if let Ok(checked) = thread.join() {
+                    pending.spare = checked.spare;
+                    let iteration = checked.checkpoint.meta.iteration;
+                    match checked.non_finite {
+                        None => self.last.0 = Some(checked.checkpoint),
+                        Some(at) => report_non_finite(&mut ctx.failure, iteration, at),
+                    }
+                }
+                CaptureStage::Idle
+            }
+            stage => stage,
+        };
     }
 
     /// Keeps `checkpoint` (checked clean) as the last good state.
