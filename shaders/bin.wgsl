@@ -256,27 +256,6 @@ fn tile_ranges(
     }
 }
 
-// Indirect dispatch arguments of `tile_ranges` for a count that is only known on the GPU:
-// ceil(count / WORKGROUP_SIZE) workgroups, folded into two dimensions like the host's
-// `dispatch_size_1d` when they exceed the per-dimension limit.
-@group(0) @binding(9) var<storage, read_write> dispatch_args: array<u32, 3>;
-
-const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535u;
-
-@compute @workgroup_size(1)
-fn tile_ranges_dispatch_args() {
-    let groups = (listed_intersections() + WORKGROUP_SIZE - 1u) / WORKGROUP_SIZE;
-    if groups <= MAX_WORKGROUPS_PER_DIMENSION {
-        dispatch_args[0] = groups;
-        dispatch_args[1] = 1u;
-    } else {
-        let y = (groups + MAX_WORKGROUPS_PER_DIMENSION - 1u) / MAX_WORKGROUPS_PER_DIMENSION;
-        dispatch_args[0] = (groups + y - 1u) / y;
-        dispatch_args[1] = y;
-    }
-    dispatch_args[2] = 1u;
-}
-
 #ifdef DETERMINISTIC
 // dL/d(2D quantities) per Gaussian: the sum of its intersections' gradients in list order
 // (every Gaussian is written; those without intersections get zeros).

@@ -16,7 +16,9 @@
 // Both tile kernels load a 26x26 halo (the tile plus the window radius 5 on each side) into
 // workgroup memory, zero outside the image (SSIM's zero padding), blur it horizontally into
 // 26 rows x 16 columns and then vertically into the 16x16 tile. Channels are processed one after
-// the other so each kernel stays under 16 KiB of workgroup memory.
+// the other so each kernel stays under 16 KiB of workgroup memory; each thread loads its share
+// of the next channel's halo into registers while the current one is blurred, so the three
+// channels wait for memory once rather than three times.
 
 struct LossParams {
     width: u32,
@@ -85,10 +87,6 @@ fn loss_input(raw: f32) -> f32 {
     return clamped;
 }
 
-fn ground_truth_value(pixel: u32, channel: u32) -> f32 {
-    return f32((ground_truth[pixel] >> (8u * channel)) & 0xffu) / 255.0;
-}
-
 // Image coordinates of halo entry `i` of the tile `tile`, and whether they are inside the image.
 fn halo_pixel(tile: vec2<u32>, i: u32) -> vec3<i32> {
     let p = vec2<i32>(tile * TILE) - vec2<i32>(i32(RADIUS)) + vec2<i32>(i32(i % HALO), i32(i / HALO));
@@ -143,6 +141,48 @@ fn ssim_pixel(mu_x: f32, mu_y: f32, mean_xx: f32, mean_yy: f32, mean_xy: f32) ->
     return out;
 }
 
+// One thread's share of a tile's halo: entries lane, lane + 256 and lane + 512 (HALO_AREA is
+// 676 = 2 * 256 + 164).
+const HALO_PER_THREAD: u32 = 3u;
+
+// This thread's halo entries of the rendered image in `channel` (zero outside the image).
+// Loaded one channel ahead: the loads are in flight while the current channel is blurred.
+fn load_image_halo(tile: vec2<u32>, lane: u32, channel: u32) -> array<f32, HALO_PER_THREAD> {
+    let plane = params.width * params.height;
+    var values: array<f32, HALO_PER_THREAD>;
+    for (var j = 0u; j < HALO_PER_THREAD; j++) {
+        values[j] = 0.0;
+        let i = lane + j * WORKGROUP;
+        if i < HALO_AREA {
+            let p = halo_pixel(tile, i);
+            if p.z != 0 {
+                values[j] = loss_input(image[channel * plane + pixel_index(p.xy)]);
+            }
+        }
+    }
+    return values;
+}
+
+// This thread's halo entries of the ground truth, all channels packed (zero outside).
+fn load_ground_truth_halo(tile: vec2<u32>, lane: u32) -> array<u32, HALO_PER_THREAD> {
+    var packed: array<u32, HALO_PER_THREAD>;
+    for (var j = 0u; j < HALO_PER_THREAD; j++) {
+        packed[j] = 0u;
+        let i = lane + j * WORKGROUP;
+        if i < HALO_AREA {
+            let p = halo_pixel(tile, i);
+            if p.z != 0 {
+                packed[j] = ground_truth[pixel_index(p.xy)];
+            }
+        }
+    }
+    return packed;
+}
+
+fn unpack_channel(packed: u32, channel: u32) -> f32 {
+    return f32((packed >> (8u * channel)) & 0xffu) / 255.0;
+}
+
 @compute @workgroup_size(16, 16)
 fn ssim_forward(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -155,22 +195,22 @@ fn ssim_forward(
     let inside = pixel.x < params.width && pixel.y < params.height;
     let plane = params.width * params.height;
     let index = pixel.y * params.width + pixel.x;
+    let truth = load_ground_truth_halo(tile, lane);
+    var next_image = load_image_halo(tile, lane, 0u);
     var sums = vec4<f32>(0.0);
     for (var channel = 0u; channel < CHANNELS; channel++) {
         // 1. The halo of x and y, zero outside the image.
-        for (var i = lane; i < HALO_AREA; i += WORKGROUP) {
-            let p = halo_pixel(tile, i);
-            var x = 0.0;
-            var y = 0.0;
-            if p.z != 0 {
-                let source = pixel_index(p.xy);
-                x = loss_input(image[channel * plane + source]);
-                y = ground_truth_value(source, channel);
+        for (var j = 0u; j < HALO_PER_THREAD; j++) {
+            let i = lane + j * WORKGROUP;
+            if i < HALO_AREA {
+                forward_halo_x[i] = next_image[j];
+                forward_halo_y[i] = unpack_channel(truth[j], channel);
             }
-            forward_halo_x[i] = x;
-            forward_halo_y[i] = y;
         }
         workgroupBarrier();
+        if channel + 1u < CHANNELS {
+            next_image = load_image_halo(tile, lane, channel + 1u);
+        }
         // 2. Horizontal window sums of the five moments, for every halo row.
         for (var i = lane; i < ROWS_AREA; i += WORKGROUP) {
             let first = (i / TILE) * HALO + i % TILE;
@@ -233,6 +273,26 @@ fn loss_reduce(@builtin(local_invocation_index) lane: u32) {
     }
 }
 
+// This thread's halo entries of the maps A, B, C in `channel` (zero outside the image, because
+// the transposed window sum only runs over output pixels inside it). Loaded one channel ahead,
+// like the forward's image halo.
+fn load_map_halo(tile: vec2<u32>, lane: u32, channel: u32) -> array<vec3<f32>, HALO_PER_THREAD> {
+    let plane = params.width * params.height;
+    var values: array<vec3<f32>, HALO_PER_THREAD>;
+    for (var j = 0u; j < HALO_PER_THREAD; j++) {
+        values[j] = vec3<f32>(0.0);
+        let i = lane + j * WORKGROUP;
+        if i < HALO_AREA {
+            let p = halo_pixel(tile, i);
+            if p.z != 0 {
+                let source = channel * plane + pixel_index(p.xy);
+                values[j] = vec3<f32>(map_a[source], map_b[source], map_c[source]);
+            }
+        }
+    }
+    return values;
+}
+
 @compute @workgroup_size(16, 16)
 fn loss_backward(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -245,25 +305,25 @@ fn loss_backward(
     let plane = params.width * params.height;
     let index = pixel.y * params.width + pixel.x;
     let lambda = params.lambda_dssim;
+    var truth = 0u;
+    if inside {
+        truth = ground_truth[index];
+    }
+    var next_maps = load_map_halo(tile, lane, 0u);
     for (var channel = 0u; channel < CHANNELS; channel++) {
-        // 1. The halo of the maps; zero outside the image, because the transposed window sum
-        //    only runs over output pixels inside it.
-        for (var i = lane; i < HALO_AREA; i += WORKGROUP) {
-            let p = halo_pixel(tile, i);
-            var a = 0.0;
-            var b = 0.0;
-            var c = 0.0;
-            if p.z != 0 {
-                let source = channel * plane + pixel_index(p.xy);
-                a = map_a[source];
-                b = map_b[source];
-                c = map_c[source];
+        // 1. The halo of the maps.
+        for (var j = 0u; j < HALO_PER_THREAD; j++) {
+            let i = lane + j * WORKGROUP;
+            if i < HALO_AREA {
+                backward_halo_a[i] = next_maps[j].x;
+                backward_halo_b[i] = next_maps[j].y;
+                backward_halo_c[i] = next_maps[j].z;
             }
-            backward_halo_a[i] = a;
-            backward_halo_b[i] = b;
-            backward_halo_c[i] = c;
         }
         workgroupBarrier();
+        if channel + 1u < CHANNELS {
+            next_maps = load_map_halo(tile, lane, channel + 1u);
+        }
         // 2. Horizontal window sums (the window is symmetric: the transposed blur is the blur).
         for (var i = lane; i < ROWS_AREA; i += WORKGROUP) {
             let first = (i / TILE) * HALO + i % TILE;
@@ -289,7 +349,7 @@ fn loss_backward(
             let at = channel * plane + index;
             let raw = image[at];
             let x = loss_input(raw);
-            let y = ground_truth_value(index, channel);
+            let y = unpack_channel(truth, channel);
             let d_ssim = blurred.x + 2.0 * x * blurred.y + y * blurred.z;
             let d_loss = params.inv_value_count * ((1.0 - lambda) * sign(x - y) - lambda * d_ssim);
             // torch.clamp passes the gradient where 0 <= raw <= 1 (false for NaN too).

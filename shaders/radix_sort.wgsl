@@ -390,7 +390,7 @@ fn copy_back(ids: ComputeIds) {
     }
 }
 
-// ---- setup: GPU-resident count -> pass parameters and indirect dispatch arguments ----
+// ---- setup: GPU-resident count -> pass parameters ----
 
 // Written by the host before every sort (through a copy recorded in the same encoder).
 struct SortCall {
@@ -398,10 +398,8 @@ struct SortCall {
     // Counts above this are clamped to it (the scratch buffers were sized for it).
     max_count: u32,
     key_bits: u32,
-    max_per_dimension: u32,
-    // BLOCK_SIZE and WORKGROUP_SIZE of the sort pipelines.
+    // BLOCK_SIZE of the sort pipelines.
     block_size: u32,
-    workgroup_size: u32,
 }
 
 const PASS_SLOT_WORDS: u32 = 64u;
@@ -412,8 +410,6 @@ const DIGIT_BITS: u32 = 8u;
 @group(0) @binding(11) var<storage, read> count_source: array<u32>;
 // Slots 0..MAX_PASSES: PassParams.
 @group(0) @binding(12) var<storage, read_write> pass_slots: array<u32>;
-// (x, y, z) for upsweep/downsweep, then for copy_back.
-@group(0) @binding(13) var<storage, read_write> dispatch_args: array<u32>;
 
 @compute @workgroup_size(1)
 fn setup() {
@@ -432,15 +428,4 @@ fn setup() {
         pass_slots[slot + 3u] = (1u << bits) - 1u;
         pass_slots[slot + 4u] = bits;
     }
-    let block_groups = fold_dispatch(blocks, call.max_per_dimension);
-    let copy_groups = fold_dispatch(
-        (count + call.workgroup_size - 1u) / call.workgroup_size,
-        call.max_per_dimension,
-    );
-    dispatch_args[0] = block_groups.x;
-    dispatch_args[1] = block_groups.y;
-    dispatch_args[2] = block_groups.z;
-    dispatch_args[3] = copy_groups.x;
-    dispatch_args[4] = copy_groups.y;
-    dispatch_args[5] = copy_groups.z;
 }

@@ -17,8 +17,9 @@
 // free of bank conflicts for 8 items per invocation.
 //
 // Counts live on the GPU: `setup` reads the element count (from the caller's buffer for the
-// indirect variant) and writes every level's count and the indirect dispatch arguments, so one
-// recording serves any count up to the capacity it was recorded for.
+// indirect variant) and writes every level's count, so one recording serves any count up to the
+// capacity it was recorded for (the host dispatches each level for that capacity; workgroups
+// past the real tile count return at once).
 
 #include "common.wgsl"
 #include "scan_workgroup.wgsl"
@@ -149,7 +150,7 @@ fn scan_add(ids: ComputeIds) {
     }
 }
 
-// ---- setup: GPU-resident count -> level parameters and indirect dispatch arguments ----
+// ---- setup: GPU-resident count -> level parameters ----
 
 // Written by the host before every scan (through a copy recorded in the same encoder).
 struct ScanCall {
@@ -159,8 +160,6 @@ struct ScanCall {
     max_count: u32,
     // Number of levels below the top one.
     levels: u32,
-    // The device's limit on workgroups per dispatch dimension.
-    max_per_dimension: u32,
     // WORKGROUP_SIZE * ITEMS_PER_THREAD of the scan pipelines.
     tile_size: u32,
 }
@@ -171,8 +170,6 @@ const LEVEL_SLOT_WORDS: u32 = 64u;
 @group(0) @binding(10) var<storage, read> call: ScanCall;
 @group(0) @binding(11) var<storage, read> count_source: array<u32>;
 @group(0) @binding(12) var<storage, read_write> level_slots: array<u32>;
-// Three words (x, y, z) per level below the top.
-@group(0) @binding(13) var<storage, read_write> dispatch_args: array<u32>;
 
 @compute @workgroup_size(1)
 fn setup() {
@@ -181,12 +178,6 @@ fn setup() {
         let tiles = (count + call.tile_size - 1u) / call.tile_size;
         level_slots[l * LEVEL_SLOT_WORDS] = count;
         level_slots[l * LEVEL_SLOT_WORDS + 1u] = tiles;
-        if l < call.levels {
-            let groups = fold_dispatch(tiles, call.max_per_dimension);
-            dispatch_args[l * 3u] = groups.x;
-            dispatch_args[l * 3u + 1u] = groups.y;
-            dispatch_args[l * 3u + 2u] = groups.z;
-        }
         count = tiles;
     }
 }

@@ -133,14 +133,3 @@ fn workgroup_exclusive_scan(value: u32, lane: Lane) -> WorkgroupScan {
     return WorkgroupScan(inclusive - value, total);
 }
 #endif
-
-// Workgroup counts (x, y, 1) covering `groups` workgroups of a 1-D kernel with at most
-// `max_per_dimension` per dimension, at least one workgroup (the GPU-side twin of
-// `gpu::dispatch_size_1d`; kernels recover the linear id with `linear_workgroup_id`).
-fn fold_dispatch(groups: u32, max_per_dimension: u32) -> vec3<u32> {
-    if groups <= max_per_dimension {
-        return vec3<u32>(max(groups, 1u), 1u, 1u);
-    }
-    let y = (groups + max_per_dimension - 1u) / max_per_dimension;
-    return vec3<u32>((groups + y - 1u) / y, y, 1u);
-}

@@ -35,6 +35,8 @@ pub enum BenchTarget {
     Load(LoadBenchArgs),
     /// The game plugin's renderer: GPU time per frame (sort, draw, total) of synthetic clouds.
     View(super::bench_view::ViewBenchArgs),
+    /// The fixed cost of one compute dispatch (for deciding which kernels to fuse).
+    Dispatch(super::bench_dispatch::DispatchBenchArgs),
 }
 
 /// Arguments of `splatforge bench load`.
@@ -95,6 +97,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Raster(args) => bench_raster(&args),
         BenchTarget::Load(args) => bench_load(&args),
         BenchTarget::View(args) => super::bench_view::run(&args),
+        BenchTarget::Dispatch(args) => super::bench_dispatch::run(&args),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_dispatch;
 pub mod bench_view;
 #[cfg(feature = "editor")]
 pub mod editor;

@@ -3,8 +3,10 @@
 //! Reduce-then-scan over tiles of `workgroup_size * items_per_thread` values: tile sums are
 //! scanned one level up (recursively), then every tile is scanned from its tile's offset. The
 //! element count lives on the GPU: a one-invocation `setup` kernel turns it into per-level
-//! parameters and indirect dispatch arguments, so [`PrefixScan::encode_indirect`] can scan a
-//! count that another kernel produced without a CPU readback. [`PrefixScan::encode`] is the same
+//! parameters, so [`PrefixScan::encode_indirect`] can scan a count that another kernel produced
+//! without a CPU readback. Each level is dispatched for its largest tile count (tiles past the
+//! real count return at once), not indirectly: an indirect dispatch costs ~4 us more on the
+//! H200 (`splatforge bench dispatch`). [`PrefixScan::encode`] is the same
 //! with a count known on the CPU (uploaded through a copy recorded in the caller's encoder, so
 //! several scans in one encoder each see their own count).
 //!
@@ -214,9 +216,9 @@ struct Bindings {
 
 /// Words of the per-call parameters (`ScanCall` in scan.wgsl, plus the count itself for
 /// [`PrefixScan::encode`]).
-const CALL_WORDS: usize = 8;
+const CALL_WORDS: usize = 5;
 /// Where [`PrefixScan::encode`] puts the count in the call-parameter buffer.
-const DIRECT_COUNT_WORD: u32 = 5;
+const DIRECT_COUNT_WORD: u32 = 4;
 
 /// GPU exclusive prefix sum of `u32` arrays, with cached pipelines, scratch buffers and bind
 /// groups (reuse one per call site: scratch only grows).
@@ -230,13 +232,12 @@ pub struct PrefixScan {
     call: wgpu::Buffer,
     /// One `LevelParams` slot per level, written by `setup`.
     level_params: wgpu::Buffer,
-    /// Indirect (x, y, z) per level below the top, written by `setup`.
-    dispatch_args: wgpu::Buffer,
     scratch: Vec<LevelScratch>,
     scratch_generation: u64,
     bindings: Option<Bindings>,
-    /// The number of levels of the last prepared scan.
-    levels: u32,
+    /// Workgroups (folded x, y, z) per level below the top of the last prepared scan, for its
+    /// largest count.
+    level_groups: Vec<(u32, u32, u32)>,
 }
 
 impl PrefixScan {
@@ -285,15 +286,10 @@ impl PrefixScan {
                 u64::from(MAX_LEVELS + 1) * PARAM_SLOT_BYTES,
                 U::UNIFORM | U::STORAGE,
             ),
-            dispatch_args: buffer(
-                "scan dispatch arguments",
-                u64::from(MAX_LEVELS) * 12,
-                U::INDIRECT | U::STORAGE,
-            ),
             scratch: Vec::new(),
             scratch_generation: 0,
             bindings: None,
-            levels: 0,
+            level_groups: Vec::new(),
         }
     }
 
@@ -390,14 +386,18 @@ impl PrefixScan {
             "PrefixScan: {max_count} values need too many levels"
         );
         self.ensure_scratch(ctx, &level_counts);
-        self.levels = levels;
+        let tile = self.config.tile_size();
+        let per_dimension = self.config.max_workgroups_per_dimension;
+        self.level_groups = level_counts
+            .iter()
+            .map(|&n| super::dispatch_size_1d(n.div_ceil(tile), per_dimension))
+            .collect();
 
         let mut call = [0u32; CALL_WORDS];
         call[0] = count_source.index;
         call[1] = max_count;
         call[2] = levels;
-        call[3] = self.config.max_workgroups_per_dimension;
-        call[4] = self.config.tile_size();
+        call[3] = self.config.tile_size();
         call[DIRECT_COUNT_WORD as usize] = direct_count.unwrap_or(0);
         record_upload(ctx, encoder, &self.call, &call);
 
@@ -460,7 +460,6 @@ impl PrefixScan {
                 (10, bind_whole(ctx, &self.call)),
                 (11, key.count.binding()),
                 (12, bind_whole(ctx, &self.level_params)),
-                (13, bind_whole(ctx, &self.dispatch_args)),
             ],
         );
         let reduce = (0..levels)
@@ -528,19 +527,20 @@ impl PrefixScan {
     /// times after one setup when the input changes in between).
     fn record_levels(&self, pass: &mut wgpu::ComputePass<'_>) {
         let bindings = self.bindings();
-        let levels = self.levels as usize;
+        let levels = self.level_groups.len();
         pass.set_pipeline(&self.reduce);
-        for (l, group) in bindings.reduce.iter().enumerate().take(levels) {
+        for (group, &(x, y, z)) in bindings.reduce.iter().zip(&self.level_groups) {
             pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups_indirect(&self.dispatch_args, l as u64 * 12);
+            pass.dispatch_workgroups(x, y, z);
         }
         pass.set_pipeline(&self.scan_top);
         pass.set_bind_group(0, &bindings.scan_top, &[]);
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(&self.scan_add);
         for l in (0..levels).rev() {
+            let (x, y, z) = self.level_groups[l];
             pass.set_bind_group(0, &bindings.scan_add[l], &[]);
-            pass.dispatch_workgroups_indirect(&self.dispatch_args, l as u64 * 12);
+            pass.dispatch_workgroups(x, y, z);
         }
     }
 }

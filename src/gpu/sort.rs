@@ -6,9 +6,11 @@
 //! caller's buffers and scratch buffers chosen so that the last pass writes the caller's
 //! buffers: `user -> A -> user` for two passes, `user -> A -> B -> user` for three,
 //! `user -> A -> user -> A -> user` for four; a single pass writes A and copies back. As in the
-//! scan, the element count lives on the GPU (a `setup` kernel writes the pass parameters and
-//! indirect dispatch arguments), so [`RadixSort::encode_indirect`] sorts a count another kernel
-//! produced without a readback.
+//! scan, the element count lives on the GPU (a `setup` kernel writes the pass parameters), so
+//! [`RadixSort::encode_indirect`] sorts a count another kernel produced without a readback.
+//! Dispatches are sized for the largest count the call allows and blocks past the real count
+//! return at once: on the H200 an indirect dispatch costs ~4 us more than a direct one
+//! (`splatforge bench dispatch`), more than a few hundred idle workgroups.
 
 use super::scan::{
     CountSource, PARAM_SLOT_BYTES, bind_group, bind_slot, bind_whole, kernel_defs, record_upload,
@@ -28,8 +30,8 @@ const MAX_KEYS_PER_THREAD: u32 = 16;
 /// Bytes of `PassParams` in radix_sort.wgsl.
 const PASS_PARAMS_BYTES: u64 = 32;
 /// Words of `SortCall` in radix_sort.wgsl, plus the count of [`RadixSort::encode`].
-const CALL_WORDS: usize = 8;
-const DIRECT_COUNT_WORD: u32 = 6;
+const CALL_WORDS: usize = 5;
+const DIRECT_COUNT_WORD: u32 = 4;
 
 /// Tuning of the sort kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,8 +173,6 @@ pub struct RadixSort {
     call: wgpu::Buffer,
     /// One `PassParams` slot per pass, written by `setup`.
     pass_params: wgpu::Buffer,
-    /// Indirect (x, y, z) of the block kernels, then of `copy_back`; written by `setup`.
-    dispatch_args: wgpu::Buffer,
     scratch: Option<SortScratch>,
     scratch_generation: u64,
     bindings: Option<Bindings>,
@@ -239,7 +239,6 @@ impl RadixSort {
                 u64::from(MAX_PASSES) * PARAM_SLOT_BYTES,
                 U::UNIFORM | U::STORAGE,
             ),
-            dispatch_args: buffer("sort dispatch arguments", 24, U::INDIRECT | U::STORAGE),
             scratch: None,
             scratch_generation: 0,
             bindings: None,
@@ -337,9 +336,7 @@ impl RadixSort {
         call[0] = count_source.index;
         call[1] = max_count;
         call[2] = key_bits;
-        call[3] = self.config.max_workgroups_per_dimension;
-        call[4] = self.config.block_size();
-        call[5] = self.config.workgroup_size;
+        call[3] = self.config.block_size();
         call[DIRECT_COUNT_WORD as usize] = direct_count.unwrap_or(0);
         record_upload(ctx, encoder, &self.call, &call);
 
@@ -362,21 +359,27 @@ impl RadixSort {
         pass.set_pipeline(&self.setup);
         pass.set_bind_group(0, &bindings.setup, &[]);
         pass.dispatch_workgroups(1, 1, 1);
+        // One workgroup per block of `max_count` keys (those past the count return at once).
+        let per_dimension = self.config.max_workgroups_per_dimension;
+        let (bx, by, bz) =
+            super::dispatch_size_1d(max_count.div_ceil(self.config.block_size()), per_dimension);
         for p in 0..passes as usize {
             pass.set_pipeline(&self.upsweep);
             pass.set_bind_group(0, &bindings.upsweep[p], &[]);
-            pass.dispatch_workgroups_indirect(&self.dispatch_args, 0);
+            pass.dispatch_workgroups(bx, by, bz);
             pass.set_pipeline(&self.digit_scan);
             pass.set_bind_group(0, &bindings.digit_scan[p], &[]);
             pass.dispatch_workgroups(RADIX, 1, 1);
             pass.set_pipeline(&self.downsweep);
             pass.set_bind_group(0, &bindings.downsweep[p], &[]);
-            pass.dispatch_workgroups_indirect(&self.dispatch_args, 0);
+            pass.dispatch_workgroups(bx, by, bz);
         }
         if let Some(copy_back) = &bindings.copy_back {
+            let groups = max_count.div_ceil(self.config.workgroup_size);
+            let (cx, cy, cz) = super::dispatch_size_1d(groups, per_dimension);
             pass.set_pipeline(&self.copy_back);
             pass.set_bind_group(0, copy_back, &[]);
-            pass.dispatch_workgroups_indirect(&self.dispatch_args, 12);
+            pass.dispatch_workgroups(cx, cy, cz);
         }
     }
 
@@ -441,7 +444,6 @@ impl RadixSort {
                 (10, bind_whole(ctx, &self.call)),
                 (11, key.count.binding()),
                 (12, bind_whole(ctx, &self.pass_params)),
-                (13, bind_whole(ctx, &self.dispatch_args)),
             ],
         );
         let chain = pass_chain(key.passes);

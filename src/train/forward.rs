@@ -7,8 +7,9 @@ use super::TrainSet;
 use super::state::{StepContext, StepGpu, TrainGpuState};
 use crate::views::TrainView;
 
-/// Renders the sampled view into the step's frame. The rasterizer submits its own work (and
-/// waits once for the number of tile intersections when it cannot use the deferred count).
+/// Renders the sampled view into the step's frame, recorded into the step's encoder (the
+/// rasterizer submits early only where it waits for the number of tile intersections, when it
+/// cannot use the deferred count).
 pub fn render_view(
     mut ctx: StepContext,
     step: StepGpu,
@@ -33,10 +34,11 @@ pub fn render_view(
         mut kernels,
         mut buffers,
         mut profiler,
-        ..
+        mut encoder,
     } = step;
-    let result = kernels.rasterizer.forward(
+    let result = kernels.rasterizer.forward_into(
         &gpu,
+        encoder.get(&gpu),
         &train.cloud,
         &view.camera,
         &settings,

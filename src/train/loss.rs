@@ -52,8 +52,6 @@ pub fn compute_loss(
     buffers.ensure_image_size(&gpu, image.width, image.height);
     let buffers = &*buffers;
     let encoder = encoder.get(&gpu);
-    // The gap between the forward's last submission and this encoder's start is CPU time.
-    profiler.mark(encoder, "wait: encode step");
     kernels.loss.encode(
         &gpu,
         encoder,

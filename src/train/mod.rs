@@ -8,9 +8,9 @@
 //! ```
 //!
 //! Stages record GPU work into the step's [`StepEncoder`]; the `Optimize` set ends by sending
-//! it. The forward pass submits on its own (and may wait once, for the number of tile
-//! intersections); evaluation, saving, densification and checkpoints flush the encoder first
-//! because they need the step's earlier work on the GPU. The loss reaches the CPU
+//! it, so a plain step is one submission (the forward pass submits early only where it must
+//! wait for the number of tile intersections); evaluation, saving, densification and
+//! checkpoints flush the encoder first because they need the step's earlier work on the GPU. The loss reaches the CPU
 //! asynchronously ([`progress`]).
 //!
 //! A stage that fails records a [`StepFailure`] in [`TrainFailure`]; every set is gated on
@@ -230,18 +230,22 @@ impl TrainPaused {
     }
 }
 
-/// Sends the step's GPU work (and, on a profiled step, waits for its timings).
+/// Sends the step's GPU work (and, on a profiled step, waits for its timings); then the
+/// render's intersection count can be read back.
 fn submit_step(
     gpu: Res<Gpu>,
     mut encoder: ResMut<StepEncoder>,
     mut profiler: ResMut<StepProfiler>,
+    buffers: Res<StepBuffers>,
 ) {
     if profiler.active {
         profiler.resolve(encoder.get(&gpu));
         encoder.flush(&gpu);
+        buffers.frame.map_deferred_counts();
         profiler.collect(&gpu);
     } else {
         encoder.flush(&gpu);
+        buffers.frame.map_deferred_counts();
     }
 }
 

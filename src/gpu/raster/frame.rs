@@ -69,8 +69,6 @@ pub struct RasterFrame {
     pub(super) tile_ranges: wgpu::Buffer,
     /// 4 bytes, mappable: the intersection count on its way to the CPU.
     count_readback: wgpu::Buffer,
-    /// Indirect dispatch arguments of the tile-range kernel (deferred counts).
-    pub(super) range_dispatch_args: wgpu::Buffer,
     /// Deferred counts: asynchronous readbacks of the intersection count in flight.
     count_slots: Vec<CountSlot>,
     /// Deferred counts: (Gaussians, width, height) of the last render whose count was read
@@ -133,12 +131,6 @@ impl RasterFrame {
                 label: Some("raster.count_readback"),
                 size: 4,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
-            range_dispatch_args: ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("raster.range_dispatch_args"),
-                size: 16,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::INDIRECT,
                 mapped_at_creation: false,
             }),
             count_slots: Vec::new(),
@@ -489,8 +481,9 @@ impl RasterFrame {
         encoder.copy_buffer_to_buffer(&self.offsets, offset, &slot.buffer, 0, 4);
     }
 
-    /// Starts mapping the readback slots recorded in the last submission.
-    pub(super) fn map_deferred_counts(&self) {
+    /// Starts mapping the intersection-count readbacks of deferred renders; call it after
+    /// submitting the encoder a [`super::Rasterizer::forward_into`] recorded into.
+    pub fn map_deferred_counts(&self) {
         for slot in &self.count_slots {
             if slot.status.load(Ordering::Acquire) == SLOT_RECORDED {
                 slot.status.store(SLOT_MAPPING, Ordering::Release);

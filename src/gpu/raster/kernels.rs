@@ -17,7 +17,6 @@ pub(super) struct Kernels {
     pub gather_depth_order_counts: wgpu::ComputePipeline,
     pub emit_intersections: wgpu::ComputePipeline,
     pub tile_ranges: wgpu::ComputePipeline,
-    pub tile_ranges_dispatch_args: wgpu::ComputePipeline,
     pub rasterize_forward: wgpu::ComputePipeline,
     /// The forward in pieces, for images of few tiles.
     pub rasterize_pieces: wgpu::ComputePipeline,
@@ -59,7 +58,6 @@ impl Kernels {
             gather_depth_order_counts: pipeline("bin.wgsl", "gather_depth_order_counts"),
             emit_intersections: pipeline("bin.wgsl", "emit_intersections"),
             tile_ranges: pipeline("bin.wgsl", "tile_ranges"),
-            tile_ranges_dispatch_args: pipeline("bin.wgsl", "tile_ranges_dispatch_args"),
             rasterize_forward: pipeline("rasterize.wgsl", "rasterize_forward"),
             rasterize_pieces: pipeline("rasterize.wgsl", "rasterize_pieces"),
             combine_pieces: pipeline("rasterize.wgsl", "combine_pieces"),
@@ -102,7 +100,6 @@ pub(super) struct BindGroups {
     pub gather_depth_order_counts: CachedBindGroup,
     pub emit_intersections: CachedBindGroup,
     pub tile_ranges: CachedBindGroup,
-    pub tile_ranges_dispatch_args: CachedBindGroup,
     pub rasterize_forward: CachedBindGroup,
     pub rasterize_pieces: CachedBindGroup,
     pub combine_pieces: CachedBindGroup,
