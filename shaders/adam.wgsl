@@ -6,9 +6,13 @@
 // with step_size = lr / (1 - beta1^t) and sqrt_bias2 = sqrt(1 - beta2^t) computed on the CPU in
 // f64 (beta2^t in f32 would lose most digits of 1 - beta2^t early in training).
 //
-// The kernel is memory-bound, so the bulk of each group goes through the VEC4 variant (one vec4
-// per invocation, floats [0, 4 * floor(count / 4))); the scalar variant finishes the at most
-// three floats left over. Every operation below is element-wise, so one body serves both.
+// The kernel is memory-bound: one vec4 per invocation. The group's last vec4 may reach past
+// `count` (the buffers are padded to whole vec4s); its floats past `count` are written back
+// unchanged. Every operation is element-wise, so a vec4 is four independent updates.
+//
+// Bindings: group 0 is the parameter group's (its index and its four arrays, fixed while the
+// buffers are); group 1 the values of this update for all six groups, in a buffer of their own
+// per update (so several updates in one encoder each see theirs, without a copy command).
 
 #include "common.wgsl"
 
@@ -24,17 +28,17 @@ struct AdamUniforms {
     count: u32,
 }
 
-#ifdef VEC4
-alias Chunk = vec4<f32>;
-#else
-alias Chunk = f32;
-#endif
+struct AdamGroup {
+    // Index of this parameter group in `updates` (ParamGroup::ALL order).
+    index: u32,
+}
 
-@group(0) @binding(0) var<uniform> adam: AdamUniforms;
-@group(0) @binding(1) var<storage, read_write> params: array<Chunk>;
-@group(0) @binding(2) var<storage, read> grads: array<Chunk>;
-@group(0) @binding(3) var<storage, read_write> exp_avg: array<Chunk>;
-@group(0) @binding(4) var<storage, read_write> exp_avg_sq: array<Chunk>;
+@group(0) @binding(0) var<uniform> group: AdamGroup;
+@group(0) @binding(1) var<storage, read_write> params: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grads: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> exp_avg: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> exp_avg_sq: array<vec4<f32>>;
+@group(1) @binding(0) var<storage, read> updates: array<AdamUniforms, 6>;
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -44,24 +48,26 @@ fn adam_step(
     @builtin(num_workgroups) num_workgroups: vec3<u32>,
     @builtin(local_invocation_index) local_index: u32,
 ) {
-    let id = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
-#ifdef VEC4
-    // Chunk index = vec4 index.
-    let i = id;
-    let end = adam.count / 4u;
-#else
-    // Chunk index = float index, starting after the last whole vec4.
-    let i = (adam.count / 4u) * 4u + id;
-    let end = adam.count;
-#endif
-    if i >= end {
+    let adam = updates[group.index];
+    let i = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
+    if i >= (adam.count + 3u) / 4u {
         return;
     }
     let g = grads[i];
-    let m = adam.beta1 * exp_avg[i] + adam.one_minus_beta1 * g;
-    let v = adam.beta2 * exp_avg_sq[i] + adam.one_minus_beta2 * g * g;
+    let old_m = exp_avg[i];
+    let old_v = exp_avg_sq[i];
+    let old_param = params[i];
+    var m = adam.beta1 * old_m + adam.one_minus_beta1 * g;
+    var v = adam.beta2 * old_v + adam.one_minus_beta2 * g * g;
+    let denom = sqrt(v) / adam.sqrt_bias2 + adam.eps;
+    var param = old_param - adam.step_size * (m / denom);
+    // Lanes at or past `count` (only in the group's last vec4) keep their values.
+    let first = 4u * i;
+    let live = vec4<bool>(first < adam.count, first + 1u < adam.count, first + 2u < adam.count, first + 3u < adam.count);
+    m = select(old_m, m, live);
+    v = select(old_v, v, live);
+    param = select(old_param, param, live);
     exp_avg[i] = m;
     exp_avg_sq[i] = v;
-    let denom = sqrt(v) / adam.sqrt_bias2 + adam.eps;
-    params[i] = params[i] - adam.step_size * (m / denom);
+    params[i] = param;
 }

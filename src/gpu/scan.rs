@@ -91,23 +91,63 @@ pub(crate) fn kernel_defs(subgroups: bool) -> ShaderDefs {
     defs
 }
 
-/// Records a copy of `words` into `target` at byte 0, through a fresh upload buffer, so the
-/// data is ordered with the commands around it in the encoder (`queue.write_buffer` would land
-/// before the whole submission, so two calls in one encoder would both see the second value).
-pub(crate) fn record_upload(
+/// Where a scan's or sort's element count comes from.
+#[derive(Clone, Copy)]
+pub(crate) enum CallCount<'a> {
+    /// Known on the CPU: it travels with the call's parameters.
+    Known(u32),
+    /// Word `word` of `buffer` (which needs `STORAGE` usage), read when the commands run.
+    OnGpu { buffer: &'a wgpu::Buffer, word: u32 },
+}
+
+/// The bind group of a `setup` kernel (scan.wgsl, radix_sort.wgsl) for one call: `call` (its
+/// per-call parameters; word 0 is set here to where the count is, word `known_count_word`
+/// holds a known count) at binding 10, the count at 11 and `params`, which `setup` fills, at
+/// 12. The parameters get a buffer of their own, created with its contents: each call in an
+/// encoder sees its own values without a copy command (a copy between two passes costs the
+/// H200 ~5 us, `splatforge bench dispatch`).
+pub(crate) fn setup_bind_group(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    target: &wgpu::Buffer,
-    words: &[u32],
-) {
-    let upload = ctx
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("kernel call parameters"),
-            contents: bytemuck::cast_slice(words),
-            usage: wgpu::BufferUsages::COPY_SRC,
-        });
-    encoder.copy_buffer_to_buffer(&upload, 0, target, 0, (words.len() * 4) as u64);
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    mut call: Vec<u32>,
+    known_count_word: u32,
+    count: CallCount<'_>,
+    params: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    let create = |words: &[u32]| {
+        ctx.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("kernel call parameters"),
+                contents: bytemuck::cast_slice(words),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    };
+    let (call_buffer, source) = match count {
+        CallCount::Known(n) => {
+            call[0] = known_count_word;
+            call[known_count_word as usize] = n;
+            let buffer = create(&call);
+            let source = CountSource::new(ctx, &buffer, known_count_word);
+            debug_assert_eq!(source.index, known_count_word);
+            (buffer, source)
+        }
+        CallCount::OnGpu { buffer, word } => {
+            let source = CountSource::new(ctx, buffer, word);
+            call[0] = source.index;
+            (create(&call), source)
+        }
+    };
+    bind_group(
+        ctx,
+        label,
+        pipeline,
+        vec![
+            (10, bind_whole(ctx, &call_buffer)),
+            (11, source.binding()),
+            (12, bind_whole(ctx, params)),
+        ],
+    )
 }
 
 /// A binding of `buffer` from its start, as long as the device allows one binding to be.
@@ -201,14 +241,12 @@ struct LevelScratch {
 struct BindingKey {
     input: wgpu::Buffer,
     output: wgpu::Buffer,
-    count: CountSource,
     levels: u32,
     scratch_generation: u64,
 }
 
 struct Bindings {
     key: BindingKey,
-    setup: wgpu::BindGroup,
     reduce: Vec<wgpu::BindGroup>,
     scan_add: Vec<wgpu::BindGroup>,
     scan_top: wgpu::BindGroup,
@@ -218,7 +256,7 @@ struct Bindings {
 /// [`PrefixScan::encode`]).
 const CALL_WORDS: usize = 5;
 /// Where [`PrefixScan::encode`] puts the count in the call-parameter buffer.
-const DIRECT_COUNT_WORD: u32 = 4;
+const KNOWN_COUNT_WORD: u32 = 4;
 
 /// GPU exclusive prefix sum of `u32` arrays, with cached pipelines, scratch buffers and bind
 /// groups (reuse one per call site: scratch only grows).
@@ -228,8 +266,8 @@ pub struct PrefixScan {
     reduce: wgpu::ComputePipeline,
     scan_top: wgpu::ComputePipeline,
     scan_add: wgpu::ComputePipeline,
-    /// `ScanCall`, rewritten (by a recorded copy) before each scan.
-    call: wgpu::Buffer,
+    /// The `setup` bind group of the last prepared scan (its own parameters).
+    setup_bindings: Option<wgpu::BindGroup>,
     /// One `LevelParams` slot per level, written by `setup`.
     level_params: wgpu::Buffer,
     scratch: Vec<LevelScratch>,
@@ -276,11 +314,7 @@ impl PrefixScan {
             reduce: pipeline("reduce"),
             scan_top: pipeline("scan_top"),
             scan_add: pipeline("scan_add"),
-            call: buffer(
-                "scan call",
-                (CALL_WORDS * 4) as u64,
-                U::STORAGE | U::COPY_DST,
-            ),
+            setup_bindings: None,
             level_params: buffer(
                 "scan level parameters",
                 u64::from(MAX_LEVELS + 1) * PARAM_SLOT_BYTES,
@@ -309,16 +343,7 @@ impl PrefixScan {
         output: &wgpu::Buffer,
         count: u32,
     ) {
-        let count_source = CountSource::new(ctx, &self.call, DIRECT_COUNT_WORD);
-        self.prepare(
-            ctx,
-            encoder,
-            input,
-            output,
-            count_source,
-            count,
-            Some(count),
-        );
+        self.prepare(ctx, input, output, CallCount::Known(count), count);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("prefix scan"),
             timestamp_writes: None,
@@ -342,8 +367,11 @@ impl PrefixScan {
         count_offset_u32: u32,
         max_count: u32,
     ) {
-        let count_source = CountSource::new(ctx, count_buffer, count_offset_u32);
-        self.prepare(ctx, encoder, input, output, count_source, max_count, None);
+        let count = CallCount::OnGpu {
+            buffer: count_buffer,
+            word: count_offset_u32,
+        };
+        self.prepare(ctx, input, output, count, max_count);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("prefix scan (indirect)"),
             timestamp_writes: None,
@@ -352,19 +380,15 @@ impl PrefixScan {
         self.record_levels(&mut pass);
     }
 
-    /// Sizes scratch, uploads the call parameters (in `encoder`, before the pass) and builds
-    /// the bind groups of a scan of at most `max_count` values whose count `setup` will read
-    /// from `count_source`. `direct_count` is the count to upload for [`PrefixScan::encode`].
-    #[allow(clippy::too_many_arguments)]
+    /// Sizes scratch and builds the bind groups of a scan of at most `max_count` values whose
+    /// count `setup` will read from `count` (with this call's parameters).
     fn prepare(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
-        count_source: CountSource,
+        count: CallCount<'_>,
         max_count: u32,
-        direct_count: Option<u32>,
     ) {
         assert!(input != output, "PrefixScan: input and output must differ");
         assert!(
@@ -393,18 +417,23 @@ impl PrefixScan {
             .map(|&n| super::dispatch_size_1d(n.div_ceil(tile), per_dimension))
             .collect();
 
-        let mut call = [0u32; CALL_WORDS];
-        call[0] = count_source.index;
+        let mut call = vec![0u32; CALL_WORDS];
         call[1] = max_count;
         call[2] = levels;
         call[3] = self.config.tile_size();
-        call[DIRECT_COUNT_WORD as usize] = direct_count.unwrap_or(0);
-        record_upload(ctx, encoder, &self.call, &call);
+        self.setup_bindings = Some(setup_bind_group(
+            ctx,
+            "scan setup",
+            &self.setup,
+            call,
+            KNOWN_COUNT_WORD,
+            count,
+            &self.level_params,
+        ));
 
         let key = BindingKey {
             input: input.clone(),
             output: output.clone(),
-            count: count_source,
             levels,
             scratch_generation: self.scratch_generation,
         };
@@ -452,16 +481,6 @@ impl PrefixScan {
             destinations.push(&s.scanned);
         }
         let params = |l: usize| bind_slot(&self.level_params, l as u32, 16);
-        let setup = bind_group(
-            ctx,
-            "scan setup",
-            &self.setup,
-            vec![
-                (10, bind_whole(ctx, &self.call)),
-                (11, key.count.binding()),
-                (12, bind_whole(ctx, &self.level_params)),
-            ],
-        );
         let reduce = (0..levels)
             .map(|l| {
                 bind_group(
@@ -503,7 +522,6 @@ impl PrefixScan {
         );
         Bindings {
             key,
-            setup,
             reduce,
             scan_add,
             scan_top,
@@ -519,7 +537,8 @@ impl PrefixScan {
     /// Records the `setup` kernel (count -> level parameters and dispatch arguments).
     fn record_setup(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.setup);
-        pass.set_bind_group(0, &self.bindings().setup, &[]);
+        let setup = self.setup_bindings.as_ref();
+        pass.set_bind_group(0, setup.expect("PrefixScan: prepare() before recording"), &[]);
         pass.dispatch_workgroups(1, 1, 1);
     }
 

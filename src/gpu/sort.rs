@@ -13,7 +13,7 @@
 //! (`splatforge bench dispatch`), more than a few hundred idle workgroups.
 
 use super::scan::{
-    CountSource, PARAM_SLOT_BYTES, bind_group, bind_slot, bind_whole, kernel_defs, record_upload,
+    CallCount, PARAM_SLOT_BYTES, bind_group, bind_slot, bind_whole, kernel_defs, setup_bind_group,
     subgroups_usable,
 };
 use super::{GpuCapabilities, GpuContext, compute_pipeline};
@@ -31,7 +31,7 @@ const MAX_KEYS_PER_THREAD: u32 = 16;
 const PASS_PARAMS_BYTES: u64 = 32;
 /// Words of `SortCall` in radix_sort.wgsl, plus the count of [`RadixSort::encode`].
 const CALL_WORDS: usize = 5;
-const DIRECT_COUNT_WORD: u32 = 4;
+const KNOWN_COUNT_WORD: u32 = 4;
 
 /// Tuning of the sort kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,14 +146,12 @@ struct SortScratch {
 struct BindingKey {
     keys: wgpu::Buffer,
     values: wgpu::Buffer,
-    count: CountSource,
     passes: u32,
     scratch_generation: u64,
 }
 
 struct Bindings {
     key: BindingKey,
-    setup: wgpu::BindGroup,
     upsweep: Vec<wgpu::BindGroup>,
     digit_scan: Vec<wgpu::BindGroup>,
     downsweep: Vec<wgpu::BindGroup>,
@@ -169,8 +167,6 @@ pub struct RadixSort {
     digit_scan: wgpu::ComputePipeline,
     downsweep: wgpu::ComputePipeline,
     copy_back: wgpu::ComputePipeline,
-    /// `SortCall`, rewritten (by a recorded copy) before each sort.
-    call: wgpu::Buffer,
     /// One `PassParams` slot per pass, written by `setup`.
     pass_params: wgpu::Buffer,
     scratch: Option<SortScratch>,
@@ -229,11 +225,6 @@ impl RadixSort {
             digit_scan: pipeline("digit_scan"),
             downsweep: pipeline("downsweep"),
             copy_back: pipeline("copy_back"),
-            call: buffer(
-                "sort call",
-                (CALL_WORDS * 4) as u64,
-                U::STORAGE | U::COPY_DST,
-            ),
             pass_params: buffer(
                 "sort pass parameters",
                 u64::from(MAX_PASSES) * PARAM_SLOT_BYTES,
@@ -263,17 +254,8 @@ impl RadixSort {
         count: u32,
         key_bits: u32,
     ) {
-        let count_source = CountSource::new(ctx, &self.call, DIRECT_COUNT_WORD);
-        self.encode_with_count(
-            ctx,
-            encoder,
-            keys,
-            values,
-            count_source,
-            count,
-            Some(count),
-            key_bits,
-        );
+        let count_source = CallCount::Known(count);
+        self.encode_with_count(ctx, encoder, keys, values, count_source, count, key_bits);
     }
 
     /// Like [`RadixSort::encode`], with the count read on the GPU from word
@@ -292,17 +274,11 @@ impl RadixSort {
         max_count: u32,
         key_bits: u32,
     ) {
-        let count_source = CountSource::new(ctx, count_buffer, count_offset_u32);
-        self.encode_with_count(
-            ctx,
-            encoder,
-            keys,
-            values,
-            count_source,
-            max_count,
-            None,
-            key_bits,
-        );
+        let count_source = CallCount::OnGpu {
+            buffer: count_buffer,
+            word: count_offset_u32,
+        };
+        self.encode_with_count(ctx, encoder, keys, values, count_source, max_count, key_bits);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -312,9 +288,8 @@ impl RadixSort {
         encoder: &mut wgpu::CommandEncoder,
         keys: &wgpu::Buffer,
         values: &wgpu::Buffer,
-        count_source: CountSource,
+        count_source: CallCount<'_>,
         max_count: u32,
-        direct_count: Option<u32>,
         key_bits: u32,
     ) {
         assert!(
@@ -332,18 +307,23 @@ impl RadixSort {
         let passes = key_bits.div_ceil(DIGIT_BITS);
         self.ensure_scratch(ctx, max_count, passes);
 
-        let mut call = [0u32; CALL_WORDS];
-        call[0] = count_source.index;
+        let mut call = vec![0u32; CALL_WORDS];
         call[1] = max_count;
         call[2] = key_bits;
         call[3] = self.config.block_size();
-        call[DIRECT_COUNT_WORD as usize] = direct_count.unwrap_or(0);
-        record_upload(ctx, encoder, &self.call, &call);
+        let setup = setup_bind_group(
+            ctx,
+            "sort setup",
+            &self.setup,
+            call,
+            KNOWN_COUNT_WORD,
+            count_source,
+            &self.pass_params,
+        );
 
         let key = BindingKey {
             keys: keys.clone(),
             values: values.clone(),
-            count: count_source,
             passes,
             scratch_generation: self.scratch_generation,
         };
@@ -357,7 +337,7 @@ impl RadixSort {
             timestamp_writes: None,
         });
         pass.set_pipeline(&self.setup);
-        pass.set_bind_group(0, &bindings.setup, &[]);
+        pass.set_bind_group(0, &setup, &[]);
         pass.dispatch_workgroups(1, 1, 1);
         // One workgroup per block of `max_count` keys (those past the count return at once).
         let per_dimension = self.config.max_workgroups_per_dimension;
@@ -436,16 +416,6 @@ impl RadixSort {
             }
         };
         let params = |p: usize| bind_slot(&self.pass_params, p as u32, PASS_PARAMS_BYTES);
-        let setup = bind_group(
-            ctx,
-            "sort setup",
-            &self.setup,
-            vec![
-                (10, bind_whole(ctx, &self.call)),
-                (11, key.count.binding()),
-                (12, bind_whole(ctx, &self.pass_params)),
-            ],
-        );
         let chain = pass_chain(key.passes);
         let mut upsweep = Vec::new();
         let mut digit_scan = Vec::new();
@@ -500,7 +470,6 @@ impl RadixSort {
         });
         Bindings {
             key,
-            setup,
             upsweep,
             digit_scan,
             downsweep,

@@ -32,18 +32,24 @@ pub fn widest_group_bytes(sh_degree: u32) -> u64 {
         .unwrap_or(4)
 }
 
+/// Bytes of a vec4<f32>: every parameter buffer's size is a multiple of it.
+const VEC4_BYTES: u64 = 16;
+
 /// The most Gaussians of SH degree `sh_degree` whose parameter buffers this device can bind
 /// (each group is one storage binding).
 pub fn max_gaussians(ctx: &GpuContext, sh_degree: u32) -> u32 {
     let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
-    u32::try_from(max / widest_group_bytes(sh_degree)).unwrap_or(u32::MAX)
+    // Less the padding to whole vec4s (`ParamBuffers::zeroed`).
+    u32::try_from(max.saturating_sub(VEC4_BYTES) / widest_group_bytes(sh_degree)).unwrap_or(u32::MAX)
 }
 
 impl ParamBuffers {
-    /// Zero-filled buffers for `capacity` Gaussians.
+    /// Zero-filled buffers for `capacity` Gaussians, each padded to whole vec4s (the Adam
+    /// kernel reads and writes a group as vec4s).
     pub fn zeroed(ctx: &GpuContext, label: &str, capacity: u32, sh_degree: u32) -> Self {
         let buffers = ParamGroup::ALL.map(|group| {
-            let bytes = u64::from(capacity) * group.width(sh_degree) as u64 * 4;
+            let floats = u64::from(capacity) * group.width(sh_degree) as u64;
+            let bytes = (floats * 4).div_ceil(VEC4_BYTES) * VEC4_BYTES;
             gpu::storage_buffer(ctx, &format!("{label}.{}", group.name()), bytes)
         });
         Self {
