@@ -11,8 +11,8 @@
 //   6. stable radix sort of the pairs on the ceil(log2(tiles)) bits of the tile id (gpu::sort):
 //      the result equals one sort on (tile << 32 | depth) keys with far fewer passes over the
 //      long list;
-//   7. `tile_ranges`: [start, end) of each tile's run in the sorted list (the host clears the
-//      ranges to (0, 0) first, so tiles without intersections stay empty).
+//   7. `clear_tile_ranges`, then `tile_ranges`: [start, end) of each tile's run in the sorted
+//      list (tiles without intersections keep (0, 0)).
 //
 // Key choices: every kernel here is one pass with one thread per element; emission writes each
 // Gaussian's pairs contiguously (one thread per Gaussian, as gsplat does: Gaussians covering many
@@ -234,6 +234,19 @@ fn emit_intersections(
 // capacity if the list overflowed.
 fn listed_intersections() -> u32 {
     return min(offsets[render.num_gaussians], render.intersection_capacity);
+}
+
+// Empty ranges for every tile (tiles without intersections keep them).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn clear_tile_ranges(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let i = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
+    if i < render.tile_grid.x * render.tile_grid.y {
+        ranges[i] = vec2<u32>(0u);
+    }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

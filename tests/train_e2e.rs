@@ -307,9 +307,11 @@ fn captures_that_do_not_wait_keep_the_last_good_state() {
     let (message, good) = stops_and_saves_a_good_state(c, &model, "async capture");
     assert!(message.contains("not finite"), "{message}");
     assert!(good.exp_avg_sq.means.iter().all(|v| v.is_finite()));
+    // Captures are due every 5 steps and taken once their staging buffers (allocated on a
+    // worker thread when the state outgrew them) are ready: at a multiple of 5 or a little after.
     let iteration = good.meta.iteration;
     assert!(
-        iteration > 0 && iteration.is_multiple_of(5) && iteration < 20,
+        iteration >= 5 && iteration < 20,
         "a periodic capture before the overflow: iteration {iteration}"
     );
     assert_eq!(good.visible_count.len(), good.params.len());

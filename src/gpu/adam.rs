@@ -95,8 +95,13 @@ impl Adam {
 
     pub fn with_hyper(ctx: &GpuContext, hyper: AdamHyper) -> Self {
         let constants = [("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))];
-        let pipeline =
-            gpu::compute_pipeline(ctx, "adam.wgsl", "adam_step", &ShaderDefs::new(), &constants);
+        let pipeline = gpu::compute_pipeline(
+            ctx,
+            "adam.wgsl",
+            "adam_step",
+            &ShaderDefs::new(),
+            &constants,
+        );
         let group_indices = ParamGroup::ALL.map(|group| {
             let index = [group.index() as u32, 0, 0, 0];
             wgpu::util::DeviceExt::create_buffer_init(

@@ -21,6 +21,7 @@ pub mod loss;
 pub mod pipeline;
 pub mod raster;
 pub mod readback;
+pub mod recorder;
 pub mod scan;
 pub mod shader;
 pub mod sort;
@@ -29,6 +30,7 @@ pub mod timing;
 pub use buffers::*;
 pub use context::{GpuCapabilities, GpuContext, GpuError, GpuOptions};
 pub use pipeline::{build_kernels, compute_pipeline};
+pub use recorder::Recorder;
 pub use shader::ShaderDefs;
 
 #[cfg(test)]

@@ -33,33 +33,26 @@ impl BatchReadback {
     /// [`BatchReadback::encode`], copying source `i` into `spare[i]` when that buffer is large
     /// enough (the staging buffers of an earlier readback, [`BatchReadback::into_spare`]).
     /// New staging buffers get the source's whole size, so a source that grows within its
-    /// buffer keeps fitting: allocating mappable memory costs milliseconds per 100 MB.
+    /// buffer keeps fitting: allocating mappable memory costs milliseconds per 100 MB (see
+    /// [`staging_fits`] and [`allocate_staging`] to do that elsewhere first).
     pub fn encode_reusing(
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, u64)],
-        mut spare: Vec<Option<wgpu::Buffer>>,
+        spare: Vec<Option<wgpu::Buffer>>,
     ) -> Self {
-        spare.resize(sources.len(), None);
-        let staging = sources
-            .iter()
-            .zip(spare)
-            .map(|(&(source, bytes), spare)| {
+        let staging = allocate_staging(&ctx.device, spare, &staging_needs(sources))
+            .into_iter()
+            .zip(sources)
+            .map(|(buffer, &(source, bytes))| {
                 assert!(
                     bytes.is_multiple_of(4),
                     "BatchReadback: copies are whole words"
                 );
                 if bytes == 0 {
-                    return (spare, 0);
+                    return (buffer, 0);
                 }
-                let buffer = spare.filter(|b| b.size() >= bytes).unwrap_or_else(|| {
-                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("batch readback staging"),
-                        size: source.size().max(bytes),
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                });
+                let buffer = buffer.expect("allocated for a non-empty source");
                 encoder.copy_buffer_to_buffer(source, 0, &buffer, 0, bytes);
                 (Some(buffer), bytes)
             })
@@ -141,6 +134,53 @@ impl BatchReadback {
             _ => Vec::new(),
         }
     }
+}
+
+/// Per source: the bytes a staging buffer must hold (0: no buffer), and the size a new one
+/// gets (the source's whole size, so that a source growing within its buffer keeps fitting).
+pub fn staging_needs(sources: &[(&wgpu::Buffer, u64)]) -> Vec<(u64, u64)> {
+    sources
+        .iter()
+        .map(|&(source, bytes)| (bytes, source.size().max(bytes)))
+        .collect()
+}
+
+/// Whether `spare` holds a large enough staging buffer for every need ([`staging_needs`]), so
+/// that [`BatchReadback::encode_reusing`] allocates nothing.
+pub fn staging_fits(needs: &[(u64, u64)], spare: &[Option<wgpu::Buffer>]) -> bool {
+    needs.iter().enumerate().all(|(i, &(bytes, _))| {
+        bytes == 0 || spare.get(i).and_then(Option::as_ref).is_some_and(|b| b.size() >= bytes)
+    })
+}
+
+/// The staging buffers for `needs` ([`staging_needs`]): `spare[i]` where it holds the bytes
+/// needed, a new buffer otherwise. Safe to call on another thread (wgpu devices are shared),
+/// which is where a training step wants the tens of milliseconds of a large allocation to go.
+pub fn allocate_staging(
+    device: &wgpu::Device,
+    mut spare: Vec<Option<wgpu::Buffer>>,
+    needs: &[(u64, u64)],
+) -> Vec<Option<wgpu::Buffer>> {
+    spare.resize(needs.len(), None);
+    spare
+        .into_iter()
+        .zip(needs)
+        .map(|(spare, &(bytes, size))| {
+            if bytes == 0 {
+                return spare;
+            }
+            let fits = spare.as_ref().is_some_and(|b| b.size() >= bytes);
+            Some(match spare {
+                Some(buffer) if fits => buffer,
+                _ => device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("batch readback staging"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -228,5 +268,41 @@ mod tests {
             next[1].as_ref() != Some(&kept(1)),
             "b's was too small and replaced"
         );
+    }
+
+    #[test]
+    fn staging_allocated_elsewhere_is_what_the_readback_then_uses() {
+        let ctx = test_context();
+        let a = storage_buffer_from(ctx, "a", &[5u32; 64]);
+        let b = storage_buffer_from(ctx, "b", &[6u32; 8]);
+        let sources = [(&a, 16 * 4), (&b, 0)];
+        let needs = staging_needs(&sources);
+        assert_eq!(needs, vec![(64, 256), (0, b.size())]);
+        assert!(!staging_fits(&needs, &[]), "nothing to reuse yet");
+        // On another thread, as a training run does.
+        let device = ctx.device.clone();
+        let thread_needs = needs.clone();
+        let staging = std::thread::spawn(move || allocate_staging(&device, Vec::new(), &thread_needs))
+            .join()
+            .unwrap();
+        assert!(staging[1].is_none(), "no buffer for an empty source");
+        assert_eq!(staging[0].as_ref().map(|s| s.size()), Some(256), "the source's whole size");
+        assert!(staging_fits(&needs, &staging));
+        let small = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 32,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        assert!(!staging_fits(&needs, &[Some(small)]), "32 bytes do not hold 64");
+
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        let mut readback = BatchReadback::encode_reusing(ctx, &mut encoder, &sources, staging.clone());
+        ctx.queue.submit([encoder.finish()]);
+        readback.map();
+        wait_until_ready(ctx, &readback);
+        assert_eq!(readback.read::<u32>(0), vec![5u32; 16]);
+        let spare = readback.into_spare();
+        assert!(spare[0] == staging[0], "the buffer allocated beforehand was used");
     }
 }

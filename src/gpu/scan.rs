@@ -17,7 +17,7 @@ use std::num::NonZeroU64;
 
 use wgpu::util::DeviceExt;
 
-use super::{GpuCapabilities, GpuContext, ShaderDefs, compute_pipeline};
+use super::{GpuCapabilities, GpuContext, Recorder, ShaderDefs, compute_pipeline};
 
 /// Bytes per parameter slot (one per scan level or sort pass): the largest uniform offset
 /// alignment wgpu allows, so any slot can be bound at its offset on any adapter.
@@ -343,13 +343,22 @@ impl PrefixScan {
         output: &wgpu::Buffer,
         count: u32,
     ) {
+        self.record(ctx, &mut Recorder::new(encoder), input, output, count);
+    }
+
+    /// [`PrefixScan::encode`] into `rec`'s open compute pass.
+    pub fn record(
+        &mut self,
+        ctx: &GpuContext,
+        rec: &mut Recorder,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+        count: u32,
+    ) {
         self.prepare(ctx, input, output, CallCount::Known(count), count);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("prefix scan"),
-            timestamp_writes: None,
-        });
-        self.record_setup(&mut pass);
-        self.record_levels(&mut pass);
+        let pass = rec.pass();
+        self.record_setup(pass);
+        self.record_levels(pass);
     }
 
     /// Like [`PrefixScan::encode`], with the count read on the GPU from word
@@ -372,12 +381,10 @@ impl PrefixScan {
             word: count_offset_u32,
         };
         self.prepare(ctx, input, output, count, max_count);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("prefix scan (indirect)"),
-            timestamp_writes: None,
-        });
-        self.record_setup(&mut pass);
-        self.record_levels(&mut pass);
+        let mut rec = Recorder::new(encoder);
+        let pass = rec.pass();
+        self.record_setup(pass);
+        self.record_levels(pass);
     }
 
     /// Sizes scratch and builds the bind groups of a scan of at most `max_count` values whose
@@ -538,7 +545,11 @@ impl PrefixScan {
     fn record_setup(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.setup);
         let setup = self.setup_bindings.as_ref();
-        pass.set_bind_group(0, setup.expect("PrefixScan: prepare() before recording"), &[]);
+        pass.set_bind_group(
+            0,
+            setup.expect("PrefixScan: prepare() before recording"),
+            &[],
+        );
         pass.dispatch_workgroups(1, 1, 1);
     }
 

@@ -16,7 +16,7 @@ use super::scan::{
     CallCount, PARAM_SLOT_BYTES, bind_group, bind_slot, bind_whole, kernel_defs, setup_bind_group,
     subgroups_usable,
 };
-use super::{GpuCapabilities, GpuContext, compute_pipeline};
+use super::{GpuCapabilities, GpuContext, Recorder, compute_pipeline};
 
 /// Bits sorted per pass.
 pub const DIGIT_BITS: u32 = 8;
@@ -254,8 +254,22 @@ impl RadixSort {
         count: u32,
         key_bits: u32,
     ) {
+        let mut rec = Recorder::new(encoder);
+        self.record(ctx, &mut rec, keys, values, count, key_bits);
+    }
+
+    /// [`RadixSort::encode`] into `rec`'s open compute pass.
+    pub fn record(
+        &mut self,
+        ctx: &GpuContext,
+        rec: &mut Recorder,
+        keys: &wgpu::Buffer,
+        values: &wgpu::Buffer,
+        count: u32,
+        key_bits: u32,
+    ) {
         let count_source = CallCount::Known(count);
-        self.encode_with_count(ctx, encoder, keys, values, count_source, count, key_bits);
+        self.record_with_count(ctx, rec, keys, values, count_source, count, key_bits);
     }
 
     /// Like [`RadixSort::encode`], with the count read on the GPU from word
@@ -274,18 +288,44 @@ impl RadixSort {
         max_count: u32,
         key_bits: u32,
     ) {
+        let mut rec = Recorder::new(encoder);
+        self.record_indirect(
+            ctx,
+            &mut rec,
+            keys,
+            values,
+            count_buffer,
+            count_offset_u32,
+            max_count,
+            key_bits,
+        );
+    }
+
+    /// [`RadixSort::encode_indirect`] into `rec`'s open compute pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_indirect(
+        &mut self,
+        ctx: &GpuContext,
+        rec: &mut Recorder,
+        keys: &wgpu::Buffer,
+        values: &wgpu::Buffer,
+        count_buffer: &wgpu::Buffer,
+        count_offset_u32: u32,
+        max_count: u32,
+        key_bits: u32,
+    ) {
         let count_source = CallCount::OnGpu {
             buffer: count_buffer,
             word: count_offset_u32,
         };
-        self.encode_with_count(ctx, encoder, keys, values, count_source, max_count, key_bits);
+        self.record_with_count(ctx, rec, keys, values, count_source, max_count, key_bits);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn encode_with_count(
+    fn record_with_count(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         keys: &wgpu::Buffer,
         values: &wgpu::Buffer,
         count_source: CallCount<'_>,
@@ -332,10 +372,7 @@ impl RadixSort {
         }
         let bindings = self.bindings.as_ref().expect("bindings were just built");
 
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("radix sort"),
-            timestamp_writes: None,
-        });
+        let pass = rec.pass();
         pass.set_pipeline(&self.setup);
         pass.set_bind_group(0, &setup, &[]);
         pass.dispatch_workgroups(1, 1, 1);

@@ -40,7 +40,8 @@ const VEC4_BYTES: u64 = 16;
 pub fn max_gaussians(ctx: &GpuContext, sh_degree: u32) -> u32 {
     let max = ctx.max_binding_bytes().min(ctx.limits.max_buffer_size);
     // Less the padding to whole vec4s (`ParamBuffers::zeroed`).
-    u32::try_from(max.saturating_sub(VEC4_BYTES) / widest_group_bytes(sh_degree)).unwrap_or(u32::MAX)
+    u32::try_from(max.saturating_sub(VEC4_BYTES) / widest_group_bytes(sh_degree))
+        .unwrap_or(u32::MAX)
 }
 
 impl ParamBuffers {

@@ -483,7 +483,8 @@ pub fn save_checkpoint(
     } else {
         config.run.good_state_interval
     };
-    let keep_good = check_interval > 0 && state.iteration.is_multiple_of(check_interval);
+    let keep_good = check_interval > 0
+        && (state.iteration.is_multiple_of(check_interval) || good.capture_due());
     if !wanted && !keep_good {
         return;
     }

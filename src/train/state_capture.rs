@@ -33,14 +33,19 @@ pub struct LastGoodState(pub Option<Checkpoint>);
 pub struct PendingGoodState {
     stage: CaptureStage,
     /// The last capture's staging buffers, for the next one: allocating ~0.4 GB of mappable
-    /// memory every capture costs tens of milliseconds.
+    /// memory costs 60-110 ms on the H200, so it is done on a worker thread while training goes
+    /// on, and the capture waits for it.
     spare: Vec<Option<wgpu::Buffer>>,
+    /// A capture is due as soon as its staging buffers are ready.
+    due: bool,
 }
 
 #[derive(Default)]
 enum CaptureStage {
     #[default]
     Idle,
+    /// New staging buffers being allocated on a worker thread (the capture waits for them).
+    Allocating(std::thread::JoinHandle<Vec<Option<wgpu::Buffer>>>),
     Copying(GoodStateReadback),
     Checking(std::thread::JoinHandle<CheckedCapture>),
 }
@@ -186,8 +191,16 @@ pub struct GoodStates<'w> {
 }
 
 impl GoodStates<'_> {
+    /// Whether a periodic capture is waiting for its staging buffers: take it as soon as they
+    /// are ready, whatever the step.
+    pub fn capture_due(&self) -> bool {
+        self.pending.due
+    }
+
     /// Starts a periodic capture at the end of this step's work in `encoder` (submitting it),
-    /// unless one is still on its way (then this one is skipped).
+    /// unless one is still on its way (then this one is skipped). When the state has outgrown
+    /// the staging buffers, new ones are allocated on a worker thread first and the capture
+    /// happens at the first step after they are ready ([`GoodStates::capture_due`]).
     pub fn start_capture(
         &mut self,
         gpu: &Gpu,
@@ -201,6 +214,21 @@ impl GoodStates<'_> {
         if !matches!(pending.stage, CaptureStage::Idle) {
             return;
         }
+        let needs = gpu::readback::staging_needs(&state_sources(train));
+        if !gpu::readback::staging_fits(&needs, &pending.spare) {
+            let device = gpu.device.clone();
+            let spare = std::mem::take(&mut pending.spare);
+            let thread = std::thread::Builder::new()
+                .name("good state staging".into())
+                .spawn(move || gpu::readback::allocate_staging(&device, spare, &needs));
+            // Without a thread to spare, the capture allocates on this one.
+            if let Ok(thread) = thread {
+                pending.stage = CaptureStage::Allocating(thread);
+                pending.due = true;
+                return;
+            }
+        }
+        pending.due = false;
         let mut capture = GoodStateReadback::encode_reusing(
             gpu,
             encoder.get(gpu),
@@ -222,6 +250,11 @@ impl GoodStates<'_> {
         let pending = &mut *self.pending;
         let delay = collect_delay(ctx.config.run.good_state_interval);
         pending.stage = match std::mem::take(&mut pending.stage) {
+            CaptureStage::Allocating(thread) if thread.is_finished() => {
+                // (A thread that panicked leaves no buffers: the capture allocates them.)
+                pending.spare = thread.join().unwrap_or_default();
+                CaptureStage::Idle
+            }
             CaptureStage::Copying(capture)
                 if ctx.state.iteration >= capture.meta.iteration + delay
                     && capture.readback.is_ready() =>

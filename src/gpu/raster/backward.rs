@@ -5,14 +5,14 @@
 
 use super::kernels::{PROJECT_BACKWARD_WORKGROUP, dispatch_elements, dispatch_elements_in};
 use super::{RasterFrame, Rasterizer, param_bindings, piece_items};
-use crate::gpu::{self, GpuContext};
+use crate::gpu::{self, GpuContext, Recorder};
 use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
 
 impl Rasterizer {
     pub(super) fn encode_rasterize_backward(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
         d_image: &wgpu::Buffer,
     ) {
@@ -41,10 +41,7 @@ impl Rasterizer {
             &entries,
         );
         let items = piece_items(frame);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("rasterize_backward"),
-            timestamp_writes: None,
-        });
+        let pass = rec.pass();
         pass.set_pipeline(&self.kernels.rasterize_backward);
         pass.set_bind_group(0, bind, &[]);
         let (x, y, z) =
@@ -57,7 +54,7 @@ impl Rasterizer {
     pub(super) fn encode_sum_intersection_gradients(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
     ) {
         let pipeline = self
@@ -77,20 +74,13 @@ impl Rasterizer {
                 (12, &frame.grad_2d),
             ],
         );
-        dispatch_elements(
-            ctx,
-            encoder,
-            "sum_intersection_gradients",
-            pipeline,
-            bind,
-            frame.num_gaussians,
-        );
+        dispatch_elements(ctx, rec, pipeline, bind, frame.num_gaussians);
     }
 
     pub(super) fn encode_project_backward(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         cloud: &GaussianCloud,
         frame: &RasterFrame,
         grads: &ParamBuffers,
@@ -110,8 +100,7 @@ impl Rasterizer {
         );
         dispatch_elements_in(
             ctx,
-            encoder,
-            "project_backward",
+            rec,
             &self.kernels.project_backward,
             bind,
             cloud.len,
@@ -122,7 +111,7 @@ impl Rasterizer {
     pub(super) fn encode_densify_stats(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
         stats: &DensifyStats,
     ) {
@@ -141,8 +130,7 @@ impl Rasterizer {
         );
         dispatch_elements(
             ctx,
-            encoder,
-            "accumulate_densify_stats",
+            rec,
             &self.kernels.densify_stats,
             bind,
             frame.num_gaussians,

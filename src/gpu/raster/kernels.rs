@@ -1,6 +1,6 @@
 //! The rasterizer's compute pipelines and their cached bind groups.
 
-use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
+use crate::gpu::{self, CachedBindGroup, GpuContext, Recorder, ShaderDefs};
 
 /// Threads per workgroup of the one-thread-per-element kernels (project.wgsl, bin.wgsl).
 pub(super) const ELEMENT_WORKGROUP: u32 = 256;
@@ -16,6 +16,7 @@ pub(super) struct Kernels {
     pub densify_stats: wgpu::ComputePipeline,
     pub gather_depth_order_counts: wgpu::ComputePipeline,
     pub emit_intersections: wgpu::ComputePipeline,
+    pub clear_tile_ranges: wgpu::ComputePipeline,
     pub tile_ranges: wgpu::ComputePipeline,
     pub rasterize_forward: wgpu::ComputePipeline,
     /// The forward in pieces, for images of few tiles.
@@ -57,6 +58,7 @@ impl Kernels {
             densify_stats: pipeline("project.wgsl", "accumulate_densify_stats"),
             gather_depth_order_counts: pipeline("bin.wgsl", "gather_depth_order_counts"),
             emit_intersections: pipeline("bin.wgsl", "emit_intersections"),
+            clear_tile_ranges: pipeline("bin.wgsl", "clear_tile_ranges"),
             tile_ranges: pipeline("bin.wgsl", "tile_ranges"),
             rasterize_forward: pipeline("rasterize.wgsl", "rasterize_forward"),
             rasterize_pieces: pipeline("rasterize.wgsl", "rasterize_pieces"),
@@ -99,6 +101,7 @@ pub(super) struct BindGroups {
     pub densify_stats: CachedBindGroup,
     pub gather_depth_order_counts: CachedBindGroup,
     pub emit_intersections: CachedBindGroup,
+    pub clear_tile_ranges: CachedBindGroup,
     pub tile_ranges: CachedBindGroup,
     pub rasterize_forward: CachedBindGroup,
     pub rasterize_pieces: CachedBindGroup,
@@ -107,31 +110,21 @@ pub(super) struct BindGroups {
     pub sum_intersection_gradients: CachedBindGroup,
 }
 
-/// Encodes one compute pass running `pipeline` over `items` elements (one thread each).
+/// Records `pipeline` over `items` elements (one thread each) into the open pass.
 pub(super) fn dispatch_elements(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    label: &str,
+    rec: &mut Recorder,
     pipeline: &wgpu::ComputePipeline,
     bind_group: &wgpu::BindGroup,
     items: u32,
 ) {
-    dispatch_elements_in(
-        ctx,
-        encoder,
-        label,
-        pipeline,
-        bind_group,
-        items,
-        ELEMENT_WORKGROUP,
-    );
+    dispatch_elements_in(ctx, rec, pipeline, bind_group, items, ELEMENT_WORKGROUP);
 }
 
 /// [`dispatch_elements`] for a kernel with `workgroup` threads per workgroup.
 pub(super) fn dispatch_elements_in(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    label: &str,
+    rec: &mut Recorder,
     pipeline: &wgpu::ComputePipeline,
     bind_group: &wgpu::BindGroup,
     items: u32,
@@ -140,27 +133,20 @@ pub(super) fn dispatch_elements_in(
     if items == 0 {
         return;
     }
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(label),
-        timestamp_writes: None,
-    });
+    let pass = rec.pass();
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, bind_group, &[]);
-    gpu::dispatch_1d(ctx, &mut pass, items, workgroup);
+    gpu::dispatch_1d(ctx, pass, items, workgroup);
 }
 
-/// Encodes one compute pass running `pipeline` with one workgroup per tile.
+/// Records `pipeline` with one workgroup per tile into the open pass.
 pub(super) fn dispatch_tiles(
-    encoder: &mut wgpu::CommandEncoder,
-    label: &str,
+    rec: &mut Recorder,
     pipeline: &wgpu::ComputePipeline,
     bind_group: &wgpu::BindGroup,
     tile_grid: [u32; 2],
 ) {
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(label),
-        timestamp_writes: None,
-    });
+    let pass = rec.pass();
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, bind_group, &[]);
     pass.dispatch_workgroups(tile_grid[0], tile_grid[1], 1);

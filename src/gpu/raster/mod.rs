@@ -44,7 +44,7 @@ use crate::camera::Camera;
 use crate::gpu::scan::PrefixScan;
 use crate::gpu::sort::RadixSort;
 use crate::gpu::timing::StageTimer;
-use crate::gpu::{self, GpuContext};
+use crate::gpu::{self, GpuContext, Recorder};
 use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
 use crate::render_settings::RenderSettings;
 use crate::sh::MAX_SH_DEGREE;
@@ -234,48 +234,42 @@ impl Rasterizer {
         }
         frame.write_uniforms(ctx, uniforms);
 
-        mark(&mut timer, encoder, "begin");
+        let rec = &mut Recorder::new(encoder);
+        mark(&mut timer, rec, "begin");
         if cloud.len > 0 {
-            self.encode_project(ctx, encoder, cloud, frame);
-            mark(&mut timer, encoder, "project");
-            self.encode_depth_sort(ctx, encoder, frame);
-            mark(&mut timer, encoder, "depth sort");
-            self.scan.encode(
+            self.encode_project(ctx, rec, cloud, frame);
+            mark(&mut timer, rec, "project");
+            self.encode_depth_sort(ctx, rec, frame);
+            mark(&mut timer, rec, "depth sort");
+            self.scan.record(
                 ctx,
-                encoder,
+                rec,
                 &frame.depth_order_counts,
                 &frame.offsets,
                 cloud.len,
             );
-            mark(&mut timer, encoder, "scan");
+            mark(&mut timer, rec, "scan");
         }
         if deferred {
-            self.encode_binning(
-                ctx,
-                encoder,
-                frame,
-                CountMode::Deferred,
-                timer.as_deref_mut(),
-            );
-            frame.encode_deferred_count_copy(ctx, encoder);
+            self.encode_binning(ctx, rec, frame, CountMode::Deferred, timer.as_deref_mut());
+            frame.encode_deferred_count_copy(ctx, rec.encoder());
         } else {
             let count = if cloud.len == 0 {
                 0
             } else {
-                frame.encode_count_copy(encoder);
-                let recorded =
-                    std::mem::replace(encoder, new_encoder(ctx, "raster forward: rasterization"));
-                ctx.queue.submit([recorded.finish()]);
+                frame.encode_count_copy(rec.encoder());
+                let fresh = new_encoder(ctx, "raster forward: rasterization");
+                ctx.queue.submit([rec.swap_encoder(fresh).finish()]);
                 let count = frame.read_count(ctx);
-                mark(&mut timer, encoder, WAIT_FOR_COUNT);
+                mark(&mut timer, rec, WAIT_FOR_COUNT);
                 count
             };
             frame.prepare_intersections(ctx, count, extras)?;
             frame.record_exact_count(count);
-            self.encode_binning(ctx, encoder, frame, CountMode::Exact, timer.as_deref_mut());
+            self.encode_binning(ctx, rec, frame, CountMode::Exact, timer.as_deref_mut());
         }
-        self.encode_rasterize(ctx, encoder, frame);
-        mark(&mut timer, encoder, "rasterize");
+        self.encode_rasterize(ctx, rec, frame);
+        mark(&mut timer, rec, "rasterize");
         Ok(())
     }
 
@@ -314,26 +308,27 @@ impl Rasterizer {
             grads.capacity >= cloud.len && grads.sh_degree == cloud.sh_degree(),
             "Rasterizer::backward: the gradient buffers do not match the cloud"
         );
-        mark(&mut timer, encoder, WAIT_BEFORE_BACKWARD);
         if !self.deterministic {
             // The atomics add to it; the deterministic sum overwrites it.
             let n = u64::from(cloud.len);
             encoder.clear_buffer(&frame.grad_2d, 0, Some(n * frame::GRAD_2D_STRIDE * 4));
         }
-        self.encode_rasterize_backward(ctx, encoder, frame, d_image);
+        let rec = &mut Recorder::new(encoder);
+        mark(&mut timer, rec, WAIT_BEFORE_BACKWARD);
+        self.encode_rasterize_backward(ctx, rec, frame, d_image);
         if self.deterministic {
-            self.encode_sum_intersection_gradients(ctx, encoder, frame);
+            self.encode_sum_intersection_gradients(ctx, rec, frame);
         }
-        mark(&mut timer, encoder, "rasterize backward");
-        self.encode_project_backward(ctx, encoder, cloud, frame, grads);
-        mark(&mut timer, encoder, "project backward");
+        mark(&mut timer, rec, "rasterize backward");
+        self.encode_project_backward(ctx, rec, cloud, frame, grads);
+        mark(&mut timer, rec, "project backward");
         if let Some(stats) = stats {
             assert!(
                 stats.capacity >= cloud.len,
                 "DensifyStats smaller than the cloud"
             );
-            self.encode_densify_stats(ctx, encoder, frame, stats);
-            mark(&mut timer, encoder, "densify stats");
+            self.encode_densify_stats(ctx, rec, frame, stats);
+            mark(&mut timer, rec, "densify stats");
         }
     }
 
@@ -343,7 +338,7 @@ impl Rasterizer {
     fn encode_project(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         cloud: &GaussianCloud,
         frame: &RasterFrame,
     ) {
@@ -360,24 +355,12 @@ impl Rasterizer {
             &self.kernels.project_forward,
             &entries,
         );
-        dispatch_elements(
-            ctx,
-            encoder,
-            "project_forward",
-            &self.kernels.project_forward,
-            bind,
-            cloud.len,
-        );
+        dispatch_elements(ctx, rec, &self.kernels.project_forward, bind, cloud.len);
     }
 
     /// Sorts the Gaussian ids by depth and counts, in that order, the tiles each one reaches.
-    fn encode_depth_sort(
-        &mut self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        frame: &RasterFrame,
-    ) {
-        self.encode_depth_sort_bits(ctx, encoder, frame, DEPTH_KEY_BITS);
+    fn encode_depth_sort(&mut self, ctx: &GpuContext, rec: &mut Recorder, frame: &RasterFrame) {
+        self.encode_depth_sort_bits(ctx, rec, frame, DEPTH_KEY_BITS);
     }
 
     /// The depth sort by the low `key_bits` bits of the depth keys (the game plugin's keys are
@@ -385,25 +368,25 @@ impl Rasterizer {
     pub(super) fn encode_depth_sort_bits(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
         key_bits: u32,
     ) {
-        self.depth_sort.encode(
+        self.depth_sort.record(
             ctx,
-            encoder,
+            rec,
             &frame.depth_keys,
             &frame.depth_ids,
             frame.num_gaussians,
             key_bits,
         );
-        self.encode_gather_depth_order_counts(ctx, encoder, frame);
+        self.encode_gather_depth_order_counts(ctx, rec, frame);
     }
 
     fn encode_gather_depth_order_counts(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
     ) {
         let bind = self.binds.gather_depth_order_counts.get(
@@ -421,8 +404,7 @@ impl Rasterizer {
         );
         dispatch_elements(
             ctx,
-            encoder,
-            "gather_depth_order_counts",
+            rec,
             &self.kernels.gather_depth_order_counts,
             bind,
             frame.num_gaussians,
@@ -433,7 +415,7 @@ impl Rasterizer {
     fn encode_binning(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
         count_mode: CountMode,
         mut timer: Option<&mut StageTimer>,
@@ -443,28 +425,28 @@ impl Rasterizer {
         match count_mode {
             CountMode::Exact if frame.num_intersections == 0 => {}
             CountMode::Exact => {
-                self.encode_emit(ctx, encoder, frame);
-                mark(&mut timer, encoder, "emit keys");
+                self.encode_emit(ctx, rec, frame);
+                mark(&mut timer, rec, "emit keys");
                 if tile_bits > 0 {
-                    self.tile_sort.encode(
+                    self.tile_sort.record(
                         ctx,
-                        encoder,
+                        rec,
                         &frame.intersection_tiles,
                         self.tile_sort_values(frame),
                         frame.num_intersections,
                         tile_bits,
                     );
                 }
-                mark(&mut timer, encoder, "tile sort");
+                mark(&mut timer, rec, "tile sort");
             }
             CountMode::Deferred => {
-                self.encode_emit(ctx, encoder, frame);
-                mark(&mut timer, encoder, "emit keys");
+                self.encode_emit(ctx, rec, frame);
+                mark(&mut timer, rec, "emit keys");
                 if tile_bits > 0 {
                     // The count is the scan's total, offsets[N], read on the GPU.
-                    self.tile_sort.encode_indirect(
+                    self.tile_sort.record_indirect(
                         ctx,
-                        encoder,
+                        rec,
                         &frame.intersection_tiles,
                         self.tile_sort_values(frame),
                         &frame.offsets,
@@ -473,11 +455,11 @@ impl Rasterizer {
                         tile_bits,
                     );
                 }
-                mark(&mut timer, encoder, "tile sort");
+                mark(&mut timer, rec, "tile sort");
             }
         }
-        self.encode_tile_ranges(ctx, encoder, frame, count_mode);
-        mark(&mut timer, encoder, "tile ranges");
+        self.encode_tile_ranges(ctx, rec, frame, count_mode);
+        mark(&mut timer, rec, "tile ranges");
     }
 
     /// What the tile sort carries along with the tile ids: the Gaussian ids, or in
@@ -490,12 +472,7 @@ impl Rasterizer {
         }
     }
 
-    fn encode_emit(
-        &mut self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        frame: &RasterFrame,
-    ) {
+    fn encode_emit(&mut self, ctx: &GpuContext, rec: &mut Recorder, frame: &RasterFrame) {
         let mut entries = vec![
             (0, &frame.uniforms),
             (1, &frame.depth_ids),
@@ -516,8 +493,7 @@ impl Rasterizer {
         );
         dispatch_elements(
             ctx,
-            encoder,
-            "emit_intersections",
+            rec,
             &self.kernels.emit_intersections,
             bind,
             frame.num_gaussians,
@@ -528,12 +504,19 @@ impl Rasterizer {
     fn encode_tile_ranges(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
         count_mode: CountMode,
     ) {
         let [gx, gy] = frame.tile_grid();
-        encoder.clear_buffer(&frame.tile_ranges, 0, Some(u64::from(gx * gy) * 8));
+        // Cleared by a kernel in the open pass: a clear command would end it.
+        let bind = self.binds.clear_tile_ranges.get(
+            ctx,
+            "clear_tile_ranges",
+            &self.kernels.clear_tile_ranges,
+            &[(0, &frame.uniforms), (8, &frame.tile_ranges)],
+        );
+        dispatch_elements(ctx, rec, &self.kernels.clear_tile_ranges, bind, gx * gy);
         let bind = self.binds.tile_ranges.get(
             ctx,
             "tile_ranges",
@@ -551,24 +534,12 @@ impl Rasterizer {
             CountMode::Exact => frame.num_intersections,
             CountMode::Deferred => frame.intersection_capacity(),
         };
-        dispatch_elements(
-            ctx,
-            encoder,
-            "tile_ranges",
-            &self.kernels.tile_ranges,
-            bind,
-            entries,
-        );
+        dispatch_elements(ctx, rec, &self.kernels.tile_ranges, bind, entries);
     }
 
-    fn encode_rasterize(
-        &mut self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        frame: &RasterFrame,
-    ) {
+    fn encode_rasterize(&mut self, ctx: &GpuContext, rec: &mut Recorder, frame: &RasterFrame) {
         if self.forward_in_pieces(frame.width, frame.height) {
-            self.encode_rasterize_in_pieces(ctx, encoder, frame);
+            self.encode_rasterize_in_pieces(ctx, rec, frame);
             return;
         }
         let mut entries = vec![
@@ -591,8 +562,7 @@ impl Rasterizer {
             &entries,
         );
         dispatch_tiles(
-            encoder,
-            "rasterize_forward",
+            rec,
             &self.kernels.rasterize_forward,
             bind,
             frame.tile_grid(),
@@ -604,7 +574,7 @@ impl Rasterizer {
     fn encode_rasterize_in_pieces(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         frame: &RasterFrame,
     ) {
         let mut entries = vec![
@@ -626,10 +596,7 @@ impl Rasterizer {
             &entries,
         );
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("rasterize_pieces"),
-                timestamp_writes: None,
-            });
+            let pass = rec.pass();
             pass.set_pipeline(&self.kernels.rasterize_pieces);
             pass.set_bind_group(0, bind, &[]);
             let (x, y, z) = gpu::dispatch_size_1d(
@@ -659,13 +626,7 @@ impl Rasterizer {
             &self.kernels.combine_pieces,
             &entries,
         );
-        dispatch_tiles(
-            encoder,
-            "combine_pieces",
-            &self.kernels.combine_pieces,
-            bind,
-            frame.tile_grid(),
-        );
+        dispatch_tiles(rec, &self.kernels.combine_pieces, bind, frame.tile_grid());
     }
 }
 
@@ -734,9 +695,11 @@ fn new_encoder(ctx: &GpuContext, label: &str) -> wgpu::CommandEncoder {
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
 }
 
-fn mark(timer: &mut Option<&mut StageTimer>, encoder: &mut wgpu::CommandEncoder, label: &str) {
+/// A timestamp after a stage (when profiling: it ends the open pass, so profiled renders run
+/// a pass per stage).
+fn mark(timer: &mut Option<&mut StageTimer>, rec: &mut Recorder, label: &str) {
     if let Some(timer) = timer.as_deref_mut() {
-        timer.mark(encoder, label);
+        timer.mark(rec.encoder(), label);
     }
 }
 

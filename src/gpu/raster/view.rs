@@ -35,7 +35,7 @@ use super::{
 };
 use crate::camera::Camera;
 use crate::gpu::timing::StageTimer;
-use crate::gpu::{self, CachedBindGroup, GpuContext, ShaderDefs};
+use crate::gpu::{self, CachedBindGroup, GpuContext, Recorder, ShaderDefs};
 
 /// Bits of the view's depth keys (project_view.wgsl): the float depth's bits 7-30, so three
 /// radix passes instead of the trainer's four. Splats whose depths agree to 1 part in 65,536
@@ -336,52 +336,55 @@ impl SplatRenderer {
         raster.write_uniforms(ctx, uniforms);
 
         let mut encoder = new_encoder(ctx, "splat view: prepare");
-        mark(&mut timer, &mut encoder, "begin");
-        if total > 0 {
-            self.encode_projections(ctx, &mut encoder, camera, near_plane, clouds, frame);
-            mark(&mut timer, &mut encoder, "project");
-            let raster = &frame.raster;
-            self.rasterizer
-                .encode_depth_sort_bits(ctx, &mut encoder, raster, VIEW_DEPTH_KEY_BITS);
-            mark(&mut timer, &mut encoder, "depth sort");
-            self.rasterizer.scan.encode(
-                ctx,
-                &mut encoder,
-                &raster.depth_order_counts,
-                &raster.offsets,
-                total,
-            );
-            mark(&mut timer, &mut encoder, "scan");
-        }
-        let raster = &mut frame.raster;
-        if deferred {
-            self.rasterizer.encode_binning(
-                ctx,
-                &mut encoder,
-                raster,
-                CountMode::Deferred,
-                timer.as_deref_mut(),
-            );
-            raster.encode_deferred_count_copy(ctx, &mut encoder);
-        } else {
-            let count = if total == 0 {
-                0
+        {
+            let rec = &mut Recorder::new(&mut encoder);
+            mark(&mut timer, rec, "begin");
+            if total > 0 {
+                self.encode_projections(ctx, rec, camera, near_plane, clouds, frame);
+                mark(&mut timer, rec, "project");
+                let raster = &frame.raster;
+                self.rasterizer
+                    .encode_depth_sort_bits(ctx, rec, raster, VIEW_DEPTH_KEY_BITS);
+                mark(&mut timer, rec, "depth sort");
+                self.rasterizer.scan.record(
+                    ctx,
+                    rec,
+                    &raster.depth_order_counts,
+                    &raster.offsets,
+                    total,
+                );
+                mark(&mut timer, rec, "scan");
+            }
+            let raster = &mut frame.raster;
+            if deferred {
+                self.rasterizer.encode_binning(
+                    ctx,
+                    rec,
+                    raster,
+                    CountMode::Deferred,
+                    timer.as_deref_mut(),
+                );
+                raster.encode_deferred_count_copy(ctx, rec.encoder());
             } else {
-                raster.encode_count_copy(&mut encoder);
-                ctx.queue.submit([encoder.finish()]);
-                encoder = new_encoder(ctx, "splat view: binning");
-                let count = raster.read_count(ctx);
-                mark(&mut timer, &mut encoder, WAIT_FOR_COUNT);
-                count
-            };
-            raster.prepare_intersections(ctx, count, ListExtras::NONE)?;
-            raster.record_exact_count(count);
-            self.rasterizer
-                .encode_binning(ctx, &mut encoder, raster, CountMode::Exact, timer);
+                let count = if total == 0 {
+                    0
+                } else {
+                    raster.encode_count_copy(rec.encoder());
+                    let fresh = new_encoder(ctx, "splat view: binning");
+                    ctx.queue.submit([rec.swap_encoder(fresh).finish()]);
+                    let count = raster.read_count(ctx);
+                    mark(&mut timer, rec, WAIT_FOR_COUNT);
+                    count
+                };
+                raster.prepare_intersections(ctx, count, ListExtras::NONE)?;
+                raster.record_exact_count(count);
+                self.rasterizer
+                    .encode_binning(ctx, rec, raster, CountMode::Exact, timer);
+            }
         }
         ctx.queue.submit([encoder.finish()]);
         if deferred {
-            raster.map_deferred_counts();
+            frame.raster.map_deferred_counts();
         }
         Ok(())
     }
@@ -390,7 +393,7 @@ impl SplatRenderer {
     fn encode_projections(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         camera: &ViewCamera,
         near_plane: f32,
         clouds: &[ViewCloud],
@@ -443,14 +446,7 @@ impl SplatRenderer {
             let bind = slot
                 .bind
                 .get(ctx, "project_view", &self.project_view, &entries);
-            dispatch_elements(
-                ctx,
-                encoder,
-                "project_view",
-                &self.project_view,
-                bind,
-                cloud.len,
-            );
+            dispatch_elements(ctx, rec, &self.project_view, bind, cloud.len);
             base += cloud.len;
         }
     }
@@ -514,8 +510,7 @@ impl SplatRenderer {
             ],
         });
         dispatch_tiles(
-            encoder,
-            "rasterize_view",
+            &mut Recorder::new(encoder),
             pipeline,
             &bind,
             raster.tile_grid(),

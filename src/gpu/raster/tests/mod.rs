@@ -96,7 +96,7 @@ fn forward_with_cpu_binning(
     let mut count = 0;
     if n > 0 {
         let mut encoder = new_encoder(ctx, "test");
-        r.encode_project(ctx, &mut encoder, cloud, frame);
+        r.encode_project(ctx, &mut Recorder::new(&mut encoder), cloud, frame);
         ctx.queue.submit([encoder.finish()]);
         let keys: Vec<u32> = read_buffer(ctx, &frame.depth_keys, n);
         let mut ids: Vec<u32> = (0..n as u32).collect();
@@ -104,7 +104,7 @@ fn forward_with_cpu_binning(
         gpu::write_buffer(ctx, &frame.depth_ids, 0, &ids);
         // The tiles each Gaussian reaches, counted by the GPU kernel in this depth order.
         let mut encoder = new_encoder(ctx, "test");
-        r.encode_gather_depth_order_counts(ctx, &mut encoder, frame);
+        r.encode_gather_depth_order_counts(ctx, &mut Recorder::new(&mut encoder), frame);
         ctx.queue.submit([encoder.finish()]);
         let counts: Vec<u32> = read_buffer(ctx, &frame.depth_order_counts, n);
         let mut offsets = vec![0u32; n + 1];
@@ -131,7 +131,7 @@ fn forward_with_cpu_binning(
         .unwrap();
     if count > 0 {
         let mut encoder = new_encoder(ctx, "test");
-        r.encode_emit(ctx, &mut encoder, frame);
+        r.encode_emit(ctx, &mut Recorder::new(&mut encoder), frame);
         ctx.queue.submit([encoder.finish()]);
         let tiles: Vec<u32> = read_buffer(ctx, &frame.intersection_tiles, count as usize);
         let gaussians: Vec<u32> = read_buffer(ctx, &frame.intersection_gaussians, count as usize);
@@ -142,8 +142,11 @@ fn forward_with_cpu_binning(
         gpu::write_buffer(ctx, &frame.intersection_gaussians, 0, &gaussians);
     }
     let mut encoder = new_encoder(ctx, "test");
-    r.encode_tile_ranges(ctx, &mut encoder, frame, CountMode::Exact);
-    r.encode_rasterize(ctx, &mut encoder, frame);
+    {
+        let rec = &mut Recorder::new(&mut encoder);
+        r.encode_tile_ranges(ctx, rec, frame, CountMode::Exact);
+        r.encode_rasterize(ctx, rec, frame);
+    }
     ctx.queue.submit([encoder.finish()]);
 }
 
