@@ -88,7 +88,7 @@ fn listed_gaussian(position: u32) -> u32 {
     return intersection_gaussians[position];
 }
 
-// Backward output, GRAD_2D_STRIDE floats per Gaussian (cleared by the host).
+// Backward output, GRAD_2D_STRIDE floats per Gaussian (zeroed by `clear_grad_2d` first).
 #ifdef FLOAT_ATOMICS
 @group(0) @binding(8) var<storage, read_write> grad_2d: array<atomic<f32>>;
 
@@ -109,11 +109,29 @@ fn add_to_grad_2d(index: u32, value: f32) {
     }
 }
 #endif
+
+// Zeroes grad_2d before the backward adds to it: a kernel, because a clear command would end
+// the step's compute pass (gpu::Recorder).
+@compute @workgroup_size(256)
+fn clear_grad_2d(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let i = linear_invocation_id(workgroup_id, num_workgroups, local_index, 256u);
+    if i < render.num_gaussians * GRAD_2D_STRIDE {
+#ifdef FLOAT_ATOMICS
+        atomicStore(&grad_2d[i], 0.0);
+#else
+        atomicStore(&grad_2d[i], 0u);
+#endif
+    }
+}
 #endif
 
 var<workgroup> batch_splats: array<Splat, BATCH_SIZE>;
-// `visible_rows` of each batch splat.
-var<workgroup> batch_rows: array<vec2<f32>, BATCH_SIZE>;
+// `splat_bounds` of each batch splat.
+var<workgroup> batch_rows: array<vec4<f32>, BATCH_SIZE>;
 var<workgroup> tile_range: vec2<u32>;
 // Forward: threads that have finished. Backward: largest last-contributor count of the tile.
 var<workgroup> tile_counter: atomic<u32>;
@@ -143,7 +161,8 @@ struct Footprint {
     d: vec2<f32>,
 }
 
-fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
+// `cut` is the splat's `alpha_cut` (or -inf): below it the exponential is not evaluated.
+fn footprint(s: Splat, centre: vec2<f32>, cut: f32) -> Footprint {
     var out: Footprint;
     out.d = s.mean - centre;
     let power = -0.5 * (s.conic.x * out.d.x * out.d.x + s.conic.z * out.d.y * out.d.y)
@@ -152,7 +171,7 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
     out.falloff = 0.0;
     out.capped = false;
     // `!(power <= 0)` also skips NaN, which far-away pixels of huge splats could produce.
-    if !(power <= 0.0) {
+    if !(power <= 0.0) || power < cut {
         return out;
     }
     out.falloff = exp(power);
@@ -174,6 +193,24 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
 // only split them (measured slower; BENCHMARKS.md). Margins (0.1% and 0.01 px) cover the
 // footprint's rounding; needle-like splats (det Q < 1% of Q_xx Q_yy, where det Q loses
 // precision) and degenerate ones get every row.
+// The power below which a splat's alpha is certainly under MIN_ALPHA: opacity * exp(power) <
+// MIN_ALPHA exactly when power < ln(MIN_ALPHA / opacity). The margin (1e-4 in log units, some
+// hundred times the f32 error of the logarithm, the exponential and the product) leaves every
+// pixel near the boundary to the exact test in `footprint`, so images and gradients are the
+// same bit for bit (a test sets the margin to 1e30, which cuts nothing, and compares); the
+// pixels well outside the ellipse, most of those a tile's rows reach, skip the exponential.
+// NaN (NaN opacity) cuts nothing.
+override ALPHA_CUT_MARGIN: f32 = 1e-4;
+
+fn alpha_cut(s: Splat) -> f32 {
+    return log(MIN_ALPHA / s.opacity) - ALPHA_CUT_MARGIN;
+}
+
+// What a batch keeps per splat: its `visible_rows` (x, y) and its `alpha_cut` (z).
+fn splat_bounds(s: Splat) -> vec4<f32> {
+    return vec4<f32>(visible_rows(s), alpha_cut(s), 0.0);
+}
+
 fn visible_rows(s: Splat) -> vec2<f32> {
     let diagonal = s.conic.x * s.conic.z;
     let det = diagonal - s.conic.y * s.conic.y;
@@ -185,7 +222,7 @@ fn visible_rows(s: Splat) -> vec2<f32> {
     return vec2<f32>(s.mean.y - extent, s.mean.y + extent);
 }
 
-fn outside_rows(rows: vec2<f32>, centre: vec2<f32>) -> bool {
+fn outside_rows(rows: vec4<f32>, centre: vec2<f32>) -> bool {
     return centre.y < rows.x || centre.y > rows.y;
 }
 
@@ -267,7 +304,7 @@ fn rasterize_forward(
         if local_index < in_batch {
             let s = splats[listed_gaussian(first + local_index)];
             batch_splats[local_index] = s;
-            batch_rows[local_index] = visible_rows(s);
+            batch_rows[local_index] = splat_bounds(s);
         }
         // The cut inside this batch, if any (chunk >= BATCH_SIZE: at most one).
         let cut = (first + chunk - 1u) / chunk * chunk;
@@ -281,11 +318,12 @@ fn rasterize_forward(
                 if k == cut_k {
                     checkpoints[(cut / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
                 }
-                if outside_rows(batch_rows[k], px.centre) {
+                let bounds = batch_rows[k];
+                if outside_rows(bounds, px.centre) {
                     continue;
                 }
                 let s = batch_splats[k];
-                let fp = footprint(s, px.centre);
+                let fp = footprint(s, px.centre, bounds.z);
                 if fp.alpha == 0.0 {
                     continue;
                 }
@@ -367,16 +405,17 @@ fn rasterize_pieces(
         if local_index < in_batch {
             let s = splats[listed_gaussian(first + local_index)];
             batch_splats[local_index] = s;
-            batch_rows[local_index] = visible_rows(s);
+            batch_rows[local_index] = splat_bounds(s);
         }
         workgroupBarrier();
         if !done {
             for (var k = 0u; k < in_batch; k++) {
-                if outside_rows(batch_rows[k], px.centre) {
+                let bounds = batch_rows[k];
+                if outside_rows(bounds, px.centre) {
                     continue;
                 }
                 let s = batch_splats[k];
-                let fp = footprint(s, px.centre);
+                let fp = footprint(s, px.centre, bounds.z);
                 if fp.alpha == 0.0 {
                     continue;
                 }
@@ -429,7 +468,7 @@ fn combine_pieces(
             // The pixel stops in this piece: the one-pass rule, splat by splat.
             for (var position = start; position < end; position++) {
                 let s = splats[listed_gaussian(position)];
-                let fp = footprint(s, px.centre);
+                let fp = footprint(s, px.centre, -3.0e38);
                 if fp.alpha == 0.0 {
                     continue;
                 }
@@ -463,7 +502,7 @@ fn combine_pieces(
 override BACKWARD_BATCH: u32 = 256u;
 
 var<workgroup> backward_splats: array<Splat, BACKWARD_BATCH>;
-var<workgroup> backward_rows: array<vec2<f32>, BACKWARD_BATCH>;
+var<workgroup> backward_rows: array<vec4<f32>, BACKWARD_BATCH>;
 // Gaussian ids (atomics) or emission slots (DETERMINISTIC) of the batch.
 var<workgroup> backward_targets: array<u32, BACKWARD_BATCH>;
 
@@ -514,9 +553,10 @@ var<private> back_behind: vec3<f32>;
 fn backward_splat(j: u32, position: u32, last_count: u32, centre: vec2<f32>, d_pixel: vec3<f32>, ids: BackwardIds) {
     var grad = zero_grad();
     var contributes = false;
-    if position < last_count && !outside_rows(backward_rows[j], centre) {
+    let bounds = backward_rows[j];
+    if position < last_count && !outside_rows(bounds, centre) {
         let s = backward_splats[j];
-        let fp = footprint(s, centre);
+        let fp = footprint(s, centre, bounds.z);
         if fp.alpha > 0.0 {
             contributes = true;
             let one_minus_alpha = 1.0 - fp.alpha;
@@ -634,7 +674,7 @@ fn rasterize_backward(
             let s = splats[id];
 #endif
             backward_splats[local_index] = s;
-            backward_rows[local_index] = visible_rows(s);
+            backward_rows[local_index] = splat_bounds(s);
             start_batch_slot(local_index);
         }
         workgroupBarrier();

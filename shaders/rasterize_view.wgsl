@@ -105,7 +105,7 @@ fn rasterize_view(
             let s = splats[slot];
             batch_splats[local_index] = s;
             batch_depths[local_index] = splat_depths[slot];
-            batch_rows[local_index] = visible_rows(s);
+            batch_rows[local_index] = splat_bounds(s);
         }
         workgroupBarrier();
         if !done {
@@ -115,11 +115,12 @@ fn rasterize_view(
                     done = true;
                     break;
                 }
-                if outside_rows(batch_rows[k], px.centre) {
+                let bounds = batch_rows[k];
+                if outside_rows(bounds, px.centre) {
                     continue;
                 }
                 let s = batch_splats[k];
-                let fp = footprint(s, px.centre);
+                let fp = footprint(s, px.centre, bounds.z);
                 if fp.alpha == 0.0 {
                     continue;
                 }

@@ -149,7 +149,11 @@ pub fn staging_needs(sources: &[(&wgpu::Buffer, u64)]) -> Vec<(u64, u64)> {
 /// that [`BatchReadback::encode_reusing`] allocates nothing.
 pub fn staging_fits(needs: &[(u64, u64)], spare: &[Option<wgpu::Buffer>]) -> bool {
     needs.iter().enumerate().all(|(i, &(bytes, _))| {
-        bytes == 0 || spare.get(i).and_then(Option::as_ref).is_some_and(|b| b.size() >= bytes)
+        bytes == 0
+            || spare
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|b| b.size() >= bytes)
     })
 }
 
@@ -282,11 +286,16 @@ mod tests {
         // On another thread, as a training run does.
         let device = ctx.device.clone();
         let thread_needs = needs.clone();
-        let staging = std::thread::spawn(move || allocate_staging(&device, Vec::new(), &thread_needs))
-            .join()
-            .unwrap();
+        let staging =
+            std::thread::spawn(move || allocate_staging(&device, Vec::new(), &thread_needs))
+                .join()
+                .unwrap();
         assert!(staging[1].is_none(), "no buffer for an empty source");
-        assert_eq!(staging[0].as_ref().map(|s| s.size()), Some(256), "the source's whole size");
+        assert_eq!(
+            staging[0].as_ref().map(|s| s.size()),
+            Some(256),
+            "the source's whole size"
+        );
         assert!(staging_fits(&needs, &staging));
         let small = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
@@ -294,15 +303,22 @@ mod tests {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        assert!(!staging_fits(&needs, &[Some(small)]), "32 bytes do not hold 64");
+        assert!(
+            !staging_fits(&needs, &[Some(small)]),
+            "32 bytes do not hold 64"
+        );
 
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        let mut readback = BatchReadback::encode_reusing(ctx, &mut encoder, &sources, staging.clone());
+        let mut readback =
+            BatchReadback::encode_reusing(ctx, &mut encoder, &sources, staging.clone());
         ctx.queue.submit([encoder.finish()]);
         readback.map();
         wait_until_ready(ctx, &readback);
         assert_eq!(readback.read::<u32>(0), vec![5u32; 16]);
         let spare = readback.into_spare();
-        assert!(spare[0] == staging[0], "the buffer allocated beforehand was used");
+        assert!(
+            spare[0] == staging[0],
+            "the buffer allocated beforehand was used"
+        );
     }
 }

@@ -25,10 +25,18 @@ pub(super) struct Kernels {
     pub rasterize_backward: wgpu::ComputePipeline,
     /// Deterministic mode only: the per-Gaussian sum of the per-intersection gradients.
     pub sum_intersection_gradients: Option<wgpu::ComputePipeline>,
+    /// Not in deterministic mode: zeroes the per-Gaussian sums the backward's atomics add to.
+    pub clear_grad_2d: Option<wgpu::ComputePipeline>,
 }
 
 impl Kernels {
     pub fn new(ctx: &GpuContext, deterministic: bool) -> Self {
+        Self::with_alpha_cut(ctx, deterministic, true)
+    }
+
+    /// `alpha_cut: false` (tests) evaluates the exponential at every pixel the rows reach, to
+    /// show that skipping it where alpha is certainly below 1/255 changes nothing.
+    pub fn with_alpha_cut(ctx: &GpuContext, deterministic: bool, alpha_cut: bool) -> Self {
         let caps = &ctx.capabilities;
         let mut defs = ShaderDefs::for_capabilities(caps);
         // The reduce-scatter of rasterize.wgsl needs 8 lanes or more.
@@ -43,7 +51,10 @@ impl Kernels {
             // order of the deterministic sums needs every splat walked).
             defs.define("SUBGROUP_SKIPS");
         }
-        let raster_constants = rasterize_constants(deterministic, wide, caps.subgroup_min_size);
+        let mut raster_constants = rasterize_constants(deterministic, wide, caps.subgroup_min_size);
+        if !alpha_cut {
+            raster_constants.push(("ALPHA_CUT_MARGIN", 1e30));
+        }
         let pipeline = |file: &str, entry: &str| {
             let constants: &[(&str, f64)] = if file == "rasterize.wgsl" {
                 &raster_constants
@@ -66,6 +77,7 @@ impl Kernels {
             rasterize_backward: pipeline("rasterize.wgsl", "rasterize_backward"),
             sum_intersection_gradients: deterministic
                 .then(|| pipeline("bin.wgsl", "sum_intersection_gradients")),
+            clear_grad_2d: (!deterministic).then(|| pipeline("rasterize.wgsl", "clear_grad_2d")),
         }
     }
 }
@@ -108,6 +120,7 @@ pub(super) struct BindGroups {
     pub combine_pieces: CachedBindGroup,
     pub rasterize_backward: CachedBindGroup,
     pub sum_intersection_gradients: CachedBindGroup,
+    pub clear_grad_2d: CachedBindGroup,
 }
 
 /// Records `pipeline` over `items` elements (one thread each) into the open pass.

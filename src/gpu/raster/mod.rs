@@ -149,6 +149,14 @@ impl Rasterizer {
         self.deferred_counts = deferred;
     }
 
+    /// Tests: evaluate every splat's exponential at every pixel its rows reach (`false`) instead
+    /// of skipping it where alpha is certainly below 1/255 (`alpha_cut` in rasterize.wgsl).
+    #[cfg(test)]
+    pub(crate) fn set_alpha_cut(&mut self, ctx: &GpuContext, alpha_cut: bool) {
+        self.kernels = Kernels::with_alpha_cut(ctx, self.deterministic, alpha_cut);
+        self.binds = BindGroups::default();
+    }
+
     /// Tests: render the forward in pieces (`true`) or in one pass per tile (`false`) whatever
     /// the image size.
     #[cfg(test)]
@@ -308,13 +316,19 @@ impl Rasterizer {
             grads.capacity >= cloud.len && grads.sh_degree == cloud.sh_degree(),
             "Rasterizer::backward: the gradient buffers do not match the cloud"
         );
-        if !self.deterministic {
-            // The atomics add to it; the deterministic sum overwrites it.
-            let n = u64::from(cloud.len);
-            encoder.clear_buffer(&frame.grad_2d, 0, Some(n * frame::GRAD_2D_STRIDE * 4));
-        }
         let rec = &mut Recorder::new(encoder);
         mark(&mut timer, rec, WAIT_BEFORE_BACKWARD);
+        if let Some(clear) = &self.kernels.clear_grad_2d {
+            // The atomics add to it; the deterministic sum overwrites it.
+            let bind = self.binds.clear_grad_2d.get(
+                ctx,
+                "clear_grad_2d",
+                clear,
+                &[(0, &frame.uniforms), (8, &frame.grad_2d)],
+            );
+            let floats = cloud.len * frame::GRAD_2D_STRIDE as u32;
+            dispatch_elements(ctx, rec, clear, bind, floats);
+        }
         self.encode_rasterize_backward(ctx, rec, frame, d_image);
         if self.deterministic {
             self.encode_sum_intersection_gradients(ctx, rec, frame);
