@@ -154,7 +154,7 @@ for d in "$out"/cases/*/; do
         echo "== profile: $n ($(basename "$(dirname "$profile")"))"
         cat "$profile"
     done
-    if grep -q "^| Gaussians\|^| splats\|^| floats\|^# splatforge bench view" "$d/log.txt" 2>/dev/null; then
+    if grep -q "^| Gaussians\|^| splats\|^| floats\|^# splatforge bench view\|^# splatforge bench raster" "$d/log.txt" 2>/dev/null; then
         echo "== raster: $n"
         grep "^|" "$d/log.txt"
     fi

@@ -130,8 +130,8 @@ fn clear_grad_2d(
 #endif
 
 var<workgroup> batch_splats: array<Splat, BATCH_SIZE>;
-// `splat_bounds` of each batch splat.
-var<workgroup> batch_rows: array<vec4<f32>, BATCH_SIZE>;
+// `visible_rows` of each batch splat.
+var<workgroup> batch_rows: array<vec2<f32>, BATCH_SIZE>;
 var<workgroup> tile_range: vec2<u32>;
 // Forward: threads that have finished. Backward: largest last-contributor count of the tile.
 var<workgroup> tile_counter: atomic<u32>;
@@ -161,8 +161,7 @@ struct Footprint {
     d: vec2<f32>,
 }
 
-// `cut` is the splat's `alpha_cut` (or -inf): below it the exponential is not evaluated.
-fn footprint(s: Splat, centre: vec2<f32>, cut: f32) -> Footprint {
+fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
     var out: Footprint;
     out.d = s.mean - centre;
     let power = -0.5 * (s.conic.x * out.d.x * out.d.x + s.conic.z * out.d.y * out.d.y)
@@ -171,7 +170,7 @@ fn footprint(s: Splat, centre: vec2<f32>, cut: f32) -> Footprint {
     out.falloff = 0.0;
     out.capped = false;
     // `!(power <= 0)` also skips NaN, which far-away pixels of huge splats could produce.
-    if !(power <= 0.0) || power < cut {
+    if !(power <= 0.0) {
         return out;
     }
     out.falloff = exp(power);
@@ -193,24 +192,6 @@ fn footprint(s: Splat, centre: vec2<f32>, cut: f32) -> Footprint {
 // only split them (measured slower; BENCHMARKS.md). Margins (0.1% and 0.01 px) cover the
 // footprint's rounding; needle-like splats (det Q < 1% of Q_xx Q_yy, where det Q loses
 // precision) and degenerate ones get every row.
-// The power below which a splat's alpha is certainly under MIN_ALPHA: opacity * exp(power) <
-// MIN_ALPHA exactly when power < ln(MIN_ALPHA / opacity). The margin (1e-4 in log units, some
-// hundred times the f32 error of the logarithm, the exponential and the product) leaves every
-// pixel near the boundary to the exact test in `footprint`, so images and gradients are the
-// same bit for bit (a test sets the margin to 1e30, which cuts nothing, and compares); the
-// pixels well outside the ellipse, most of those a tile's rows reach, skip the exponential.
-// NaN (NaN opacity) cuts nothing.
-override ALPHA_CUT_MARGIN: f32 = 1e-4;
-
-fn alpha_cut(s: Splat) -> f32 {
-    return log(MIN_ALPHA / s.opacity) - ALPHA_CUT_MARGIN;
-}
-
-// What a batch keeps per splat: its `visible_rows` (x, y) and its `alpha_cut` (z).
-fn splat_bounds(s: Splat) -> vec4<f32> {
-    return vec4<f32>(visible_rows(s), alpha_cut(s), 0.0);
-}
-
 fn visible_rows(s: Splat) -> vec2<f32> {
     let diagonal = s.conic.x * s.conic.z;
     let det = diagonal - s.conic.y * s.conic.y;
@@ -222,7 +203,7 @@ fn visible_rows(s: Splat) -> vec2<f32> {
     return vec2<f32>(s.mean.y - extent, s.mean.y + extent);
 }
 
-fn outside_rows(rows: vec4<f32>, centre: vec2<f32>) -> bool {
+fn outside_rows(rows: vec2<f32>, centre: vec2<f32>) -> bool {
     return centre.y < rows.x || centre.y > rows.y;
 }
 
@@ -304,7 +285,7 @@ fn rasterize_forward(
         if local_index < in_batch {
             let s = splats[listed_gaussian(first + local_index)];
             batch_splats[local_index] = s;
-            batch_rows[local_index] = splat_bounds(s);
+            batch_rows[local_index] = visible_rows(s);
         }
         // The cut inside this batch, if any (chunk >= BATCH_SIZE: at most one).
         let cut = (first + chunk - 1u) / chunk * chunk;
@@ -318,12 +299,11 @@ fn rasterize_forward(
                 if k == cut_k {
                     checkpoints[(cut / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
                 }
-                let bounds = batch_rows[k];
-                if outside_rows(bounds, px.centre) {
+                if outside_rows(batch_rows[k], px.centre) {
                     continue;
                 }
                 let s = batch_splats[k];
-                let fp = footprint(s, px.centre, bounds.z);
+                let fp = footprint(s, px.centre);
                 if fp.alpha == 0.0 {
                     continue;
                 }
@@ -405,17 +385,16 @@ fn rasterize_pieces(
         if local_index < in_batch {
             let s = splats[listed_gaussian(first + local_index)];
             batch_splats[local_index] = s;
-            batch_rows[local_index] = splat_bounds(s);
+            batch_rows[local_index] = visible_rows(s);
         }
         workgroupBarrier();
         if !done {
             for (var k = 0u; k < in_batch; k++) {
-                let bounds = batch_rows[k];
-                if outside_rows(bounds, px.centre) {
+                if outside_rows(batch_rows[k], px.centre) {
                     continue;
                 }
                 let s = batch_splats[k];
-                let fp = footprint(s, px.centre, bounds.z);
+                let fp = footprint(s, px.centre);
                 if fp.alpha == 0.0 {
                     continue;
                 }
@@ -468,7 +447,7 @@ fn combine_pieces(
             // The pixel stops in this piece: the one-pass rule, splat by splat.
             for (var position = start; position < end; position++) {
                 let s = splats[listed_gaussian(position)];
-                let fp = footprint(s, px.centre, -3.0e38);
+                let fp = footprint(s, px.centre);
                 if fp.alpha == 0.0 {
                     continue;
                 }
@@ -502,7 +481,7 @@ fn combine_pieces(
 override BACKWARD_BATCH: u32 = 256u;
 
 var<workgroup> backward_splats: array<Splat, BACKWARD_BATCH>;
-var<workgroup> backward_rows: array<vec4<f32>, BACKWARD_BATCH>;
+var<workgroup> backward_rows: array<vec2<f32>, BACKWARD_BATCH>;
 // Gaussian ids (atomics) or emission slots (DETERMINISTIC) of the batch.
 var<workgroup> backward_targets: array<u32, BACKWARD_BATCH>;
 
@@ -553,10 +532,9 @@ var<private> back_behind: vec3<f32>;
 fn backward_splat(j: u32, position: u32, last_count: u32, centre: vec2<f32>, d_pixel: vec3<f32>, ids: BackwardIds) {
     var grad = zero_grad();
     var contributes = false;
-    let bounds = backward_rows[j];
-    if position < last_count && !outside_rows(bounds, centre) {
+    if position < last_count && !outside_rows(backward_rows[j], centre) {
         let s = backward_splats[j];
-        let fp = footprint(s, centre, bounds.z);
+        let fp = footprint(s, centre);
         if fp.alpha > 0.0 {
             contributes = true;
             let one_minus_alpha = 1.0 - fp.alpha;
@@ -674,7 +652,7 @@ fn rasterize_backward(
             let s = splats[id];
 #endif
             backward_splats[local_index] = s;
-            backward_rows[local_index] = splat_bounds(s);
+            backward_rows[local_index] = visible_rows(s);
             start_batch_slot(local_index);
         }
         workgroupBarrier();

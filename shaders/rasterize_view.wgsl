@@ -105,7 +105,7 @@ fn rasterize_view(
             let s = splats[slot];
             batch_splats[local_index] = s;
             batch_depths[local_index] = splat_depths[slot];
-            batch_rows[local_index] = splat_bounds(s);
+            batch_rows[local_index] = visible_rows(s);
         }
         workgroupBarrier();
         if !done {
@@ -115,12 +115,11 @@ fn rasterize_view(
                     done = true;
                     break;
                 }
-                let bounds = batch_rows[k];
-                if outside_rows(bounds, px.centre) {
+                if outside_rows(batch_rows[k], px.centre) {
                     continue;
                 }
                 let s = batch_splats[k];
-                let fp = footprint(s, px.centre, bounds.z);
+                let fp = footprint(s, px.centre);
                 if fp.alpha == 0.0 {
                     continue;
                 }

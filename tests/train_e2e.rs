@@ -311,7 +311,7 @@ fn captures_that_do_not_wait_keep_the_last_good_state() {
     // worker thread when the state outgrew them) are ready: at a multiple of 5 or a little after.
     let iteration = good.meta.iteration;
     assert!(
-        iteration >= 5 && iteration < 20,
+        (5..20).contains(&iteration),
         "a periodic capture before the overflow: iteration {iteration}"
     );
     assert_eq!(good.visible_count.len(), good.params.len());

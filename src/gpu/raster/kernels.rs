@@ -31,12 +31,6 @@ pub(super) struct Kernels {
 
 impl Kernels {
     pub fn new(ctx: &GpuContext, deterministic: bool) -> Self {
-        Self::with_alpha_cut(ctx, deterministic, true)
-    }
-
-    /// `alpha_cut: false` (tests) evaluates the exponential at every pixel the rows reach, to
-    /// show that skipping it where alpha is certainly below 1/255 changes nothing.
-    pub fn with_alpha_cut(ctx: &GpuContext, deterministic: bool, alpha_cut: bool) -> Self {
         let caps = &ctx.capabilities;
         let mut defs = ShaderDefs::for_capabilities(caps);
         // The reduce-scatter of rasterize.wgsl needs 8 lanes or more.
@@ -51,10 +45,7 @@ impl Kernels {
             // order of the deterministic sums needs every splat walked).
             defs.define("SUBGROUP_SKIPS");
         }
-        let mut raster_constants = rasterize_constants(deterministic, wide, caps.subgroup_min_size);
-        if !alpha_cut {
-            raster_constants.push(("ALPHA_CUT_MARGIN", 1e30));
-        }
+        let raster_constants = rasterize_constants(deterministic, wide, caps.subgroup_min_size);
         let pipeline = |file: &str, entry: &str| {
             let constants: &[(&str, f64)] = if file == "rasterize.wgsl" {
                 &raster_constants

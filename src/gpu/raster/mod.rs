@@ -149,14 +149,6 @@ impl Rasterizer {
         self.deferred_counts = deferred;
     }
 
-    /// Tests: evaluate every splat's exponential at every pixel its rows reach (`false`) instead
-    /// of skipping it where alpha is certainly below 1/255 (`alpha_cut` in rasterize.wgsl).
-    #[cfg(test)]
-    pub(crate) fn set_alpha_cut(&mut self, ctx: &GpuContext, alpha_cut: bool) {
-        self.kernels = Kernels::with_alpha_cut(ctx, self.deterministic, alpha_cut);
-        self.binds = BindGroups::default();
-    }
-
     /// Tests: render the forward in pieces (`true`) or in one pass per tile (`false`) whatever
     /// the image size.
     #[cfg(test)]

@@ -25,64 +25,6 @@ fn deterministic_backward_matches_reference_fallback_path() {
     all_cover_all(ctx, Binning::Deterministic);
 }
 
-/// Skipping the exponential where a splat's alpha is certainly below 1/255 (`alpha_cut`)
-/// changes no bit of the image or of the gradients (compared in deterministic mode, whose sums
-/// have a fixed order), in the one-pass forward and in pieces.
-#[test]
-fn the_alpha_cut_changes_no_bit() {
-    let ctx = test_context();
-    let mut rng = Pcg32::new(91, 0);
-    for (scene, pieces) in [(0, true), (1, false), (2, true)] {
-        let (gaussians, camera) = random_scene(&mut rng, 3000, 2, 64, 48);
-        let settings = random_settings(&mut rng, 2);
-        let d_image = random_d_image(&mut rng, camera.width, camera.height);
-        let cloud = upload(ctx, &gaussians);
-        let mut runs = Vec::new();
-        for cut in [true, false] {
-            let mut rasterizer = new_rasterizer(ctx, Binning::Deterministic);
-            rasterizer.set_alpha_cut(ctx, cut);
-            rasterizer.set_forward_in_pieces(pieces);
-            let mut frame = RasterFrame::new(ctx);
-            render(
-                ctx,
-                &mut rasterizer,
-                &cloud,
-                &camera,
-                &settings,
-                &mut frame,
-                Binning::Deterministic,
-            );
-            let image = frame.read_image(ctx);
-            let (grads, grad_2d) = backward(
-                ctx,
-                &mut rasterizer,
-                &cloud,
-                &camera,
-                &settings,
-                &frame,
-                &d_image,
-                None,
-            );
-            let bits: Vec<u32> = image
-                .into_iter()
-                .chain(
-                    ParamGroup::ALL
-                        .iter()
-                        .flat_map(|&g| grads.group(g).to_vec()),
-                )
-                .chain(grad_2d)
-                .map(f32::to_bits)
-                .collect();
-            runs.push(bits);
-        }
-        assert!(runs[0].iter().any(|&b| b != 0), "scene {scene}");
-        assert!(
-            runs[0] == runs[1],
-            "scene {scene} (pieces {pieces}): the cut changed bits"
-        );
-    }
-}
-
 /// Repeated backward passes of one scene give bit-identical gradients in deterministic mode,
 /// on both device paths, with tile lists long enough to be cut into several pieces.
 #[test]
