@@ -86,9 +86,6 @@ pub fn run(args: &DispatchBenchArgs) -> anyhow::Result<()> {
         bail!("--count, --iters and every --elements value must be at least 1");
     }
     let ctx = GpuContext::new_headless(&GpuOptions::default())?;
-    let Some(mut timer) = StageTimer::new(&ctx, 4) else {
-        bail!("this device has no timestamp queries inside encoders");
-    };
     println!("# splatforge bench dispatch\n");
     println!("device: {}", ctx.describe());
     println!(
@@ -97,20 +94,40 @@ pub fn run(args: &DispatchBenchArgs) -> anyhow::Result<()> {
     );
     println!("| floats per dispatch | case | us per dispatch |");
     println!("|---:|---|---:|");
+    for row in measure(&ctx, args)? {
+        println!("| {} | {} | {:.2} |", row.elements, row.case, row.us);
+    }
+    Ok(())
+}
+
+/// One case's result.
+struct Row {
+    elements: u32,
+    case: &'static str,
+    /// Median GPU microseconds per dispatch.
+    us: f64,
+}
+
+/// Every case for every `--elements` value, in table order.
+fn measure(ctx: &GpuContext, args: &DispatchBenchArgs) -> anyhow::Result<Vec<Row>> {
+    let Some(mut timer) = StageTimer::new(ctx, 4) else {
+        bail!("this device has no timestamp queries inside encoders");
+    };
+    let mut rows = Vec::new();
     for &elements in &args.elements {
         let pipeline = gpu::pipeline::compute_pipeline_from_wgsl(
-            &ctx,
+            ctx,
             "bench dispatch",
             KERNEL,
             "touch",
             &[("COUNT", f64::from(elements))],
         );
         let buffers: Vec<wgpu::Buffer> = (0..BUFFERS)
-            .map(|_| gpu::storage_buffer(&ctx, "bench dispatch data", u64::from(elements) * 4))
+            .map(|_| gpu::storage_buffer(ctx, "bench dispatch data", u64::from(elements) * 4))
             .collect();
         let bindings: Vec<wgpu::BindGroup> = buffers
             .iter()
-            .map(|b| gpu::bind_buffers(&ctx, "bench dispatch", &pipeline, 0, &[b]))
+            .map(|b| gpu::bind_buffers(ctx, "bench dispatch", &pipeline, 0, &[b]))
             .collect();
         let groups = elements.div_ceil(WORKGROUP_SIZE);
         let (x, y, z) =
@@ -121,8 +138,8 @@ pub fn run(args: &DispatchBenchArgs) -> anyhow::Result<()> {
             usage: wgpu::BufferUsages::INDIRECT | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let copy_source = gpu::storage_buffer(&ctx, "bench dispatch copy source", 16);
-        let copy_target = gpu::storage_buffer(&ctx, "bench dispatch copy target", 16);
+        let copy_source = gpu::storage_buffer(ctx, "bench dispatch copy source", 16);
+        let copy_target = gpu::storage_buffer(ctx, "bench dispatch copy target", 16);
         ctx.queue
             .write_buffer(&args_buffer, 0, bytemuck::cast_slice(&[x, y, z]));
         for case in Case::ALL {
@@ -174,9 +191,44 @@ pub fn run(args: &DispatchBenchArgs) -> anyhow::Result<()> {
                     times.push(ms[0].1 * 1e3 / f64::from(args.count));
                 }
             }
-            let us = super::bench::median(&mut times);
-            println!("| {elements} | {} | {us:.2} |", case.name());
+            rows.push(Row {
+                elements,
+                case: case.name(),
+                us: super::bench::median(&mut times),
+            });
         }
     }
-    Ok(())
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::test_util::test_context;
+
+    #[test]
+    fn every_case_is_timed_for_every_size() {
+        let args = DispatchBenchArgs {
+            count: 3,
+            elements: vec![256, 1000],
+            iters: 1,
+        };
+        let rows = measure(test_context(), &args).unwrap();
+        let cases: Vec<&str> = Case::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(rows.len(), 2 * cases.len());
+        for (row, (elements, case)) in rows.iter().zip(
+            [256, 1000]
+                .into_iter()
+                .flat_map(|e| cases.iter().map(move |&c| (e, c))),
+        ) {
+            assert_eq!((row.elements, row.case), (elements, case));
+            assert!(
+                row.us > 0.0 && row.us.is_finite(),
+                "{} {}: {}",
+                row.elements,
+                row.case,
+                row.us
+            );
+        }
+    }
 }
