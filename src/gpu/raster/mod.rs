@@ -257,12 +257,7 @@ impl Rasterizer {
             let count = if cloud.len == 0 {
                 0
             } else {
-                frame.encode_count_copy(rec.encoder());
-                let fresh = new_encoder(ctx, "raster forward: rasterization");
-                ctx.queue.submit([rec.swap_encoder(fresh).finish()]);
-                let count = frame.read_count(ctx);
-                mark(&mut timer, rec, WAIT_FOR_COUNT);
-                count
+                submit_and_read_count(ctx, rec, frame, &mut timer, "raster forward: rasterization")
             };
             frame.prepare_intersections(ctx, count, extras)?;
             frame.record_exact_count(count);
@@ -694,6 +689,23 @@ fn validate(
         )));
     }
     Ok(())
+}
+
+/// Submits what `rec` holds with a copy of the intersection count, waits for the count and
+/// goes on in a fresh encoder (labelled `label`).
+fn submit_and_read_count(
+    ctx: &GpuContext,
+    rec: &mut Recorder,
+    frame: &RasterFrame,
+    timer: &mut Option<&mut StageTimer>,
+    label: &str,
+) -> u32 {
+    frame.encode_count_copy(rec.encoder());
+    let fresh = new_encoder(ctx, label);
+    ctx.queue.submit([rec.swap_encoder(fresh).finish()]);
+    let count = frame.read_count(ctx);
+    mark(timer, rec, WAIT_FOR_COUNT);
+    count
 }
 
 fn new_encoder(ctx: &GpuContext, label: &str) -> wgpu::CommandEncoder {

@@ -30,8 +30,8 @@ use super::frame::ListExtras;
 use super::kernels::{dispatch_elements, dispatch_tiles};
 use super::uniforms::RenderUniforms;
 use super::{
-    CountMode, RasterError, RasterFrame, Rasterizer, WAIT_FOR_COUNT, mark, new_encoder,
-    param_bindings, projection_output_bindings,
+    CountMode, RasterError, RasterFrame, Rasterizer, mark, new_encoder, param_bindings,
+    projection_output_bindings, submit_and_read_count,
 };
 use crate::camera::Camera;
 use crate::gpu::timing::StageTimer;
@@ -369,12 +369,7 @@ impl SplatRenderer {
                 let count = if total == 0 {
                     0
                 } else {
-                    raster.encode_count_copy(rec.encoder());
-                    let fresh = new_encoder(ctx, "splat view: binning");
-                    ctx.queue.submit([rec.swap_encoder(fresh).finish()]);
-                    let count = raster.read_count(ctx);
-                    mark(&mut timer, rec, WAIT_FOR_COUNT);
-                    count
+                    submit_and_read_count(ctx, rec, raster, &mut timer, "splat view: binning")
                 };
                 raster.prepare_intersections(ctx, count, ListExtras::NONE)?;
                 raster.record_exact_count(count);
