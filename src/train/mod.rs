@@ -10,8 +10,8 @@
 //! Stages record GPU work into the step's [`StepEncoder`]; the `Optimize` set ends by sending
 //! it, so a plain step is one submission (the forward pass submits early only where it must
 //! wait for the number of tile intersections); evaluation, saving, densification and
-//! checkpoints flush the encoder first because they need the step's earlier work on the GPU. The loss reaches the CPU
-//! asynchronously ([`progress`]).
+//! checkpoints flush the encoder first because they need the step's earlier work on the GPU.
+//! The loss reaches the CPU asynchronously ([`progress`]).
 //!
 //! A stage that fails records a [`StepFailure`] in [`TrainFailure`]; every set is gated on
 //! there being none, so no later stage runs in that step (ARCHITECTURE.md, "The training
