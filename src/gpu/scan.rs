@@ -266,8 +266,6 @@ pub struct PrefixScan {
     reduce: wgpu::ComputePipeline,
     scan_top: wgpu::ComputePipeline,
     scan_add: wgpu::ComputePipeline,
-    /// The `setup` bind group of the last prepared scan (its own parameters).
-    setup_bindings: Option<wgpu::BindGroup>,
     /// One `LevelParams` slot per level, written by `setup`.
     level_params: wgpu::Buffer,
     scratch: Vec<LevelScratch>,
@@ -314,7 +312,6 @@ impl PrefixScan {
             reduce: pipeline("reduce"),
             scan_top: pipeline("scan_top"),
             scan_add: pipeline("scan_add"),
-            setup_bindings: None,
             level_params: buffer(
                 "scan level parameters",
                 u64::from(MAX_LEVELS + 1) * PARAM_SLOT_BYTES,
@@ -355,10 +352,7 @@ impl PrefixScan {
         output: &wgpu::Buffer,
         count: u32,
     ) {
-        self.prepare(ctx, input, output, CallCount::Known(count), count);
-        let pass = rec.pass();
-        self.record_setup(pass);
-        self.record_levels(pass);
+        self.record_with_count(ctx, rec, input, output, CallCount::Known(count), count);
     }
 
     /// Like [`PrefixScan::encode`], with the count read on the GPU from word
@@ -380,15 +374,30 @@ impl PrefixScan {
             buffer: count_buffer,
             word: count_offset_u32,
         };
-        self.prepare(ctx, input, output, count, max_count);
-        let mut rec = Recorder::new(encoder);
+        let rec = &mut Recorder::new(encoder);
+        self.record_with_count(ctx, rec, input, output, count, max_count);
+    }
+
+    fn record_with_count(
+        &mut self,
+        ctx: &GpuContext,
+        rec: &mut Recorder,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+        count: CallCount<'_>,
+        max_count: u32,
+    ) {
+        let setup = self.prepare(ctx, input, output, count, max_count);
         let pass = rec.pass();
-        self.record_setup(pass);
+        pass.set_pipeline(&self.setup);
+        pass.set_bind_group(0, &setup, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
         self.record_levels(pass);
     }
 
     /// Sizes scratch and builds the bind groups of a scan of at most `max_count` values whose
-    /// count `setup` will read from `count` (with this call's parameters).
+    /// count `setup` will read from `count`; returns `setup`'s, which holds this call's
+    /// parameters.
     fn prepare(
         &mut self,
         ctx: &GpuContext,
@@ -396,7 +405,7 @@ impl PrefixScan {
         output: &wgpu::Buffer,
         count: CallCount<'_>,
         max_count: u32,
-    ) {
+    ) -> wgpu::BindGroup {
         assert!(input != output, "PrefixScan: input and output must differ");
         assert!(
             input.size() >= u64::from(max_count) * 4,
@@ -428,7 +437,7 @@ impl PrefixScan {
         call[1] = max_count;
         call[2] = levels;
         call[3] = self.config.tile_size();
-        self.setup_bindings = Some(setup_bind_group(
+        let setup = setup_bind_group(
             ctx,
             "scan setup",
             &self.setup,
@@ -436,7 +445,7 @@ impl PrefixScan {
             KNOWN_COUNT_WORD,
             count,
             &self.level_params,
-        ));
+        );
 
         let key = BindingKey {
             input: input.clone(),
@@ -447,6 +456,7 @@ impl PrefixScan {
         if self.bindings.as_ref().map(|b| &b.key) != Some(&key) {
             self.bindings = Some(self.build_bindings(ctx, key));
         }
+        setup
     }
 
     /// Grows the per-level scratch buffers to hold `level_counts` (never shrinks).
@@ -541,20 +551,7 @@ impl PrefixScan {
             .expect("PrefixScan: prepare() before recording")
     }
 
-    /// Records the `setup` kernel (count -> level parameters and dispatch arguments).
-    fn record_setup(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.setup);
-        let setup = self.setup_bindings.as_ref();
-        pass.set_bind_group(
-            0,
-            setup.expect("PrefixScan: prepare() before recording"),
-            &[],
-        );
-        pass.dispatch_workgroups(1, 1, 1);
-    }
-
-    /// Records the scan itself (after [`PrefixScan::record_setup`]; may be recorded several
-    /// times after one setup when the input changes in between).
+    /// Records the scan itself, after its `setup` dispatch.
     fn record_levels(&self, pass: &mut wgpu::ComputePass<'_>) {
         let bindings = self.bindings();
         let levels = self.level_groups.len();
