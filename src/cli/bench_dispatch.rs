@@ -186,7 +186,7 @@ fn measure(ctx: &GpuContext, args: &DispatchBenchArgs) -> anyhow::Result<Vec<Row
                 timer.mark(&mut encoder, "dispatches");
                 timer.resolve(&mut encoder);
                 ctx.queue.submit([encoder.finish()]);
-                let ms = timer.read_ms(&ctx);
+                let ms = timer.read_ms(ctx);
                 if iteration > 0 {
                     times.push(ms[0].1 * 1e3 / f64::from(args.count));
                 }
