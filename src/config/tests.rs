@@ -80,6 +80,7 @@ fn every_field_changed() -> Config {
             profile_interval: 50,
             progress_log_interval_s: 2.5,
             deterministic: true,
+            fused_adam: false,
         },
     }
 }

@@ -179,7 +179,7 @@ fn backward(
         settings,
         frame,
         &d_image,
-        &grads,
+        ParamGradients::Write(&grads),
         stats,
         None,
     );
@@ -592,3 +592,4 @@ mod binning;
 mod deterministic;
 mod edge_cases;
 mod frames;
+mod fused_adam;
