@@ -101,8 +101,12 @@ fn output_sh_dc(i: u32, g: vec3<f32>) {
     grad_sh_dc[3u * i + 2u] = g.z;
 }
 
-fn output_sh_rest(index: u32, g: f32) {
-    grad_sh_rest[index] = g;
+// The workgroup's block of SH-rest gradients (staged rows, floats [start, start + floats) of
+// the group) to memory, in contiguous runs.
+fn output_sh_rest_block(start: u32, floats: u32, local_index: u32) {
+    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
+        grad_sh_rest[start + k] = staged_sh_rest[k];
+    }
 }
 #endif
 // Densification statistics (DensifyStats), accumulated across views.
@@ -575,9 +579,7 @@ fn project_backward(
         gaussian_backward(i, local_index * width);
     }
     workgroupBarrier();
-    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
-        output_sh_rest(start + k, staged_sh_rest[k]);
-    }
+    output_sh_rest_block(start, floats, local_index);
 }
 
 // The backward of Gaussian i, whose staged row starts at `row`.
