@@ -101,12 +101,8 @@ fn output_sh_dc(i: u32, g: vec3<f32>) {
     grad_sh_dc[3u * i + 2u] = g.z;
 }
 
-// The workgroup's block of SH-rest gradients (staged rows, floats [start, start + floats) of
-// the group) to memory, in contiguous runs.
-fn output_sh_rest_block(start: u32, floats: u32, local_index: u32) {
-    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
-        grad_sh_rest[start + k] = staged_sh_rest[k];
-    }
+fn output_sh_rest(index: u32, g: f32) {
+    grad_sh_rest[index] = g;
 }
 #endif
 // Densification statistics (DensifyStats), accumulated across views.
@@ -579,7 +575,9 @@ fn project_backward(
         gaussian_backward(i, local_index * width);
     }
     workgroupBarrier();
-    output_sh_rest_block(start, floats, local_index);
+    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
+        output_sh_rest(start + k, staged_sh_rest[k]);
+    }
 }
 
 // The backward of Gaussian i, whose staged row starts at `row`.

@@ -87,37 +87,11 @@ fn output_sh_dc(i: u32, g: vec3<f32>) {
     }
 }
 
-// The Adam step of the workgroup's block of SH-rest floats [start, start + floats) (their
-// gradients staged in workgroup memory), in contiguous runs. Each invocation updates
-// SH_REST_BATCH floats at a time and issues all their loads before using any: one float at a
-// time kept too few loads in flight to cover the memory's latency (the block is most of the
-// kernel's traffic).
-const SH_REST_BATCH: u32 = 4u;
-
-fn output_sh_rest_block(start: u32, floats: u32, local_index: u32) {
-    let adam = adam_updates[GROUP_SH_REST];
-    for (var first = local_index; first < floats; first += SH_REST_BATCH * BACKWARD_WORKGROUP_SIZE) {
-        var g = vec4<f32>(0.0);
-        var m = vec4<f32>(0.0);
-        var v = vec4<f32>(0.0);
-        var p = vec4<f32>(0.0);
-        for (var u = 0u; u < SH_REST_BATCH; u++) {
-            let k = first + u * BACKWARD_WORKGROUP_SIZE;
-            if k < floats {
-                g[u] = staged_sh_rest[k];
-                m[u] = exp_avg_sh_rest[start + k];
-                v[u] = exp_avg_sq_sh_rest[start + k];
-                p[u] = sh_rest[start + k];
-            }
-        }
-        let r = adam_update(adam, g, m, v, p);
-        for (var u = 0u; u < SH_REST_BATCH; u++) {
-            let k = first + u * BACKWARD_WORKGROUP_SIZE;
-            if k < floats {
-                exp_avg_sh_rest[start + k] = r.exp_avg[u];
-                exp_avg_sq_sh_rest[start + k] = r.exp_avg_sq[u];
-                sh_rest[start + k] = r.param[u];
-            }
-        }
-    }
+// `index`: the float's, in the group's contiguous layout (the kernel's copy-out loop walks the
+// workgroup's block of rows, so these accesses are coalesced).
+fn output_sh_rest(index: u32, g: f32) {
+    let r = adam_update(adam_updates[GROUP_SH_REST], vec4<f32>(g), vec4<f32>(exp_avg_sh_rest[index]), vec4<f32>(exp_avg_sq_sh_rest[index]), vec4<f32>(sh_rest[index]));
+    exp_avg_sh_rest[index] = r.exp_avg.x;
+    exp_avg_sq_sh_rest[index] = r.exp_avg_sq.x;
+    sh_rest[index] = r.param.x;
 }
