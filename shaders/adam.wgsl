@@ -1,5 +1,10 @@
-// Adam optimiser step (adam_update.wgsl has the formula). One dispatch per parameter group
-// updates its first `count` floats.
+// Adam optimiser step, exactly torch.optim.Adam (no weight decay, no AMSGrad) as the reference
+// uses it. One dispatch per parameter group updates its first `count` floats:
+//   m = beta1 m + (1 - beta1) g
+//   v = beta2 v + (1 - beta2) g^2
+//   param -= step_size * m / (sqrt(v) / sqrt_bias2 + eps)
+// with step_size = lr / (1 - beta1^t) and sqrt_bias2 = sqrt(1 - beta2^t) computed on the CPU in
+// f64 (beta2^t in f32 would lose most digits of 1 - beta2^t early in training).
 //
 // The kernel is memory-bound: one vec4 per invocation. The group's last vec4 may reach past
 // `count` (the buffers are padded to whole vec4s); its floats past `count` are written back
@@ -10,7 +15,18 @@
 // per update (so several updates in one encoder each see theirs, without a copy command).
 
 #include "common.wgsl"
-#include "adam_update.wgsl"
+
+struct AdamUniforms {
+    step_size: f32,
+    sqrt_bias2: f32,
+    beta1: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    // Floats of the group to update: live Gaussians times the group's width.
+    count: u32,
+}
 
 struct AdamGroup {
     // Index of this parameter group in `updates` (ParamGroup::ALL order).
@@ -41,11 +57,17 @@ fn adam_step(
     let old_m = exp_avg[i];
     let old_v = exp_avg_sq[i];
     let old_param = params[i];
-    let updated = adam_update(adam, g, old_m, old_v, old_param);
+    var m = adam.beta1 * old_m + adam.one_minus_beta1 * g;
+    var v = adam.beta2 * old_v + adam.one_minus_beta2 * g * g;
+    let denom = sqrt(v) / adam.sqrt_bias2 + adam.eps;
+    var param = old_param - adam.step_size * (m / denom);
     // Lanes at or past `count` (only in the group's last vec4) keep their values.
     let first = 4u * i;
     let live = vec4<bool>(first < adam.count, first + 1u < adam.count, first + 2u < adam.count, first + 3u < adam.count);
-    exp_avg[i] = select(old_m, updated.exp_avg, live);
-    exp_avg_sq[i] = select(old_v, updated.exp_avg_sq, live);
-    params[i] = select(old_param, updated.param, live);
+    m = select(old_m, m, live);
+    v = select(old_v, v, live);
+    param = select(old_param, param, live);
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    params[i] = param;
 }

@@ -35,23 +35,13 @@ const TIGHT_BOUND_MAX_SIGMAS: f32 = 3.33;
 const GRAD_2D_STRIDE: u32 = 9u;
 
 @group(0) @binding(0) var<uniform> render: RenderUniforms;
-// Raw parameters (layout in ARCHITECTURE.md, "Gaussian parameters"). FUSED_ADAM: the backward
-// updates them.
-#ifdef FUSED_ADAM
-@group(0) @binding(1) var<storage, read_write> means: array<f32>;
-@group(0) @binding(2) var<storage, read_write> log_scales: array<f32>;
-@group(0) @binding(3) var<storage, read_write> rotations: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> logit_opacities: array<f32>;
-@group(0) @binding(5) var<storage, read_write> sh_dc: array<f32>;
-@group(0) @binding(6) var<storage, read_write> sh_rest: array<f32>;
-#else
+// Raw parameters (layout in ARCHITECTURE.md, "Gaussian parameters").
 @group(0) @binding(1) var<storage, read> means: array<f32>;
 @group(0) @binding(2) var<storage, read> log_scales: array<f32>;
 @group(0) @binding(3) var<storage, read> rotations: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> logit_opacities: array<f32>;
 @group(0) @binding(5) var<storage, read> sh_dc: array<f32>;
 @group(0) @binding(6) var<storage, read> sh_rest: array<f32>;
-#endif
 // Forward outputs.
 @group(0) @binding(7) var<storage, read_write> splats: array<Splat>;
 @group(0) @binding(8) var<storage, read_write> depth_keys: array<u32>;
@@ -61,10 +51,6 @@ const GRAD_2D_STRIDE: u32 = 9u;
 @group(0) @binding(12) var<storage, read_write> radii: array<u32>;
 // Backward input: dL/d(mean2d, conic, opacity, colour), GRAD_2D_STRIDE floats per Gaussian.
 @group(0) @binding(13) var<storage, read> grad_2d: array<f32>;
-#ifdef FUSED_ADAM
-// Backward outputs: the Adam step of every parameter (bindings 14-19 and 23-28, the moments).
-#include "project_adam.wgsl"
-#else
 // Backward outputs: dL/d(raw parameters), same layout as the parameters.
 @group(0) @binding(14) var<storage, read_write> grad_means: array<f32>;
 @group(0) @binding(15) var<storage, read_write> grad_log_scales: array<f32>;
@@ -72,39 +58,6 @@ const GRAD_2D_STRIDE: u32 = 9u;
 @group(0) @binding(17) var<storage, read_write> grad_logit_opacities: array<f32>;
 @group(0) @binding(18) var<storage, read_write> grad_sh_dc: array<f32>;
 @group(0) @binding(19) var<storage, read_write> grad_sh_rest: array<f32>;
-
-// Where the backward's gradients go, one function per parameter group (index: the Gaussian's,
-// or for `sh_rest` the float's).
-fn output_means(i: u32, g: vec3<f32>) {
-    grad_means[3u * i] = g.x;
-    grad_means[3u * i + 1u] = g.y;
-    grad_means[3u * i + 2u] = g.z;
-}
-
-fn output_log_scales(i: u32, g: vec3<f32>) {
-    grad_log_scales[3u * i] = g.x;
-    grad_log_scales[3u * i + 1u] = g.y;
-    grad_log_scales[3u * i + 2u] = g.z;
-}
-
-fn output_rotation(i: u32, g: vec4<f32>) {
-    grad_rotations[i] = g;
-}
-
-fn output_logit_opacity(i: u32, g: f32) {
-    grad_logit_opacities[i] = g;
-}
-
-fn output_sh_dc(i: u32, g: vec3<f32>) {
-    grad_sh_dc[3u * i] = g.x;
-    grad_sh_dc[3u * i + 1u] = g.y;
-    grad_sh_dc[3u * i + 2u] = g.z;
-}
-
-fn output_sh_rest(index: u32, g: f32) {
-    grad_sh_rest[index] = g;
-}
-#endif
 // Densification statistics (DensifyStats), accumulated across views.
 @group(0) @binding(20) var<storage, read_write> stat_grad_norm_sum: array<f32>;
 @group(0) @binding(21) var<storage, read_write> stat_visible_count: array<u32>;
@@ -540,11 +493,13 @@ fn staged_coefficient(row: u32, j: u32) -> vec3<f32> {
 }
 
 fn write_zero_gradients(i: u32, row: u32) {
-    output_means(i, vec3<f32>(0.0));
-    output_log_scales(i, vec3<f32>(0.0));
-    output_rotation(i, vec4<f32>(0.0));
-    output_logit_opacity(i, 0.0);
-    output_sh_dc(i, vec3<f32>(0.0));
+    for (var k = 0u; k < 3u; k++) {
+        grad_means[3u * i + k] = 0.0;
+        grad_log_scales[3u * i + k] = 0.0;
+        grad_sh_dc[3u * i + k] = 0.0;
+    }
+    grad_rotations[i] = vec4<f32>(0.0);
+    grad_logit_opacities[i] = 0.0;
     for (var k = 0u; k < sh_rest_width(); k++) {
         staged_sh_rest[row + k] = 0.0;
     }
@@ -576,7 +531,7 @@ fn project_backward(
     }
     workgroupBarrier();
     for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
-        output_sh_rest(start + k, staged_sh_rest[k]);
+        grad_sh_rest[start + k] = staged_sh_rest[k];
     }
 }
 
@@ -612,8 +567,10 @@ fn gaussian_backward(i: u32, row: u32) {
     }
     raw += 0.5;
     let d_raw = select(d_colour, vec3<f32>(0.0), raw < vec3<f32>(0.0));
-    // (FUSED_ADAM: the DC coefficient was read above, so it may change now.)
-    output_sh_dc(i, basis[0] * d_raw);
+    let d_dc = basis[0] * d_raw;
+    grad_sh_dc[3u * i] = d_dc.x;
+    grad_sh_dc[3u * i + 1u] = d_dc.y;
+    grad_sh_dc[3u * i + 2u] = d_dc.z;
     var d_dir = vec3<f32>(0.0);
     for (var j = 1u; j <= rest_coeff_count(render.sh_degree); j++) {
         var d_coeff = vec3<f32>(0.0);
@@ -640,7 +597,7 @@ fn gaussian_backward(i: u32, row: u32) {
     // Step 7: opacity = sigmoid(logit) * compensation.
     let s = sigmoid(logit_opacities[i]);
     let compensation = opacity_compensation(g);
-    output_logit_opacity(i, d_opacity * compensation * s * (1.0 - s));
+    grad_logit_opacities[i] = d_opacity * compensation * s * (1.0 - s);
     let a = g.cov.x;
     let b = g.cov.y;
     let c = g.cov.z;
@@ -701,7 +658,9 @@ fn gaussian_backward(i: u32, row: u32) {
 
     // Step 2: t = W mean + T.
     d_mean += camera_rotation_transposed() * d_t;
-    output_means(i, d_mean);
+    grad_means[3u * i] = d_mean.x;
+    grad_means[3u * i + 1u] = d_mean.y;
+    grad_means[3u * i + 2u] = d_mean.z;
 
     // Steps 3-4: M = W (R S). dL/d(R S) = W^T dM.
     let d_rs = camera_rotation_transposed() * d_m;
@@ -710,11 +669,13 @@ fn gaussian_backward(i: u32, row: u32) {
         dot(d_rs[1], g.rotation[1]),
         dot(d_rs[2], g.rotation[2]),
     );
-    output_log_scales(i, d_log_scale);
+    grad_log_scales[3u * i] = d_log_scale.x;
+    grad_log_scales[3u * i + 1u] = d_log_scale.y;
+    grad_log_scales[3u * i + 2u] = d_log_scale.z;
     let d_rotation = mat3x3<f32>(d_rs[0] * g.scales.x, d_rs[1] * g.scales.y, d_rs[2] * g.scales.z);
     let d_unit_q = rotation_from_quaternion_backward(g.quaternion, d_rotation);
     // q̂ = q / |q|: dL/dq = (dL/dq̂ - q̂ (q̂ . dL/dq̂)) / |q|.
-    output_rotation(i, (d_unit_q - g.quaternion * dot(g.quaternion, d_unit_q)) / g.quaternion_norm);
+    grad_rotations[i] = (d_unit_q - g.quaternion * dot(g.quaternion, d_unit_q)) / g.quaternion_norm;
 }
 
 // Densification statistics of the Gaussians visible in this view (REFERENCE.md, "Densify and

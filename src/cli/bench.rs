@@ -11,9 +11,7 @@ use anyhow::{Context, bail};
 use glam::{DMat3, DVec3};
 
 use crate::camera::Camera;
-use crate::gpu::raster::{
-    ParamGradients, RasterFrame, Rasterizer, WAIT_BEFORE_BACKWARD, WAIT_FOR_COUNT,
-};
+use crate::gpu::raster::{RasterFrame, Rasterizer, WAIT_BEFORE_BACKWARD, WAIT_FOR_COUNT};
 use crate::gpu::timing::StageTimer;
 use crate::gpu::{self, GpuContext, GpuOptions};
 use crate::model::{GaussianCloud, Gaussians, ParamBuffers, ParamGroup};
@@ -414,7 +412,7 @@ fn bench_config(
             &settings,
             &frame,
             &d_image,
-            ParamGradients::Write(&grads),
+            &grads,
             None,
             timer.as_deref_mut(),
         );

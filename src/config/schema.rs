@@ -288,13 +288,6 @@ config_section! {
         /// list overflows). Costs 36 bytes of GPU memory per tile intersection; its time cost
         /// is in BENCHMARKS.md. Read when a run starts.
         deterministic: bool = false; Restart("the backward pass is chosen when the run starts"),
-        /// Ours: on plain steps (no densification, opacity reset, evaluation, snapshot or
-        /// debug check), apply the Adam step inside the projection's backward pass instead of
-        /// writing the gradients for a separate Adam kernel: the same update, ~3% less time
-        /// per step. `TrainGpuState::grads` then holds no gradients of that step: a system
-        /// that reads them between `TrainSet::Backward` and `TrainSet::Optimize` needs this
-        /// off.
-        fused_adam: bool = true; Live,
     }
 }
 

@@ -80,7 +80,6 @@ fn every_field_changed() -> Config {
             profile_interval: 50,
             progress_log_interval_s: 2.5,
             deterministic: true,
-            fused_adam: false,
         },
     }
 }

@@ -38,8 +38,7 @@ pub fn advance_steps(state: &mut OptimizerState, learning_rates: [f32; 6]) -> [A
     })
 }
 
-/// Per-group values of one update (`AdamUniforms` of `shaders/adam_update.wgsl`, same field
-/// order).
+/// Per-group values of the uniform block of `shaders/adam.wgsl` (same field order).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct AdamUniforms {
@@ -70,25 +69,6 @@ impl AdamUniforms {
             eps: hyper.eps as f32,
             count,
         }
-    }
-}
-
-/// One Adam update's values for all six groups, on the GPU (`AdamUniforms` of adam_update.wgsl,
-/// in [`ParamGroup::ALL`] order; disabled groups hold zeros).
-pub struct AdamUpdate {
-    buffer: wgpu::Buffer,
-    enabled: [bool; 6],
-}
-
-impl AdamUpdate {
-    /// The storage buffer of the six groups' values.
-    pub fn buffer(&self) -> &wgpu::Buffer {
-        &self.buffer
-    }
-
-    /// Whether the update changes every group.
-    pub fn all_enabled(&self) -> bool {
-        self.enabled.iter().all(|&e| e)
     }
 }
 
@@ -141,49 +121,10 @@ impl Adam {
         }
     }
 
-    /// The values of one update of the first `len` Gaussians of a cloud of SH degree
-    /// `sh_degree` (for [`Adam::encode`], or for the projection backward that applies it
-    /// itself: `gpu::raster::ParamGradients::AdamStep`).
-    pub fn update(
-        &self,
-        ctx: &GpuContext,
-        len: u32,
-        sh_degree: u32,
-        groups: &[AdamStep; 6],
-    ) -> AdamUpdate {
-        let values: Vec<AdamUniforms> = ParamGroup::ALL
-            .iter()
-            .map(|g| {
-                let step = &groups[g.index()];
-                if step.enabled {
-                    let count = len * g.width(sh_degree) as u32;
-                    AdamUniforms::new(&self.hyper, step, count)
-                } else {
-                    AdamUniforms::zeroed()
-                }
-            })
-            .collect();
-        // A buffer of its own per update, so several updates may be encoded into one
-        // submission, without a copy command (one between two passes costs the H200 ~5 us,
-        // `splatforge bench dispatch`).
-        let buffer = wgpu::util::DeviceExt::create_buffer_init(
-            &ctx.device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some("adam.update"),
-                contents: bytemuck::cast_slice(&values),
-                usage: wgpu::BufferUsages::STORAGE,
-            },
-        );
-        AdamUpdate {
-            buffer,
-            enabled: groups.map(|g| g.enabled),
-        }
-    }
-
     /// Encodes one Adam update of every enabled group for the first `len` Gaussians.
     ///
-    /// Each update's values get a buffer of their own ([`Adam::update`]), so several updates
-    /// may be encoded into one submission.
+    /// Each update's values get a buffer of their own, so several updates may be encoded into
+    /// one submission.
     #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &mut self,
@@ -210,9 +151,29 @@ impl Adam {
         if active.is_empty() {
             return;
         }
-        let update = self.update(ctx, len, params.sh_degree, groups);
-        let update_bindings =
-            gpu::bind_buffers(ctx, "adam.update", &self.pipeline, 1, &[&update.buffer]);
+
+        // This update's values for all groups, in a buffer of its own (no copy command: one
+        // between two passes costs the H200 ~5 us, `splatforge bench dispatch`).
+        let values: Vec<AdamUniforms> = ParamGroup::ALL
+            .iter()
+            .map(|g| {
+                let step = &groups[g.index()];
+                if step.enabled {
+                    AdamUniforms::new(&self.hyper, step, counts[g.index()])
+                } else {
+                    AdamUniforms::zeroed()
+                }
+            })
+            .collect();
+        let update = wgpu::util::DeviceExt::create_buffer_init(
+            &ctx.device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("adam.update"),
+                contents: bytemuck::cast_slice(&values),
+                usage: wgpu::BufferUsages::STORAGE,
+            },
+        );
+        let update_bindings = gpu::bind_buffers(ctx, "adam.update", &self.pipeline, 1, &[&update]);
 
         for &group in &active {
             self.update_bindings(ctx, group, params, grads, state);

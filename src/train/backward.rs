@@ -1,23 +1,18 @@
 //! Step stage `Backward`: backpropagate the loss gradient through the rasterizer to every
 //! parameter, and accumulate the densification statistics (screen-space gradient norm,
-//! visibility, radius) while densification is on. On plain steps (`run.fused_adam`,
-//! [`super::optimize::adam_in_backward`]) the gradients go straight into this step's Adam
-//! update instead of the gradient buffers.
+//! visibility, radius) while densification is on.
 
 use bevy::prelude::*;
 
 use super::TrainSet;
-use super::optimize::adam_steps;
 use super::state::{StepContext, StepGpu, TrainGpuState};
-use crate::gpu::raster::ParamGradients;
-use crate::views::{SceneInfo, TrainView};
+use crate::views::TrainView;
 
 /// Encodes the rasterizer's backward pass for the current view.
 pub fn backpropagate(
     mut ctx: StepContext,
     step: StepGpu,
-    mut train: ResMut<TrainGpuState>,
-    scene: Res<SceneInfo>,
+    train: Res<TrainGpuState>,
     views: Query<&TrainView>,
 ) {
     let iteration = ctx.state.iteration;
@@ -31,6 +26,8 @@ pub fn backpropagate(
     };
     let config = &ctx.config;
     let settings = config.render_settings(ctx.state.background, ctx.state.active_sh_degree);
+    // The reference accumulates statistics only while iteration < densify_until_iter.
+    let stats = (iteration < config.optimization.densify_until_iter).then_some(&train.stats);
     let StepGpu {
         gpu,
         mut kernels,
@@ -38,27 +35,6 @@ pub fn backpropagate(
         mut encoder,
         mut profiler,
     } = step;
-    let train = &mut *train;
-    let update = ctx.state.adam_in_backward.then(|| {
-        let steps = adam_steps(
-            config,
-            scene.extent,
-            &ctx.state,
-            [true; 6],
-            &mut train.optimizer,
-        );
-        let (len, degree) = (train.cloud.len, train.cloud.sh_degree());
-        kernels.adam.update(&gpu, len, degree, &steps)
-    });
-    let grads = match &update {
-        Some(update) => ParamGradients::AdamStep {
-            optimizer: &train.optimizer,
-            update,
-        },
-        None => ParamGradients::Write(&train.grads),
-    };
-    // The reference accumulates statistics only while iteration < densify_until_iter.
-    let stats = (iteration < config.optimization.densify_until_iter).then_some(&train.stats);
     kernels.rasterizer.backward(
         &gpu,
         encoder.get(&gpu),
@@ -67,7 +43,7 @@ pub fn backpropagate(
         &settings,
         &buffers.frame,
         &buffers.d_image,
-        grads,
+        &train.grads,
         stats,
         profiler.timer(),
     );

@@ -2,12 +2,10 @@
 
 use bevy::prelude::*;
 
-use super::debug::debug_at;
-use super::densify::{densifies_at, resets_opacity_at};
 use super::schedule::{ExponentialLr, GroupLearningRates};
 use super::state::{StepGpu, TrainConfig, TrainGpuState, TrainState};
 use crate::gpu::adam::AdamStep;
-use crate::model::{OptimizerState, ParamGroup};
+use crate::model::ParamGroup;
 use crate::views::SceneInfo;
 
 /// The learning rates of a run's configuration for a scene of the given extent.
@@ -41,47 +39,7 @@ pub fn enabled_groups(state: &TrainState) -> [bool; 6] {
     ParamGroup::ALL.map(|g| !(state.opacity_reset_this_step && g == ParamGroup::Opacities))
 }
 
-/// Whether iteration `state.iteration` applies its Adam update inside the backward pass
-/// (`run.fused_adam`): only where every group steps and nothing between `Backward` and
-/// `Optimize` needs the gradients or the parameters before the update. Not where the step
-/// densifies or resets opacities (both change the cloud, and the reference then skips groups),
-/// evaluates or saves a snapshot (both see the parameters the loss was computed with), runs the
-/// debug checks of the gradients, or is the last (which does not step).
-pub fn adam_in_backward(config: &TrainConfig, state: &TrainState) -> bool {
-    let iteration = state.iteration;
-    let run = &config.run;
-    run.fused_adam
-        && iteration < state.last_iteration
-        && !densifies_at(config, iteration)
-        && !resets_opacity_at(config, iteration)
-        && !run.test_iterations.contains(&iteration)
-        && !run.save_iterations.contains(&iteration)
-        && !debug_at(config, iteration)
-}
-
-/// This iteration's Adam update of the `enabled` groups at the configured learning rates;
-/// advances those groups' step counts.
-pub fn adam_steps(
-    config: &TrainConfig,
-    extent: f64,
-    state: &TrainState,
-    enabled: [bool; 6],
-    optimizer: &mut OptimizerState,
-) -> [AdamStep; 6] {
-    let rates = learning_rates(config, extent).at(state.iteration);
-    std::array::from_fn(|g| {
-        if enabled[g] {
-            optimizer.steps[g] += 1;
-        }
-        AdamStep {
-            lr: rates[g],
-            step: optimizer.steps[g].max(1),
-            enabled: enabled[g],
-        }
-    })
-}
-
-/// Encodes the Adam step of this iteration (unless `Backward` applied it).
+/// Encodes the Adam step of this iteration.
 pub fn optimize(
     config: Res<TrainConfig>,
     scene: Res<SceneInfo>,
@@ -97,11 +55,21 @@ pub fn optimize(
         ..
     } = step;
     let enabled = enabled_groups(&state);
-    if state.adam_in_backward || !enabled.iter().any(|&e| e) {
+    if !enabled.iter().any(|&e| e) {
         return;
     }
+    let rates = learning_rates(&config, scene.extent).at(state.iteration);
     let train = &mut *train;
-    let steps = adam_steps(&config, scene.extent, &state, enabled, &mut train.optimizer);
+    let steps: [AdamStep; 6] = std::array::from_fn(|g| {
+        if enabled[g] {
+            train.optimizer.steps[g] += 1;
+        }
+        AdamStep {
+            lr: rates[g],
+            step: train.optimizer.steps[g].max(1),
+            enabled: enabled[g],
+        }
+    });
     let encoder = encoder.get(&gpu);
     kernels.adam.encode(
         &gpu,
@@ -138,31 +106,6 @@ mod tests {
             [false; 6],
             "no step at the final iteration"
         );
-    }
-
-    #[test]
-    fn adam_runs_in_backward_only_on_plain_steps() {
-        let mut config = TrainConfig(crate::config::Config::default());
-        config.run.test_iterations = vec![7000];
-        config.run.save_iterations = vec![7001];
-        let at = |config: &TrainConfig, iteration: u32| {
-            let mut state = TrainState::new(0, 30_000);
-            state.iteration = iteration;
-            adam_in_backward(config, &state)
-        };
-        // Plain steps, before, during and after the densification window.
-        for iteration in [1, 499, 501, 2999, 7002, 15_000, 29_999] {
-            assert!(at(&config, iteration), "iteration {iteration}");
-        }
-        // Densification (every 100 from 600), opacity resets, evaluation, snapshot, the end.
-        for iteration in [600, 3000, 7000, 7001, 30_000] {
-            assert!(!at(&config, iteration), "iteration {iteration}");
-        }
-        let mut debug = config.clone();
-        debug.run.debug_from = 10;
-        assert!(at(&debug, 9) && !at(&debug, 10));
-        config.run.fused_adam = false;
-        assert!(!at(&config, 1));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use bevy::prelude::*;
 
 use super::densify::densifies_at;
-use super::optimize::adam_in_backward;
 use super::state::{StepProfiler, StepStart, TrainConfig, TrainState};
 use crate::views::{SceneInfo, TrainSplit, TrainView, ViewStats, views_in_order};
 
@@ -38,7 +37,6 @@ pub fn begin_iteration(
     }
     state.densified_this_step = false;
     state.opacity_reset_this_step = false;
-    state.adam_in_backward = adam_in_backward(&config, &state);
     if state.iteration.is_multiple_of(1000) && state.active_sh_degree < config.model.sh_degree {
         state.active_sh_degree += 1;
     }

@@ -187,10 +187,6 @@ pub struct TrainState {
     /// replaced parameters (they have no gradient in PyTorch).
     pub densified_this_step: bool,
     pub opacity_reset_this_step: bool,
-    /// This step's Adam update runs inside the backward pass (`run.fused_adam`; set when the
-    /// step begins, see `optimize::adam_in_backward`): `Backward` applies it and `Optimize`
-    /// has nothing left to do.
-    pub adam_in_backward: bool,
     /// All iterations ran.
     pub finished: bool,
 }
@@ -211,7 +207,6 @@ impl TrainState {
             densify_count: 0,
             densified_this_step: false,
             opacity_reset_this_step: false,
-            adam_in_backward: false,
             finished: last_iteration == 0,
         }
     }

@@ -1,13 +1,12 @@
 //! The backward half of [`Rasterizer`]'s encoding (its entry point is `Rasterizer::backward`
 //! in the parent module): the rasterizer's backward pass over the pieces of each tile list,
 //! the fixed-order per-Gaussian sums of the deterministic mode, the projection's backward pass
-//! into the raw parameters (or straight into their Adam step), and the densification
-//! statistics.
+//! into the raw parameters, and the densification statistics.
 
-use super::kernels::{PROJECT_BACKWARD_WORKGROUP, dispatch_elements};
-use super::{ParamGradients, RasterFrame, Rasterizer, param_bindings, piece_items};
+use super::kernels::{PROJECT_BACKWARD_WORKGROUP, dispatch_elements, dispatch_elements_in};
+use super::{RasterFrame, Rasterizer, param_bindings, piece_items};
 use crate::gpu::{self, GpuContext, Recorder};
-use crate::model::{DensifyStats, GaussianCloud};
+use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
 
 impl Rasterizer {
     pub(super) fn encode_rasterize_backward(
@@ -84,59 +83,29 @@ impl Rasterizer {
         rec: &mut Recorder,
         cloud: &GaussianCloud,
         frame: &RasterFrame,
-        grads: ParamGradients,
+        grads: &ParamBuffers,
     ) {
-        if cloud.len == 0 {
-            return;
-        }
-        let inputs = [
+        let entries = [
             &[(0, &frame.uniforms)][..],
             &param_bindings(1, &cloud.params),
             &[(12, &frame.radii), (13, &frame.grad_2d)],
+            &param_bindings(14, grads),
         ]
         .concat();
-        match grads {
-            ParamGradients::Write(grads) => {
-                let entries = [&inputs[..], &param_bindings(14, grads)].concat();
-                let bind = self.binds.project_backward.get(
-                    ctx,
-                    "project_backward",
-                    &self.kernels.project_backward,
-                    &entries,
-                );
-                let pass = rec.pass();
-                pass.set_pipeline(&self.kernels.project_backward);
-                pass.set_bind_group(0, bind, &[]);
-            }
-            ParamGradients::AdamStep { optimizer, update } => {
-                let pipeline = &self.kernels.project_backward_adam;
-                let entries = [
-                    &inputs[..],
-                    &param_bindings(14, &optimizer.exp_avg),
-                    &param_bindings(23, &optimizer.exp_avg_sq),
-                ]
-                .concat();
-                let bind = self.binds.project_backward_adam.get(
-                    ctx,
-                    "project_backward_adam",
-                    pipeline,
-                    &entries,
-                );
-                // The update's values are new every step: a bind group of their own.
-                let values = gpu::bind_buffers(
-                    ctx,
-                    "project_backward_adam.update",
-                    pipeline,
-                    1,
-                    &[update.buffer()],
-                );
-                let pass = rec.pass();
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, bind, &[]);
-                pass.set_bind_group(1, &values, &[]);
-            }
-        }
-        gpu::dispatch_1d(ctx, rec.pass(), cloud.len, PROJECT_BACKWARD_WORKGROUP);
+        let bind = self.binds.project_backward.get(
+            ctx,
+            "project_backward",
+            &self.kernels.project_backward,
+            &entries,
+        );
+        dispatch_elements_in(
+            ctx,
+            rec,
+            &self.kernels.project_backward,
+            bind,
+            cloud.len,
+            PROJECT_BACKWARD_WORKGROUP,
+        );
     }
 
     pub(super) fn encode_densify_stats(

@@ -13,8 +13,6 @@ pub(super) const PROJECT_BACKWARD_WORKGROUP: u32 = 64;
 pub(super) struct Kernels {
     pub project_forward: wgpu::ComputePipeline,
     pub project_backward: wgpu::ComputePipeline,
-    /// The projection backward that applies the Adam step instead of writing gradients.
-    pub project_backward_adam: wgpu::ComputePipeline,
     pub densify_stats: wgpu::ComputePipeline,
     pub gather_depth_order_counts: wgpu::ComputePipeline,
     pub emit_intersections: wgpu::ComputePipeline,
@@ -59,13 +57,6 @@ impl Kernels {
         Self {
             project_forward: pipeline("project.wgsl", "project_forward"),
             project_backward: pipeline("project.wgsl", "project_backward"),
-            project_backward_adam: gpu::compute_pipeline(
-                ctx,
-                "project.wgsl",
-                "project_backward",
-                &defs.clone().with("FUSED_ADAM"),
-                &[],
-            ),
             densify_stats: pipeline("project.wgsl", "accumulate_densify_stats"),
             gather_depth_order_counts: pipeline("bin.wgsl", "gather_depth_order_counts"),
             emit_intersections: pipeline("bin.wgsl", "emit_intersections"),
@@ -110,7 +101,6 @@ fn rasterize_constants(
 pub(super) struct BindGroups {
     pub project_forward: CachedBindGroup,
     pub project_backward: CachedBindGroup,
-    pub project_backward_adam: CachedBindGroup,
     pub densify_stats: CachedBindGroup,
     pub gather_depth_order_counts: CachedBindGroup,
     pub emit_intersections: CachedBindGroup,

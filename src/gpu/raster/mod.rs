@@ -8,7 +8,7 @@
 //!                                    readback of M (the one blocking wait)
 //! backward: rasterize backward (2D gradients, atomics; one workgroup per piece of a tile list)
 //!           [─ per-Gaussian sum of per-intersection gradients (deterministic mode)]
-//!           ─ project backward (raw parameters, or their Adam step) [─ densification statistics]
+//!           ─ project backward (raw parameters) [─ densification statistics]
 //! ```
 //!
 //! Two backward modes ([`RasterOptions::deterministic`]): float atomics add each tile's
@@ -41,12 +41,11 @@ use kernels::{BindGroups, Kernels, dispatch_elements, dispatch_tiles};
 use uniforms::{MIN_CHUNK_SIZE, RenderUniforms};
 
 use crate::camera::Camera;
-use crate::gpu::adam::AdamUpdate;
 use crate::gpu::scan::PrefixScan;
 use crate::gpu::sort::RadixSort;
 use crate::gpu::timing::StageTimer;
 use crate::gpu::{self, GpuContext, Recorder};
-use crate::model::{DensifyStats, GaussianCloud, OptimizerState, ParamBuffers};
+use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
 use crate::render_settings::RenderSettings;
 use crate::sh::MAX_SH_DEGREE;
 
@@ -70,21 +69,6 @@ pub enum RasterError {
         what: &'static str,
         bytes: u64,
         max: u64,
-    },
-}
-
-/// What [`Rasterizer::backward`] does with dL/d(raw parameters).
-#[derive(Clone, Copy)]
-pub enum ParamGradients<'a> {
-    /// Overwrites these buffers with the gradients.
-    Write(&'a ParamBuffers),
-    /// Applies this Adam update (every group enabled) to the cloud's parameters and these
-    /// moments directly, as `gpu::adam::Adam::encode` would from the written gradients: the
-    /// same floats, without storing the gradients, reading them back, or reading the
-    /// parameters twice (`shaders/project_adam.wgsl`).
-    AdamStep {
-        optimizer: &'a OptimizerState,
-        update: &'a AdamUpdate,
     },
 }
 
@@ -288,8 +272,7 @@ impl Rasterizer {
     /// dL/d(image) = `d_image` (planar CHW f32, like the image) into `encoder`; submits nothing.
     ///
     /// Overwrites (does not accumulate) `grads` with dL/d(every raw parameter) of the first
-    /// `cloud.len` Gaussians (zero for culled ones), or applies an Adam update with them
-    /// ([`ParamGradients`]). With `stats`, adds the densification
+    /// `cloud.len` Gaussians (zero for culled ones). With `stats`, adds the densification
     /// statistics of the Gaussians visible in this view: `grad_norm_sum += |(dL/du W/2,
     /// dL/dv H/2)|`, `visible_count += 1`, `max_radius = max(max_radius, radius)`.
     ///
@@ -304,7 +287,7 @@ impl Rasterizer {
         settings: &RenderSettings,
         frame: &RasterFrame,
         d_image: &wgpu::Buffer,
-        grads: ParamGradients,
+        grads: &ParamBuffers,
         stats: Option<&DensifyStats>,
         mut timer: Option<&mut StageTimer>,
     ) {
@@ -316,25 +299,10 @@ impl Rasterizer {
             frame.uniforms_value == expected,
             "Rasterizer::backward: camera, settings or cloud size differ from the forward's"
         );
-        let matches = |buffers: &ParamBuffers| {
-            buffers.capacity >= cloud.len && buffers.sh_degree == cloud.sh_degree()
-        };
-        match grads {
-            ParamGradients::Write(grads) => assert!(
-                matches(grads),
-                "Rasterizer::backward: the gradient buffers do not match the cloud"
-            ),
-            ParamGradients::AdamStep { optimizer, update } => {
-                assert!(
-                    matches(&optimizer.exp_avg) && matches(&optimizer.exp_avg_sq),
-                    "Rasterizer::backward: Adam's moments do not match the cloud"
-                );
-                assert!(
-                    update.all_enabled(),
-                    "Rasterizer::backward: a fused Adam step updates every group"
-                );
-            }
-        }
+        assert!(
+            grads.capacity >= cloud.len && grads.sh_degree == cloud.sh_degree(),
+            "Rasterizer::backward: the gradient buffers do not match the cloud"
+        );
         let rec = &mut Recorder::new(encoder);
         mark(&mut timer, rec, WAIT_BEFORE_BACKWARD);
         if let Some(clear) = &self.kernels.clear_grad_2d {
@@ -354,11 +322,7 @@ impl Rasterizer {
         }
         mark(&mut timer, rec, "rasterize backward");
         self.encode_project_backward(ctx, rec, cloud, frame, grads);
-        let label = match grads {
-            ParamGradients::Write(_) => "project backward",
-            ParamGradients::AdamStep { .. } => "project backward + adam",
-        };
-        mark(&mut timer, rec, label);
+        mark(&mut timer, rec, "project backward");
         if let Some(stats) = stats {
             assert!(
                 stats.capacity >= cloud.len,

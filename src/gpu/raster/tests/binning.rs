@@ -204,7 +204,7 @@ fn deferred_counts_render_like_exact_counts() {
                     &settings,
                     frame,
                     &d_image,
-                    ParamGradients::Write(&g),
+                    &g,
                     None,
                     None,
                 );

@@ -179,7 +179,7 @@ fn backward(
         settings,
         frame,
         &d_image,
-        ParamGradients::Write(&grads),
+        &grads,
         stats,
         None,
     );
@@ -592,4 +592,3 @@ mod binning;
 mod deterministic;
 mod edge_cases;
 mod frames;
-mod fused_adam;
