@@ -15,8 +15,10 @@
 //      list (tiles without intersections keep (0, 0)).
 //
 // Key choices: every kernel here is one pass with one thread per element; emission writes each
-// Gaussian's pairs contiguously (one thread per Gaussian, as gsplat does: Gaussians covering many
-// tiles cost that thread more, but the writes of one thread are sequential).
+// Gaussian's pairs contiguously, one thread per Gaussian as gsplat does, except that with
+// subgroups a Gaussian of more than COOPERATIVE_ENTRIES entries is written by its whole
+// subgroup, a row of tiles at a time (the same list, faster: one thread per large splat held
+// its subgroup up).
 //
 // Exact tile culling: the projection's tile rectangle (inria's square bound) contains many tiles
 // where the splat's alpha stays below 1/255 at every pixel centre (the corners of the square
@@ -187,25 +189,11 @@ fn gather_depth_order_counts(
     depth_order_counts[k] = count;
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn emit_intersections(
-    @builtin(workgroup_id) workgroup_id: vec3<u32>,
-    @builtin(num_workgroups) num_workgroups: vec3<u32>,
-    @builtin(local_invocation_index) local_index: u32,
-) {
-    // k: position in depth order.
-    let k = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
-    if k >= render.num_gaussians {
-        return;
-    }
-    let start = offsets[k];
-    let end = offsets[k + 1u];
-    if start == end {
-        return;
-    }
-    if start >= render.intersection_capacity {
-        return;
-    }
+// Writes the entries of the Gaussian at depth position `k` with slots [start, end), row by
+// row of its rectangle, each row's reached columns left to right: one invocation alone
+// (`lane` 0 of 1) or a whole subgroup, whose lanes take every `lanes`-th column of a row. The
+// slots are the same either way (a row's entries are contiguous, in column order).
+fn emit_gaussian(k: u32, start: u32, end: u32, lane: u32, lanes: u32) {
     let gaussian = depth_ids[k];
     let s = splats[gaussian];
     let reach = splat_reach(s);
@@ -213,21 +201,70 @@ fn emit_intersections(
     let tile_min = unpack_tile_corner(rect.x);
     let tile_max = unpack_tile_corner(rect.y);
     let slot_end = min(end, render.intersection_capacity);
-    var slot = start;
-    for (var y = tile_min.y; y < tile_max.y; y++) {
+    var row_start = start;
+    for (var y = tile_min.y; y < tile_max.y && row_start < slot_end; y++) {
         let columns = reached_columns(s, reach, y, tile_min, tile_max);
-        for (var x = columns.x; x < columns.y; x++) {
+        let width = columns.y - columns.x;
+        for (var column = lane; column < width; column += lanes) {
+            let slot = row_start + column;
             if slot >= slot_end {
-                return;
+                break;
             }
-            intersection_tiles[slot] = y * render.tile_grid.x + x;
+            intersection_tiles[slot] = y * render.tile_grid.x + columns.x + column;
             intersection_gaussians[slot] = gaussian;
 #ifdef DETERMINISTIC
             intersection_slots[slot] = slot;
 #endif
-            slot++;
+        }
+        row_start += width;
+    }
+}
+
+// Gaussians with more entries than this are written by their whole subgroup (SUBGROUPS): one
+// thread per Gaussian leaves a subgroup waiting on its largest splat (hundreds of tiles on
+// real scenes, against a few for most), and its writes land 32 cache lines apart.
+const COOPERATIVE_ENTRIES: u32 = 16u;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn emit_intersections(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+#ifdef SUBGROUPS
+    @builtin(subgroup_invocation_id) lane: u32,
+    @builtin(subgroup_size) lanes: u32,
+#endif
+) {
+    // k: position in depth order.
+    let k = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
+    var start = 0u;
+    var end = 0u;
+    if k < render.num_gaussians {
+        start = offsets[k];
+        end = offsets[k + 1u];
+    }
+    let listed = start < end && start < render.intersection_capacity;
+#ifdef SUBGROUPS
+    // No early return: every lane takes part in writing the subgroup's large splats.
+    let cooperative = listed && end - start > COOPERATIVE_ENTRIES;
+    if listed && !cooperative {
+        emit_gaussian(k, start, end, 0u, 1u);
+    }
+    let ballot = subgroupBallot(cooperative);
+    for (var word = 0u; word < 4u; word++) {
+        var bits = ballot[word];
+        while bits != 0u {
+            let owner = 32u * word + firstTrailingBit(bits);
+            bits &= bits - 1u;
+            let owner_k = subgroupShuffle(k, owner);
+            emit_gaussian(owner_k, offsets[owner_k], offsets[owner_k + 1u], lane, lanes);
         }
     }
+#else
+    if listed {
+        emit_gaussian(k, start, end, 0u, 1u);
+    }
+#endif
 }
 
 // The number of entries of the intersection list that the tile ranges read: the total, or the
