@@ -28,8 +28,7 @@
 //! default limit.
 
 use super::{
-    GpuContext, Recorder, ShaderDefs, bind_entries, compute_pipeline, read_buffer,
-    uniform_buffer_from,
+    GpuContext, ShaderDefs, bind_entries, compute_pipeline, read_buffer, uniform_buffer_from,
 };
 pub use crate::image_metrics::ImageMetrics;
 use crate::image_metrics::{gaussian_window, psnr_from_mse};
@@ -161,7 +160,7 @@ impl LossKernels {
     pub fn encode(
         &mut self,
         ctx: &GpuContext,
-        rec: &mut Recorder,
+        encoder: &mut wgpu::CommandEncoder,
         image: &wgpu::Buffer,
         target: &wgpu::Buffer,
         width: u32,
@@ -177,7 +176,7 @@ impl LossKernels {
             out: loss_out.clone(),
             params: LossParams::new(width, height, lambda_dssim, false),
         };
-        self.record(ctx, rec, key);
+        self.encode_passes(ctx, encoder, key);
     }
 
     /// Evaluation metrics of `image` against `target` (blocking: submits and reads back 16
@@ -204,7 +203,7 @@ impl LossKernels {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("image metrics"),
             });
-        self.record(ctx, &mut Recorder::new(&mut encoder), key);
+        self.encode_passes(ctx, &mut encoder, key);
         ctx.queue.submit([encoder.finish()]);
         let [_, l1, ssim, mse] = read_buffer::<f32>(ctx, &self.metrics_out, 4)[..] else {
             unreachable!("read_buffer returns the 4 values asked for")
@@ -216,8 +215,13 @@ impl LossKernels {
         }
     }
 
-    /// Records forward, reduce and (when `key.d_image` is set) backward.
-    fn record(&mut self, ctx: &GpuContext, rec: &mut Recorder, key: BindingKey) {
+    /// Encodes forward, reduce and (when `key.d_image` is set) backward.
+    fn encode_passes(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        key: BindingKey,
+    ) {
         let (width, height) = (key.params.width, key.params.height);
         assert!(
             width > 0 && height > 0,
@@ -252,7 +256,10 @@ impl LossKernels {
         let cached = self.bindings_for(ctx, key);
         let bindings = &self.bindings[cached];
 
-        let pass = rec.pass();
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("loss"),
+            timestamp_writes: None,
+        });
         pass.set_pipeline(&self.forward);
         pass.set_bind_group(0, &bindings.forward, &[]);
         pass.dispatch_workgroups(tiles_x, tiles_y, 1);
@@ -386,7 +393,7 @@ mod tests {
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         kernels.encode(
             ctx,
-            &mut Recorder::new(&mut encoder),
+            &mut encoder,
             &image_buffer,
             &target_buffer,
             width,
@@ -501,7 +508,7 @@ mod tests {
             let loss_out = storage_buffer(ctx, "loss_out", 16);
             kernels.encode(
                 ctx,
-                &mut Recorder::new(&mut encoder),
+                &mut encoder,
                 &image_buffer,
                 &target_buffer,
                 w,

@@ -37,7 +37,7 @@ pub fn backpropagate(
     } = step;
     kernels.rasterizer.backward(
         &gpu,
-        &mut encoder.recorder(&gpu),
+        encoder.get(&gpu),
         &train.cloud,
         &view.camera,
         &settings,

@@ -51,9 +51,10 @@ pub fn compute_loss(
     } = step;
     buffers.ensure_image_size(&gpu, image.width, image.height);
     let buffers = &*buffers;
+    let encoder = encoder.get(&gpu);
     kernels.loss.encode(
         &gpu,
-        &mut encoder.recorder(&gpu),
+        encoder,
         &buffers.frame.image,
         &image.buffer,
         image.width,
@@ -62,5 +63,5 @@ pub fn compute_loss(
         &buffers.d_image,
         &buffers.loss,
     );
-    profiler.mark(&mut encoder, &gpu, "loss");
+    profiler.mark(encoder, "loss");
 }

@@ -70,16 +70,17 @@ pub fn optimize(
             enabled: enabled[g],
         }
     });
+    let encoder = encoder.get(&gpu);
     kernels.adam.encode(
         &gpu,
-        &mut encoder.recorder(&gpu),
+        encoder,
         &train.cloud.params,
         &train.grads,
         &train.optimizer,
         train.cloud.len,
         &steps,
     );
-    profiler.mark(&mut encoder, &gpu, "adam");
+    profiler.mark(encoder, "adam");
 }
 
 #[cfg(test)]

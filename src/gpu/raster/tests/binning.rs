@@ -198,7 +198,7 @@ fn deferred_counts_render_like_exact_counts() {
                 let mut encoder = ctx.device.create_command_encoder(&Default::default());
                 r.backward(
                     ctx,
-                    &mut Recorder::new(&mut encoder),
+                    &mut encoder,
                     &cloud,
                     cam,
                     &settings,

@@ -173,7 +173,7 @@ fn backward(
     let mut encoder = new_encoder(ctx, "test backward");
     rasterizer.backward(
         ctx,
-        &mut Recorder::new(&mut encoder),
+        &mut encoder,
         cloud,
         camera,
         settings,
