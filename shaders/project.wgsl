@@ -506,8 +506,7 @@ fn write_zero_gradients(i: u32, row: u32) {
 }
 
 // dL/d(raw parameters) of the workgroup's Gaussians from dL/d(mean2d, conic, opacity, colour):
-// overwrites the gradient buffers (zero for Gaussians the forward culled). With
-// DENSIFY_STATS, also adds the Gaussians' densification statistics.
+// overwrites the gradient buffers (zero for Gaussians the forward culled).
 @compute @workgroup_size(BACKWARD_WORKGROUP_SIZE)
 fn project_backward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
@@ -529,9 +528,6 @@ fn project_backward(
     let i = first + local_index;
     if i < render.num_gaussians {
         gaussian_backward(i, local_index * width);
-#ifdef DENSIFY_STATS
-        accumulate_densify_stats(i);
-#endif
     }
     workgroupBarrier();
     for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
@@ -683,10 +679,17 @@ fn gaussian_backward(i: u32, row: u32) {
 }
 
 // Densification statistics of the Gaussians visible in this view (REFERENCE.md, "Densify and
-// prune"): |dL/d(mean2d)| in NDC units, a visit count, and the largest screen radius. Part of
-// the projection backward (DENSIFY_STATS) rather than a kernel of its own: it reads the same
-// radius and 2D gradient, and a dispatch of its own cost more than the accumulation.
-fn accumulate_densify_stats(i: u32) {
+// prune"): |dL/d(mean2d)| in NDC units, a visit count, and the largest screen radius.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn accumulate_densify_stats(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let i = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
+    if i >= render.num_gaussians {
+        return;
+    }
     let radius = radii[i];
     if radius == 0u {
         return;

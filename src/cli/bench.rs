@@ -331,6 +331,7 @@ impl Traffic {
             "rasterize backward" => m * (4.0 + 48.0) + tiles * 8.0 + pixels * 20.0 + n * 36.0,
             // Parameters and 2D gradients in, parameter gradients out.
             "project backward" => n * params * 8.0 + n * (36.0 + 4.0),
+            "densify stats" => n * (4.0 + 8.0 + 24.0),
             _ => return None,
         })
     }

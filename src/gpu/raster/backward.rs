@@ -1,7 +1,7 @@
 //! The backward half of [`Rasterizer`]'s encoding (its entry point is `Rasterizer::backward`
 //! in the parent module): the rasterizer's backward pass over the pieces of each tile list,
-//! the fixed-order per-Gaussian sums of the deterministic mode, and the projection's backward
-//! pass into the raw parameters (which also adds the densification statistics).
+//! the fixed-order per-Gaussian sums of the deterministic mode, the projection's backward pass
+//! into the raw parameters, and the densification statistics.
 
 use super::kernels::{PROJECT_BACKWARD_WORKGROUP, dispatch_elements, dispatch_elements_in};
 use super::{RasterFrame, Rasterizer, param_bindings, piece_items};
@@ -77,7 +77,6 @@ impl Rasterizer {
         dispatch_elements(ctx, rec, pipeline, bind, frame.num_gaussians);
     }
 
-    /// The projection backward into `grads`, adding the densification statistics to `stats`.
     pub(super) fn encode_project_backward(
         &mut self,
         ctx: &GpuContext,
@@ -85,40 +84,56 @@ impl Rasterizer {
         cloud: &GaussianCloud,
         frame: &RasterFrame,
         grads: &ParamBuffers,
-        stats: Option<&DensifyStats>,
     ) {
-        let mut entries = [
+        let entries = [
             &[(0, &frame.uniforms)][..],
             &param_bindings(1, &cloud.params),
             &[(12, &frame.radii), (13, &frame.grad_2d)],
             &param_bindings(14, grads),
         ]
         .concat();
-        let (pipeline, cache, label) = match stats {
-            Some(stats) => {
-                entries.extend([
-                    (20, &stats.grad_norm_sum),
-                    (21, &stats.visible_count),
-                    (22, &stats.max_radius),
-                ]);
-                let k = &self.kernels;
-                let cache = &mut self.binds.project_backward_stats;
-                (&k.project_backward_stats, cache, "project_backward_stats")
-            }
-            None => {
-                let k = &self.kernels;
-                let cache = &mut self.binds.project_backward;
-                (&k.project_backward, cache, "project_backward")
-            }
-        };
-        let bind = cache.get(ctx, label, pipeline, &entries);
+        let bind = self.binds.project_backward.get(
+            ctx,
+            "project_backward",
+            &self.kernels.project_backward,
+            &entries,
+        );
         dispatch_elements_in(
             ctx,
             rec,
-            pipeline,
+            &self.kernels.project_backward,
             bind,
             cloud.len,
             PROJECT_BACKWARD_WORKGROUP,
+        );
+    }
+
+    pub(super) fn encode_densify_stats(
+        &mut self,
+        ctx: &GpuContext,
+        rec: &mut Recorder,
+        frame: &RasterFrame,
+        stats: &DensifyStats,
+    ) {
+        let bind = self.binds.densify_stats.get(
+            ctx,
+            "accumulate_densify_stats",
+            &self.kernels.densify_stats,
+            &[
+                (0, &frame.uniforms),
+                (12, &frame.radii),
+                (13, &frame.grad_2d),
+                (20, &stats.grad_norm_sum),
+                (21, &stats.visible_count),
+                (22, &stats.max_radius),
+            ],
+        );
+        dispatch_elements(
+            ctx,
+            rec,
+            &self.kernels.densify_stats,
+            bind,
+            frame.num_gaussians,
         );
     }
 }

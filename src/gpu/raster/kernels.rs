@@ -13,8 +13,7 @@ pub(super) const PROJECT_BACKWARD_WORKGROUP: u32 = 64;
 pub(super) struct Kernels {
     pub project_forward: wgpu::ComputePipeline,
     pub project_backward: wgpu::ComputePipeline,
-    /// The same, adding the densification statistics.
-    pub project_backward_stats: wgpu::ComputePipeline,
+    pub densify_stats: wgpu::ComputePipeline,
     pub gather_depth_order_counts: wgpu::ComputePipeline,
     pub emit_intersections: wgpu::ComputePipeline,
     pub clear_tile_ranges: wgpu::ComputePipeline,
@@ -58,13 +57,7 @@ impl Kernels {
         Self {
             project_forward: pipeline("project.wgsl", "project_forward"),
             project_backward: pipeline("project.wgsl", "project_backward"),
-            project_backward_stats: gpu::compute_pipeline(
-                ctx,
-                "project.wgsl",
-                "project_backward",
-                &defs.clone().with("DENSIFY_STATS"),
-                &[],
-            ),
+            densify_stats: pipeline("project.wgsl", "accumulate_densify_stats"),
             gather_depth_order_counts: pipeline("bin.wgsl", "gather_depth_order_counts"),
             emit_intersections: pipeline("bin.wgsl", "emit_intersections"),
             clear_tile_ranges: pipeline("bin.wgsl", "clear_tile_ranges"),
@@ -108,7 +101,7 @@ fn rasterize_constants(
 pub(super) struct BindGroups {
     pub project_forward: CachedBindGroup,
     pub project_backward: CachedBindGroup,
-    pub project_backward_stats: CachedBindGroup,
+    pub densify_stats: CachedBindGroup,
     pub gather_depth_order_counts: CachedBindGroup,
     pub emit_intersections: CachedBindGroup,
     pub clear_tile_ranges: CachedBindGroup,

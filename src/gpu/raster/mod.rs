@@ -8,7 +8,7 @@
 //!                                    readback of M (the one blocking wait)
 //! backward: rasterize backward (2D gradients, atomics; one workgroup per piece of a tile list)
 //!           [─ per-Gaussian sum of per-intersection gradients (deterministic mode)]
-//!           ─ project backward (raw parameters [and densification statistics])
+//!           ─ project backward (raw parameters) [─ densification statistics]
 //! ```
 //!
 //! Two backward modes ([`RasterOptions::deterministic`]): float atomics add each tile's
@@ -321,14 +321,16 @@ impl Rasterizer {
             self.encode_sum_intersection_gradients(ctx, rec, frame);
         }
         mark(&mut timer, rec, "rasterize backward");
+        self.encode_project_backward(ctx, rec, cloud, frame, grads);
+        mark(&mut timer, rec, "project backward");
         if let Some(stats) = stats {
             assert!(
                 stats.capacity >= cloud.len,
                 "DensifyStats smaller than the cloud"
             );
+            self.encode_densify_stats(ctx, rec, frame, stats);
+            mark(&mut timer, rec, "densify stats");
         }
-        self.encode_project_backward(ctx, rec, cloud, frame, grads, stats);
-        mark(&mut timer, rec, "project backward");
     }
 
     // -----------------------------------------------------------------------------------------
