@@ -257,7 +257,7 @@ fn emit_intersections(
             let owner = 32u * word + firstTrailingBit(bits);
             bits &= bits - 1u;
             let owner_k = subgroupShuffle(k, owner);
-            emit_gaussian(owner_k, offsets[owner_k], offsets[owner_k + 1u], lane, lanes);
+            emit_gaussian(owner_k, subgroupShuffle(start, owner), subgroupShuffle(end, owner), lane, lanes);
         }
     }
 #else
