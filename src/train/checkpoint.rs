@@ -529,11 +529,11 @@ pub fn save_checkpoint(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::fsutil::TempDir;
 
-    fn sample(n: usize, sh_degree: u32, seed: u64) -> Checkpoint {
+    pub(in crate::train) fn sample(n: usize, sh_degree: u32, seed: u64) -> Checkpoint {
         let mut rng = Pcg32::new(seed, 0);
         let mut gaussians = || {
             let mut g = Gaussians::empty(sh_degree);

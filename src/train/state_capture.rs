@@ -40,6 +40,18 @@ pub struct PendingGoodState {
     due: bool,
 }
 
+/// A worker thread of a capture reads mapped staging memory or allocates it. One left running
+/// when the process exits races the driver's own teardown, which unmaps that memory under it:
+/// on the H200 that was a segmentation fault after every run whose final step started a
+/// capture that fit the spare buffers (BENCHMARKS.md, issue 10's fifth session). So whoever
+/// drops the pending capture (the headless run's end, the editor starting a new run) waits for
+/// its thread first.
+impl Drop for PendingGoodState {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.stage).join_worker();
+    }
+}
+
 #[derive(Default)]
 enum CaptureStage {
     #[default]
@@ -48,6 +60,17 @@ enum CaptureStage {
     Allocating(std::thread::JoinHandle<Vec<Option<wgpu::Buffer>>>),
     Copying(GoodStateReadback),
     Checking(std::thread::JoinHandle<CheckedCapture>),
+}
+
+impl CaptureStage {
+    /// Waits for this stage's worker thread, if it has one, and drops what it made.
+    fn join_worker(self) {
+        match self {
+            CaptureStage::Allocating(thread) => drop(thread.join()),
+            CaptureStage::Checking(thread) => drop(thread.join()),
+            CaptureStage::Idle | CaptureStage::Copying(_) => {}
+        }
+    }
 }
 
 /// A capture read into CPU memory, with its first non-finite parameter, if any.
@@ -346,5 +369,60 @@ fn capture_meta(
         elapsed_s: state.elapsed.as_secs_f64(),
         densify_count: state.densify_count,
         scene: Some(scene.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A worker that takes a while and says when it is done.
+    fn slow_worker<T: Send + 'static>(
+        done: &Arc<AtomicBool>,
+        result: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            done.store(true, Ordering::Release);
+            result()
+        })
+    }
+
+    #[test]
+    fn dropping_a_pending_capture_waits_for_its_check() {
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = slow_worker(&done, || CheckedCapture {
+            checkpoint: crate::train::checkpoint::tests::sample(3, 1, 7),
+            non_finite: None,
+            spare: Vec::new(),
+        });
+        let mut pending = PendingGoodState::default();
+        pending.stage = CaptureStage::Checking(thread);
+        drop(pending);
+        assert!(
+            done.load(Ordering::Acquire),
+            "the check thread outlived the pending capture"
+        );
+    }
+
+    #[test]
+    fn dropping_a_pending_capture_waits_for_its_allocation() {
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = slow_worker(&done, Vec::new);
+        let mut world = World::new();
+        let mut pending = PendingGoodState::default();
+        pending.stage = CaptureStage::Allocating(thread);
+        world.insert_resource(pending);
+        // As the editor does when a new run starts.
+        world.insert_resource(PendingGoodState::default());
+        assert!(
+            done.load(Ordering::Acquire),
+            "the staging thread outlived the pending capture it was replaced by"
+        );
     }
 }
