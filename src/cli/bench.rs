@@ -13,7 +13,7 @@ use glam::{DMat3, DVec3};
 use crate::camera::Camera;
 use crate::gpu::raster::{RasterFrame, Rasterizer, WAIT_BEFORE_BACKWARD, WAIT_FOR_COUNT};
 use crate::gpu::timing::StageTimer;
-use crate::gpu::{self, GpuContext, GpuOptions};
+use crate::gpu::{self, GpuContext, GpuOptions, Recorder};
 use crate::model::{GaussianCloud, Gaussians, ParamBuffers, ParamGroup};
 use crate::render_settings::{RenderSettings, TILE_SIZE};
 use crate::rng::Pcg32;
@@ -406,7 +406,7 @@ fn bench_config(
             });
         rasterizer.backward(
             ctx,
-            &mut encoder,
+            &mut Recorder::new(&mut encoder),
             &cloud,
             &camera,
             &settings,

@@ -8,7 +8,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{GpuContext, ShaderDefs};
+use super::{GpuContext, Recorder, ShaderDefs};
 use crate::gpu;
 use crate::model::AdamHyper;
 use crate::model::{OptimizerState, ParamBuffers, ParamGroup};
@@ -129,7 +129,7 @@ impl Adam {
     pub fn encode(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         params: &ParamBuffers,
         grads: &ParamBuffers,
         state: &OptimizerState,
@@ -178,17 +178,14 @@ impl Adam {
         for &group in &active {
             self.update_bindings(ctx, group, params, grads, state);
         }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("adam"),
-            timestamp_writes: None,
-        });
+        let pass = rec.pass();
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(1, &update_bindings, &[]);
         for &group in &active {
             let bindings = self.bindings[group.index()].as_ref().expect("bound above");
             pass.set_bind_group(0, &bindings.bind_group, &[]);
             let vec4s = counts[group.index()].div_ceil(4);
-            gpu::dispatch_1d(ctx, &mut pass, vec4s, WORKGROUP_SIZE);
+            gpu::dispatch_1d(ctx, pass, vec4s, WORKGROUP_SIZE);
         }
     }
 
@@ -300,7 +297,7 @@ mod tests {
             let mut encoder = ctx.device.create_command_encoder(&Default::default());
             adam.encode(
                 ctx,
-                &mut encoder,
+                &mut Recorder::new(&mut encoder),
                 &params,
                 &grads,
                 &state,
@@ -386,7 +383,7 @@ mod tests {
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         adam.encode(
             ctx,
-            &mut encoder,
+            &mut Recorder::new(&mut encoder),
             &params,
             &grads,
             &state,

@@ -28,7 +28,8 @@
 //! default limit.
 
 use super::{
-    GpuContext, ShaderDefs, bind_entries, compute_pipeline, read_buffer, uniform_buffer_from,
+    GpuContext, Recorder, ShaderDefs, bind_entries, compute_pipeline, read_buffer,
+    uniform_buffer_from,
 };
 pub use crate::image_metrics::ImageMetrics;
 use crate::image_metrics::{gaussian_window, psnr_from_mse};
@@ -160,7 +161,7 @@ impl LossKernels {
     pub fn encode(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         image: &wgpu::Buffer,
         target: &wgpu::Buffer,
         width: u32,
@@ -176,7 +177,7 @@ impl LossKernels {
             out: loss_out.clone(),
             params: LossParams::new(width, height, lambda_dssim, false),
         };
-        self.encode_passes(ctx, encoder, key);
+        self.record(ctx, rec, key);
     }
 
     /// Evaluation metrics of `image` against `target` (blocking: submits and reads back 16
@@ -203,7 +204,7 @@ impl LossKernels {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("image metrics"),
             });
-        self.encode_passes(ctx, &mut encoder, key);
+        self.record(ctx, &mut Recorder::new(&mut encoder), key);
         ctx.queue.submit([encoder.finish()]);
         let [_, l1, ssim, mse] = read_buffer::<f32>(ctx, &self.metrics_out, 4)[..] else {
             unreachable!("read_buffer returns the 4 values asked for")
@@ -215,13 +216,8 @@ impl LossKernels {
         }
     }
 
-    /// Encodes forward, reduce and (when `key.d_image` is set) backward.
-    fn encode_passes(
-        &mut self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        key: BindingKey,
-    ) {
+    /// Records forward, reduce and (when `key.d_image` is set) backward.
+    fn record(&mut self, ctx: &GpuContext, rec: &mut Recorder, key: BindingKey) {
         let (width, height) = (key.params.width, key.params.height);
         assert!(
             width > 0 && height > 0,
@@ -256,10 +252,7 @@ impl LossKernels {
         let cached = self.bindings_for(ctx, key);
         let bindings = &self.bindings[cached];
 
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("loss"),
-            timestamp_writes: None,
-        });
+        let pass = rec.pass();
         pass.set_pipeline(&self.forward);
         pass.set_bind_group(0, &bindings.forward, &[]);
         pass.dispatch_workgroups(tiles_x, tiles_y, 1);
@@ -393,7 +386,7 @@ mod tests {
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         kernels.encode(
             ctx,
-            &mut encoder,
+            &mut Recorder::new(&mut encoder),
             &image_buffer,
             &target_buffer,
             width,
@@ -508,7 +501,7 @@ mod tests {
             let loss_out = storage_buffer(ctx, "loss_out", 16);
             kernels.encode(
                 ctx,
-                &mut encoder,
+                &mut Recorder::new(&mut encoder),
                 &image_buffer,
                 &target_buffer,
                 w,

@@ -9,21 +9,62 @@
 /// A command encoder with the compute pass currently open on it, if any.
 pub struct Recorder<'e> {
     encoder: &'e mut wgpu::CommandEncoder,
-    pass: Option<wgpu::ComputePass<'static>>,
+    pass: PassSlot<'e>,
+}
+
+/// Where a recorder keeps its open pass: its own (ended when the recorder is dropped), or a
+/// slot of its caller's that outlives it, so the next recorder on the same encoder continues
+/// the pass ([`Recorder::resume`]).
+enum PassSlot<'e> {
+    Owned(Option<wgpu::ComputePass<'static>>),
+    Borrowed(&'e mut Option<wgpu::ComputePass<'static>>),
+}
+
+impl PassSlot<'_> {
+    fn get(&mut self) -> &mut Option<wgpu::ComputePass<'static>> {
+        match self {
+            PassSlot::Owned(pass) => pass,
+            PassSlot::Borrowed(pass) => pass,
+        }
+    }
+}
+
+// Declared so that the borrow checker keeps the encoder borrowed until the recorder is gone:
+// an owned pass still open when the encoder is finished would be an error.
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        if let PassSlot::Owned(pass) = &mut self.pass {
+            *pass = None;
+        }
+    }
 }
 
 impl<'e> Recorder<'e> {
     pub fn new(encoder: &'e mut wgpu::CommandEncoder) -> Self {
         Self {
             encoder,
-            pass: None,
+            pass: PassSlot::Owned(None),
+        }
+    }
+
+    /// A recorder that continues `pass` (open on `encoder`, or `None`) and leaves the pass it
+    /// records into open there when dropped: kernels recorded by different callers then share
+    /// one pass (the training step's stages, `train::StepEncoder`). Whoever owns `pass` must
+    /// end it (set it to `None`) before using `encoder` itself.
+    pub fn resume(
+        encoder: &'e mut wgpu::CommandEncoder,
+        pass: &'e mut Option<wgpu::ComputePass<'static>>,
+    ) -> Self {
+        Self {
+            encoder,
+            pass: PassSlot::Borrowed(pass),
         }
     }
 
     /// The open compute pass (begun now if none is).
     pub fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
         let encoder = &mut *self.encoder;
-        self.pass.get_or_insert_with(|| {
+        self.pass.get().get_or_insert_with(|| {
             encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("recorded kernels"),
@@ -35,14 +76,14 @@ impl<'e> Recorder<'e> {
 
     /// The encoder, for commands outside compute passes (the open pass ends first).
     pub fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
-        self.pass = None;
+        *self.pass.get() = None;
         self.encoder
     }
 
     /// Ends the open pass and puts `fresh` in place of the encoder, returning the one recorded
     /// so far (to submit it before a blocking readback).
     pub fn swap_encoder(&mut self, fresh: wgpu::CommandEncoder) -> wgpu::CommandEncoder {
-        self.pass = None;
+        *self.pass.get() = None;
         std::mem::replace(self.encoder, fresh)
     }
 }
@@ -86,5 +127,43 @@ mod tests {
         ctx.queue.submit([encoder.finish()]);
         assert_eq!(gpu::read_buffer::<u32>(ctx, &buffer, 1), vec![4]);
         assert_eq!(gpu::read_buffer::<u32>(ctx, &copy, 1), vec![3]);
+    }
+
+    /// Recorders resumed one after another on one pass slot (as the training step's stages
+    /// use `StepEncoder`) continue one pass: it is still open after each, and their kernels
+    /// run in order.
+    #[test]
+    fn resumed_recorders_share_the_callers_pass() {
+        let ctx = test_context();
+        let source = "
+            @group(0) @binding(0) var<storage, read_write> data: array<u32>;
+            @compute @workgroup_size(1)
+            fn double_plus_one() { data[0] = 2u * data[0] + 1u; }
+        ";
+        let pipeline = gpu::pipeline::compute_pipeline_from_wgsl(
+            ctx,
+            "recorder test",
+            source,
+            "double_plus_one",
+            &[],
+        );
+        let buffer = gpu::storage_buffer_from(ctx, "recorder test", &[0u32, 0, 0, 0]);
+        let bind = gpu::bind_buffers(ctx, "recorder test", &pipeline, 0, &[&buffer]);
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        let mut slot = None;
+        for _ in 0..3 {
+            let mut rec = Recorder::resume(&mut encoder, &mut slot);
+            let pass = rec.pass();
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+            drop(rec);
+            assert!(slot.is_some(), "the pass ended with its recorder");
+        }
+        slot = None;
+        ctx.queue.submit([encoder.finish()]);
+        assert!(slot.is_none());
+        // ((0 * 2 + 1) * 2 + 1) * 2 + 1: three kernels, in order.
+        assert_eq!(gpu::read_buffer::<u32>(ctx, &buffer, 1), vec![7]);
     }
 }

@@ -37,7 +37,7 @@ pub fn backpropagate(
     } = step;
     kernels.rasterizer.backward(
         &gpu,
-        encoder.get(&gpu),
+        &mut encoder.recorder(&gpu),
         &train.cloud,
         &view.camera,
         &settings,

@@ -38,7 +38,7 @@ pub fn render_view(
     } = step;
     let result = kernels.rasterizer.forward_into(
         &gpu,
-        encoder.get(&gpu),
+        &mut encoder.recorder(&gpu),
         &train.cloud,
         &view.camera,
         &settings,

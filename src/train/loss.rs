@@ -51,10 +51,9 @@ pub fn compute_loss(
     } = step;
     buffers.ensure_image_size(&gpu, image.width, image.height);
     let buffers = &*buffers;
-    let encoder = encoder.get(&gpu);
     kernels.loss.encode(
         &gpu,
-        encoder,
+        &mut encoder.recorder(&gpu),
         &buffers.frame.image,
         &image.buffer,
         image.width,
@@ -63,5 +62,5 @@ pub fn compute_loss(
         &buffers.d_image,
         &buffers.loss,
     );
-    profiler.mark(encoder, "loss");
+    profiler.mark(&mut encoder, &gpu, "loss");
 }

@@ -70,17 +70,16 @@ pub fn optimize(
             enabled: enabled[g],
         }
     });
-    let encoder = encoder.get(&gpu);
     kernels.adam.encode(
         &gpu,
-        encoder,
+        &mut encoder.recorder(&gpu),
         &train.cloud.params,
         &train.grads,
         &train.optimizer,
         train.cloud.len,
         &steps,
     );
-    profiler.mark(encoder, "adam");
+    profiler.mark(&mut encoder, &gpu, "adam");
 }
 
 #[cfg(test)]

@@ -138,24 +138,47 @@ pub struct StepContext<'w> {
 /// Stages that must see earlier work finished (evaluation, densification) call
 /// [`StepEncoder::flush`] first.
 #[derive(Resource, Default)]
-pub struct StepEncoder(Option<wgpu::CommandEncoder>);
+pub struct StepEncoder {
+    // Declared first, so that it is dropped (the pass ended) before the encoder.
+    /// The compute pass left open by the last stage that recorded kernels: the next stage's
+    /// kernels continue it (a new pass costs the H200 ~5 us, `splatforge bench dispatch`).
+    pass: Option<wgpu::ComputePass<'static>>,
+    encoder: Option<wgpu::CommandEncoder>,
+}
 
 impl StepEncoder {
-    /// The encoder of this step, created on first use.
+    /// The encoder of this step, created on first use, for commands outside compute passes
+    /// (the open pass ends first).
     pub fn get(&mut self, ctx: &GpuContext) -> &mut wgpu::CommandEncoder {
-        self.0.get_or_insert_with(|| {
+        self.pass = None;
+        Self::encoder(&mut self.encoder, ctx)
+    }
+
+    /// A recorder for kernels that continues the compute pass the previous stage left open
+    /// and leaves its own open for the next.
+    pub fn recorder(&mut self, ctx: &GpuContext) -> gpu::Recorder<'_> {
+        let encoder = Self::encoder(&mut self.encoder, ctx);
+        gpu::Recorder::resume(encoder, &mut self.pass)
+    }
+
+    /// Submits what was recorded so far (no wait).
+    pub fn flush(&mut self, ctx: &GpuContext) {
+        self.pass = None;
+        if let Some(encoder) = self.encoder.take() {
+            ctx.queue.submit([encoder.finish()]);
+        }
+    }
+
+    fn encoder<'a>(
+        slot: &'a mut Option<wgpu::CommandEncoder>,
+        ctx: &GpuContext,
+    ) -> &'a mut wgpu::CommandEncoder {
+        slot.get_or_insert_with(|| {
             ctx.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("train step"),
                 })
         })
-    }
-
-    /// Submits what was recorded so far (no wait).
-    pub fn flush(&mut self, ctx: &GpuContext) {
-        if let Some(encoder) = self.0.take() {
-            ctx.queue.submit([encoder.finish()]);
-        }
     }
 }
 
@@ -413,10 +436,11 @@ impl StepProfiler {
         }
     }
 
-    /// Marks the end of stage `label` in `encoder` (no-op unless profiling this step).
-    pub fn mark(&mut self, encoder: &mut wgpu::CommandEncoder, label: &str) {
+    /// Marks the end of stage `label` in the step's encoder (no-op unless profiling this step;
+    /// a mark ends the open compute pass).
+    pub fn mark(&mut self, encoder: &mut StepEncoder, ctx: &GpuContext, label: &str) {
         if let Some(timer) = self.timer() {
-            timer.mark(encoder, label);
+            timer.mark(encoder.get(ctx), label);
         }
     }
 

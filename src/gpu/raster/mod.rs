@@ -180,22 +180,25 @@ impl Rasterizer {
         timer: Option<&mut StageTimer>,
     ) -> Result<(), RasterError> {
         let mut encoder = new_encoder(ctx, "raster forward");
-        self.forward_into(ctx, &mut encoder, cloud, camera, settings, frame, timer)?;
+        let mut rec = Recorder::new(&mut encoder);
+        self.forward_into(ctx, &mut rec, cloud, camera, settings, frame, timer)?;
+        drop(rec);
         ctx.queue.submit([encoder.finish()]);
         frame.map_deferred_counts();
         Ok(())
     }
 
-    /// [`Rasterizer::forward`] recorded into the caller's `encoder` (after what it holds), so
-    /// that the render and the work after it go to the GPU in one submission (each submission
-    /// costs the H200 ~25 us of idle time). The caller submits `encoder` and then calls
+    /// [`Rasterizer::forward`] recorded through the caller's `rec` (after what its encoder
+    /// holds, continuing its open pass), so that the render and the work after it go to the
+    /// GPU in one submission (each submission costs the H200 ~25 us of idle time) and share
+    /// compute passes. The caller submits the encoder and then calls
     /// [`RasterFrame::map_deferred_counts`]. Where the forward must wait for the intersection
-    /// count, it submits what `encoder` holds so far and continues in a fresh encoder.
+    /// count, it submits what the encoder holds so far and continues in a fresh encoder.
     #[allow(clippy::too_many_arguments)]
     pub fn forward_into(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         cloud: &GaussianCloud,
         camera: &Camera,
         settings: &RenderSettings,
@@ -234,7 +237,6 @@ impl Rasterizer {
         }
         frame.write_uniforms(ctx, uniforms);
 
-        let rec = &mut Recorder::new(encoder);
         mark(&mut timer, rec, "begin");
         if cloud.len > 0 {
             self.encode_project(ctx, rec, cloud, frame);
@@ -268,8 +270,8 @@ impl Rasterizer {
         Ok(())
     }
 
-    /// Encodes the backward pass of the last [`Rasterizer::forward`] into `frame` for
-    /// dL/d(image) = `d_image` (planar CHW f32, like the image) into `encoder`; submits nothing.
+    /// Records the backward pass of the last [`Rasterizer::forward`] into `frame` for
+    /// dL/d(image) = `d_image` (planar CHW f32, like the image) through `rec`; submits nothing.
     ///
     /// Overwrites (does not accumulate) `grads` with dL/d(every raw parameter) of the first
     /// `cloud.len` Gaussians (zero for culled ones). With `stats`, adds the densification
@@ -281,7 +283,7 @@ impl Rasterizer {
     pub fn backward(
         &mut self,
         ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         cloud: &GaussianCloud,
         camera: &Camera,
         settings: &RenderSettings,
@@ -303,7 +305,6 @@ impl Rasterizer {
             grads.capacity >= cloud.len && grads.sh_degree == cloud.sh_degree(),
             "Rasterizer::backward: the gradient buffers do not match the cloud"
         );
-        let rec = &mut Recorder::new(encoder);
         mark(&mut timer, rec, WAIT_BEFORE_BACKWARD);
         if let Some(clear) = &self.kernels.clear_grad_2d {
             // The atomics add to it; the deterministic sum overwrites it.

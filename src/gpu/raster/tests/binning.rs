@@ -198,7 +198,7 @@ fn deferred_counts_render_like_exact_counts() {
                 let mut encoder = ctx.device.create_command_encoder(&Default::default());
                 r.backward(
                     ctx,
-                    &mut encoder,
+                    &mut Recorder::new(&mut encoder),
                     &cloud,
                     cam,
                     &settings,

@@ -173,7 +173,7 @@ fn backward(
     let mut encoder = new_encoder(ctx, "test backward");
     rasterizer.backward(
         ctx,
-        &mut encoder,
+        &mut Recorder::new(&mut encoder),
         cloud,
         camera,
         settings,
