@@ -15,6 +15,9 @@ pub struct Recorder<'e> {
 /// Where a recorder keeps its open pass: its own (ended when the recorder is dropped), or a
 /// slot of its caller's that outlives it, so the next recorder on the same encoder continues
 /// the pass ([`Recorder::resume`]).
+// (The owned pass makes the enum ~430 bytes; a recorder is a short-lived stack value, and
+// boxing it would allocate for every recorder.)
+#[allow(clippy::large_enum_variant)]
 enum PassSlot<'e> {
     Owned(Option<wgpu::ComputePass<'static>>),
     Borrowed(&'e mut Option<wgpu::ComputePass<'static>>),

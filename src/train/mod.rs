@@ -43,8 +43,9 @@ use bevy::prelude::*;
 pub use report::ModelPath;
 pub use session::{TrainSummary, train_headless};
 pub use state::{
-    FailureKind, StepBuffers, StepEncoder, StepFailure, StepProfiler, StepStart, StopRequest,
-    TrainConfig, TrainFailure, TrainGpuState, TrainKernels, TrainMetrics, TrainState,
+    FailureKind, MAX_STEPS_IN_FLIGHT, StepBuffers, StepEncoder, StepFailure, StepProfiler,
+    StepStart, StepsInFlight, StopRequest, TrainConfig, TrainFailure, TrainGpuState, TrainKernels,
+    TrainMetrics, TrainState,
 };
 
 use crate::app::Gpu;
@@ -197,6 +198,7 @@ impl Plugin for TrainPlugin {
         debug::add_checks(&mut schedule);
         app.add_schedule(schedule)
             .init_resource::<StepEncoder>()
+            .init_resource::<StepsInFlight>()
             .init_resource::<TrainMetrics>()
             .init_resource::<TrainFailure>()
             .init_resource::<StopRequest>()
@@ -235,17 +237,19 @@ impl TrainPaused {
 fn submit_step(
     gpu: Res<Gpu>,
     mut encoder: ResMut<StepEncoder>,
+    mut in_flight: ResMut<StepsInFlight>,
     mut profiler: ResMut<StepProfiler>,
     buffers: Res<StepBuffers>,
 ) {
     if profiler.active {
         profiler.resolve(encoder.get(&gpu));
-        encoder.flush(&gpu);
-        buffers.frame.map_deferred_counts();
+    }
+    if let Some(submission) = encoder.flush(&gpu) {
+        in_flight.submitted(&gpu, submission);
+    }
+    buffers.frame.map_deferred_counts();
+    if profiler.active {
         profiler.collect(&gpu);
-    } else {
-        encoder.flush(&gpu);
-        buffers.frame.map_deferred_counts();
     }
 }
 

@@ -161,12 +161,11 @@ impl StepEncoder {
         gpu::Recorder::resume(encoder, &mut self.pass)
     }
 
-    /// Submits what was recorded so far (no wait).
-    pub fn flush(&mut self, ctx: &GpuContext) {
+    /// Submits what was recorded so far (no wait); returns the submission, if there was one.
+    pub fn flush(&mut self, ctx: &GpuContext) -> Option<wgpu::SubmissionIndex> {
         self.pass = None;
-        if let Some(encoder) = self.encoder.take() {
-            ctx.queue.submit([encoder.finish()]);
-        }
+        let encoder = self.encoder.take()?;
+        Some(ctx.queue.submit([encoder.finish()]))
     }
 
     fn encoder<'a>(
@@ -179,6 +178,46 @@ impl StepEncoder {
                     label: Some("train step"),
                 })
         })
+    }
+}
+
+/// How many steps the CPU may queue ahead of the GPU. Nothing else holds it back once the
+/// cloud stops densifying (a densification waits for the GPU): on the H200 the CPU then ran
+/// ~2,500 steps (~6 s of GPU work) ahead, so a stop waited that long for the queue to drain,
+/// and the last good state's captures, read `collect_delay` steps after they are taken, were
+/// read 2,500 steps late, one in three (BENCHMARKS.md, issue 10's fifth session). 16 steps
+/// keep the GPU busy (a step encodes in ~0.2 ms and runs in ~2 ms there).
+pub const MAX_STEPS_IN_FLIGHT: usize = 16;
+
+/// The training steps submitted and perhaps not yet finished by the GPU, oldest first.
+#[derive(Resource, Default)]
+pub struct StepsInFlight(std::collections::VecDeque<wgpu::SubmissionIndex>);
+
+impl StepsInFlight {
+    /// Records a step's submission; once more than [`MAX_STEPS_IN_FLIGHT`] are queued, waits
+    /// for the oldest to finish (which also runs the callbacks of finished mappings).
+    pub fn submitted(&mut self, ctx: &GpuContext, index: wgpu::SubmissionIndex) {
+        self.push(index, |oldest| {
+            let _ = ctx.device.poll(wgpu::PollType::Wait {
+                submission_index: Some(oldest),
+                timeout: None,
+            });
+        });
+    }
+
+    /// [`StepsInFlight::submitted`], with `wait` waiting for a submission.
+    fn push(&mut self, index: wgpu::SubmissionIndex, mut wait: impl FnMut(wgpu::SubmissionIndex)) {
+        self.0.push_back(index);
+        while self.0.len() > MAX_STEPS_IN_FLIGHT {
+            if let Some(oldest) = self.0.pop_front() {
+                wait(oldest);
+            }
+        }
+    }
+
+    /// Submissions recorded and not yet waited for (some may be finished).
+    pub fn queued(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -640,5 +679,39 @@ mod profiler_tests {
         profiler.record_step(1, 1.0, true, 1);
         assert_eq!(profiler.table(), "");
         assert_eq!(profiler.step_times_csv(), "");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::test_util::test_context;
+
+    /// Past the bound, each new step's submission waits for the oldest one, in order (the
+    /// software driver of the tests finishes every submission before the next, so the wait
+    /// itself is checked here, not its effect).
+    #[test]
+    fn steps_beyond_the_bound_wait_for_the_oldest_in_order() {
+        let ctx = test_context();
+        let mut in_flight = StepsInFlight::default();
+        let mut submissions = Vec::new();
+        let mut waited = Vec::new();
+        for step in 0..3 * MAX_STEPS_IN_FLIGHT {
+            let encoder = ctx.device.create_command_encoder(&Default::default());
+            let index = ctx.queue.submit([encoder.finish()]);
+            submissions.push(index.clone());
+            in_flight.push(index, |oldest| waited.push(oldest));
+            assert_eq!(in_flight.queued(), (step + 1).min(MAX_STEPS_IN_FLIGHT));
+            let expected = (step + 1).saturating_sub(MAX_STEPS_IN_FLIGHT);
+            assert_eq!(waited.len(), expected, "after step {step}");
+        }
+        let expected = &submissions[..waited.len()];
+        assert!(
+            waited
+                .iter()
+                .zip(expected)
+                .all(|(a, b)| format!("{a:?}") == format!("{b:?}")),
+            "the oldest first: {waited:?}"
+        );
     }
 }

@@ -56,6 +56,11 @@ fn start_paused(app: &mut App) {
     assert_eq!(iteration(app), 0);
 }
 
+fn iteration_after_update(app: &mut App) -> u32 {
+    app.update();
+    iteration(app)
+}
+
 fn iteration(app: &App) -> u32 {
     app.world().resource::<TrainState>().iteration
 }
@@ -151,6 +156,26 @@ fn pause_single_step_resume_and_stop() {
     app.update();
     assert_eq!(iteration(&app), 5, "stopped");
     assert!(!app.world().resource::<TrainState>().finished);
+}
+
+/// In a run without densification (nothing else waits for the GPU), the last good state keeps
+/// its schedule: a capture every `good_state_interval` steps, read `interval / 2` steps later.
+#[test]
+fn without_densification_the_last_good_state_keeps_its_schedule() {
+    let _turn = one_app_at_a_time();
+    // 300 steps end before densification starts (densify_from_iter, 500).
+    let mut config = short_config(300);
+    config.run.good_state_interval = 100;
+    config.run.steps_per_frame = 50;
+    let (mut app, _dir) = demo_app(config);
+    finish_setup(&mut app);
+    while iteration_after_update(&mut app) < 300 {
+        assert_eq!(failure(&app), None);
+    }
+    let good = app.world().resource::<state_capture::LastGoodState>();
+    let good_at = good.0.as_ref().map(|c| c.meta.iteration);
+    // 300 is captured at the last step, to be read after the run if it fails.
+    assert_eq!(good_at, Some(200), "the last good state read by the end");
 }
 
 /// Parameters as a hook sees them, per iteration.
