@@ -83,7 +83,6 @@ pub fn evaluate(
     if !config.run.test_iterations.contains(&state.iteration) {
         return;
     }
-    let started = Instant::now();
     let StepGpu {
         gpu,
         mut kernels,
@@ -91,8 +90,12 @@ pub fn evaluate(
         mut encoder,
         ..
     } = step;
-    // The step's backward pass reads the frame this evaluation is about to overwrite.
+    // The step's backward pass reads the frame this evaluation is about to overwrite. The
+    // training steps still queued on the GPU are training time: the clock stops once they are
+    // done (unbounded, the queue once hid ~2,500 steps of a 30k run's work in here).
     encoder.flush(&gpu);
+    gpu.wait_idle();
+    let started = Instant::now();
     let (test, train_subset) =
         evaluation_views(views.iter().map(|(e, v, _, test, _)| (e, v, test)));
     let settings = config.render_settings(scene.background, state.active_sh_degree);
@@ -185,11 +188,13 @@ pub fn save_ply(
     if !ctx.config.run.save_iterations.contains(&iteration) {
         return;
     }
-    let started = Instant::now();
     let StepGpu {
         gpu, mut encoder, ..
     } = step;
+    // The steps still queued on the GPU are training time (see `evaluate`).
     encoder.flush(&gpu);
+    gpu.wait_idle();
+    let started = Instant::now();
     let quiet = ctx.config.run.quiet;
     if let Err(error) = write_cloud(&gpu, &train, &out.model.0, iteration, quiet) {
         ctx.failure
