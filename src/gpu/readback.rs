@@ -114,6 +114,21 @@ impl BatchReadback {
         self.mapping && self.pending.load(Ordering::Acquire) == 0
     }
 
+    /// Blocks until every copy can be read or a mapping failed; whether the data arrived. After
+    /// the wait for the GPU it polls for up to ~100 ms more: once in CI the software driver
+    /// reported the mappings of a finished submission not yet done (cause not found).
+    pub fn wait(&self, ctx: &GpuContext) -> bool {
+        ctx.wait_idle();
+        for _ in 0..100 {
+            if self.is_ready() || self.failed() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let _ = ctx.device.poll(wgpu::PollType::Poll);
+        }
+        self.is_ready() && !self.failed()
+    }
+
     /// Whether a mapping failed (the data is then unusable).
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
@@ -214,6 +229,20 @@ mod tests {
         assert_eq!(readback.read::<f32>(0), floats[..400]);
         assert_eq!(readback.read::<u32>(1), words);
         assert!(readback.read::<f32>(2).is_empty());
+    }
+
+    /// The blocking wait: true once the copies can be read, false before they were mapped.
+    #[test]
+    fn wait_blocks_until_the_copies_arrive() {
+        let ctx = test_context();
+        let a = storage_buffer_from(ctx, "a", &[7u32; 64]);
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        let mut readback = BatchReadback::encode(ctx, &mut encoder, &[(&a, 64 * 4)]);
+        ctx.queue.submit([encoder.finish()]);
+        assert!(!readback.wait(ctx), "not mapped: nothing to wait for");
+        readback.map();
+        assert!(readback.wait(ctx));
+        assert_eq!(readback.read::<u32>(0), vec![7u32; 64]);
     }
 
     /// Polls (never a blocking wait, which would hide a readback that does not arrive alone).
