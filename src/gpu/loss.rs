@@ -108,14 +108,15 @@ struct BindingKey {
     target: wgpu::Buffer,
     /// `None` for metrics (no backward pass).
     d_image: Option<wgpu::Buffer>,
-    out: wgpu::Buffer,
+    /// `None` for training steps that do not read the loss value (no reduce pass).
+    out: Option<wgpu::Buffer>,
     params: LossParams,
 }
 
 struct Bindings {
     key: BindingKey,
     forward: wgpu::BindGroup,
-    reduce: wgpu::BindGroup,
+    reduce: Option<wgpu::BindGroup>,
     backward: Option<wgpu::BindGroup>,
 }
 
@@ -150,10 +151,11 @@ impl LossKernels {
     }
 
     /// Encodes loss forward + backward (no submit, no wait). Writes dLoss/d(image) (planar CHW
-    /// f32, 3*H*W) into `d_image` and the scalar results into `loss_out` as 4 f32:
+    /// f32, 3*H*W) into `d_image` and, given `loss_out`, the scalar results into it as 4 f32:
     /// `[total loss, L1, SSIM, MSE]` (MSE of the clamped image; the trainer may ignore it).
-    /// Everything is complete once this encoder has run, so the trainer can copy `loss_out` to a
-    /// staging buffer in the same encoder.
+    /// Without `loss_out` the reduce dispatch is left out (training steps that do not read the
+    /// loss: one dispatch fewer). Everything is complete once this encoder has run, so the
+    /// trainer can copy `loss_out` to a staging buffer in the same encoder.
     ///
     /// `image` and `d_image` must be different buffers of at least `3 * W * H` f32, `target` at
     /// least `W * H` u32, `loss_out` at least 16 bytes; all with STORAGE usage.
@@ -168,13 +170,13 @@ impl LossKernels {
         height: u32,
         lambda_dssim: f32,
         d_image: &wgpu::Buffer,
-        loss_out: &wgpu::Buffer,
+        loss_out: Option<&wgpu::Buffer>,
     ) {
         let key = BindingKey {
             image: image.clone(),
             target: target.clone(),
             d_image: Some(d_image.clone()),
-            out: loss_out.clone(),
+            out: loss_out.cloned(),
             params: LossParams::new(width, height, lambda_dssim, false),
         };
         self.record(ctx, rec, key);
@@ -196,7 +198,7 @@ impl LossKernels {
             image: image.clone(),
             target: target.clone(),
             d_image: None,
-            out: self.metrics_out.clone(),
+            out: Some(self.metrics_out.clone()),
             params: LossParams::new(width, height, 0.0, quantize_8bit),
         };
         let mut encoder = ctx
@@ -233,7 +235,9 @@ impl LossKernels {
             key.target.size() >= pixels * 4,
             "loss: target buffer too small"
         );
-        assert!(key.out.size() >= 16, "loss: output buffer too small");
+        if let Some(out) = &key.out {
+            assert!(out.size() >= 16, "loss: output buffer too small");
+        }
         if let Some(d_image) = &key.d_image {
             assert!(
                 d_image.size() >= image_bytes,
@@ -256,9 +260,11 @@ impl LossKernels {
         pass.set_pipeline(&self.forward);
         pass.set_bind_group(0, &bindings.forward, &[]);
         pass.dispatch_workgroups(tiles_x, tiles_y, 1);
-        pass.set_pipeline(&self.reduce);
-        pass.set_bind_group(0, &bindings.reduce, &[]);
-        pass.dispatch_workgroups(1, 1, 1);
+        if let Some(reduce) = &bindings.reduce {
+            pass.set_pipeline(&self.reduce);
+            pass.set_bind_group(0, reduce, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
         if let Some(backward) = &bindings.backward {
             pass.set_pipeline(&self.backward);
             pass.set_bind_group(0, backward, &[]);
@@ -306,12 +312,14 @@ impl LossKernels {
                 (6, tile_sums),
             ],
         );
-        let reduce = bind_entries(
-            ctx,
-            "loss",
-            &self.reduce,
-            &[(0, &params), (6, tile_sums), (8, &key.out)],
-        );
+        let reduce = key.out.as_ref().map(|out| {
+            bind_entries(
+                ctx,
+                "loss",
+                &self.reduce,
+                &[(0, &params), (6, tile_sums), (8, out)],
+            )
+        });
         let backward = key.d_image.as_ref().map(|d_image| {
             bind_entries(
                 ctx,
@@ -393,7 +401,7 @@ mod tests {
             height,
             lambda,
             &d_image,
-            &loss_out,
+            Some(&loss_out),
         );
         ctx.queue.submit([encoder.finish()]);
         let loss = read_buffer::<f32>(ctx, &loss_out, 4);
@@ -508,7 +516,7 @@ mod tests {
                 h,
                 lambda,
                 &d_image,
-                &loss_out,
+                Some(&loss_out),
             );
             runs.push((image, target, d_image, loss_out));
         }
@@ -533,6 +541,45 @@ mod tests {
                 assert!((f64::from(*g) - r).abs() < 1e-4 * scale);
             }
         }
+    }
+
+    /// Leaving the loss value out (steps that do not read it) changes nothing in the gradient.
+    #[test]
+    fn gradient_without_the_loss_value_is_the_same() {
+        let ctx = test_context();
+        let mut kernels = LossKernels::new(ctx);
+        let (w, h) = (40, 24);
+        let (image, target) = test_images(5, w, h);
+        let image_buffer = storage_buffer_from(ctx, "image", &image);
+        let target_buffer = storage_buffer_from(ctx, "target", &target);
+        let loss_out = storage_buffer(ctx, "loss_out", 16);
+        let gradient = |kernels: &mut LossKernels, out: Option<&wgpu::Buffer>| {
+            let d_image = storage_buffer(ctx, "d_image", image.len() as u64 * 4);
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            let mut rec = Recorder::new(&mut encoder);
+            kernels.encode(
+                ctx,
+                &mut rec,
+                &image_buffer,
+                &target_buffer,
+                w,
+                h,
+                0.2,
+                &d_image,
+                out,
+            );
+            drop(rec);
+            ctx.queue.submit([encoder.finish()]);
+            read_buffer::<f32>(ctx, &d_image, image.len())
+        };
+        let with_value = gradient(&mut kernels, Some(&loss_out));
+        let without = gradient(&mut kernels, None);
+        assert!(with_value.iter().any(|&g| g != 0.0));
+        assert_eq!(
+            with_value.iter().map(|g| g.to_bits()).collect::<Vec<_>>(),
+            without.iter().map(|g| g.to_bits()).collect::<Vec<_>>()
+        );
+        assert!(read_buffer::<f32>(ctx, &loss_out, 1)[0] > 0.0);
     }
 
     #[test]

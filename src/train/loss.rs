@@ -3,8 +3,8 @@
 
 use bevy::prelude::*;
 
-use super::TrainSet;
 use super::state::{StepContext, StepGpu};
+use super::{TrainSet, debug, progress};
 use crate::views::{TrainView, ViewImage};
 
 /// Encodes the loss of the rendered view against its ground truth; writes dL/d(image) and the
@@ -51,6 +51,9 @@ pub fn compute_loss(
     } = step;
     buffers.ensure_image_size(&gpu, image.width, image.height);
     let buffers = &*buffers;
+    // The scalar loss is reduced only on steps that read it (one dispatch fewer elsewhere).
+    let value_read = progress::loss_read_back_at(&ctx.config, &ctx.state)
+        || debug::debug_at(&ctx.config, iteration);
     kernels.loss.encode(
         &gpu,
         &mut encoder.recorder(&gpu),
@@ -60,7 +63,7 @@ pub fn compute_loss(
         image.height,
         ctx.config.optimization.lambda_dssim as f32,
         &buffers.d_image,
-        &buffers.loss,
+        value_read.then_some(&buffers.loss),
     );
     profiler.mark(&mut encoder, &gpu, "loss");
 }

@@ -218,6 +218,13 @@ pub fn progress_line(state: &TrainState, iterations_per_second: f64, gaussians: 
     )
 }
 
+/// Whether this step's loss value is read back (every `run.loss_readback_interval` steps and
+/// at the last one): the loss stage reduces it only then.
+pub fn loss_read_back_at(config: &TrainConfig, state: &TrainState) -> bool {
+    let interval = config.run.loss_readback_interval.max(1);
+    state.iteration.is_multiple_of(interval) || state.iteration == state.last_iteration
+}
+
 /// Records a copy of this step's loss into a free readback slot (every N steps).
 pub fn record_loss_readback(
     gpu: Res<Gpu>,
@@ -227,8 +234,7 @@ pub fn record_loss_readback(
     mut readback: ResMut<LossReadback>,
     mut encoder: ResMut<StepEncoder>,
 ) {
-    let interval = config.run.loss_readback_interval.max(1);
-    if !state.iteration.is_multiple_of(interval) && state.iteration != state.last_iteration {
+    if !loss_read_back_at(&config, &state) {
         return;
     }
     let Some(slot) = readback
