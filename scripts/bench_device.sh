@@ -18,6 +18,7 @@
 #   raster    `splatforge bench raster --bandwidth-gbs 4250`
 #   view      `splatforge bench view` (the game plugin's renderer; prints its own table)
 #   dispatch  `splatforge bench dispatch` (the fixed cost of one dispatch; its own table)
+#   sort      `splatforge bench sort` (the radix sort per block shape, checked; its own table)
 #   editor    the editor offscreen on bench_tabletop at 1920x1080 (training to 30k, so it
 #             never finishes), then a headless run to the iteration the editor reached: the
 #             row's rate is the editor's, the late-steps column the headless rate over the
@@ -56,6 +57,8 @@ run_case() {
             "$bin" bench view "$@" >"$dir/log.txt" 2>&1 ;;
         dispatch)
             "$bin" bench dispatch "$@" >"$dir/log.txt" 2>&1 ;;
+        sort)
+            "$bin" bench sort "$@" >"$dir/log.txt" 2>&1 ;;
         editor)
             "$bin" editor -s "$data/bench_tabletop" -m "$dir/editor" --eval --quiet \
                 --iterations 30000 --test_iterations 30000 --offscreen --frames 600 --size 1920x1080 "$@" \
@@ -154,7 +157,7 @@ for d in "$out"/cases/*/; do
         echo "== profile: $n ($(basename "$(dirname "$profile")"))"
         cat "$profile"
     done
-    if grep -q "^| Gaussians\|^| splats\|^| floats\|^# splatforge bench view\|^# splatforge bench raster" "$d/log.txt" 2>/dev/null; then
+    if grep -q "^| Gaussians\|^| splats\|^| floats\|^# splatforge bench view\|^# splatforge bench raster\|^# splatforge bench sort" "$d/log.txt" 2>/dev/null; then
         echo "== raster: $n"
         grep "^|" "$d/log.txt"
     fi

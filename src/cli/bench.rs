@@ -37,6 +37,8 @@ pub enum BenchTarget {
     View(super::bench_view::ViewBenchArgs),
     /// The fixed cost of one compute dispatch (for deciding which kernels to fuse).
     Dispatch(super::bench_dispatch::DispatchBenchArgs),
+    /// The radix sort per block shape, each result checked against a stable CPU sort.
+    Sort(super::bench_sort::SortBenchArgs),
 }
 
 /// Arguments of `splatforge bench load`.
@@ -98,6 +100,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Load(args) => bench_load(&args),
         BenchTarget::View(args) => super::bench_view::run(&args),
         BenchTarget::Dispatch(args) => super::bench_dispatch::run(&args),
+        BenchTarget::Sort(args) => super::bench_sort::run(&args),
     }
 }
 

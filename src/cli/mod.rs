@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod bench;
 pub mod bench_dispatch;
+pub mod bench_sort;
 pub mod bench_view;
 #[cfg(feature = "editor")]
 pub mod editor;
