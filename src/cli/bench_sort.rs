@@ -10,7 +10,7 @@
 
 use anyhow::bail;
 
-use crate::gpu::sort::{RadixSort, SortConfig};
+use crate::gpu::sort::{RadixSort, SortConfig, reference_sort};
 use crate::gpu::timing::StageTimer;
 use crate::gpu::{self, GpuContext, GpuOptions};
 use crate::rng::Pcg32;
@@ -153,26 +153,21 @@ fn measure(ctx: &GpuContext, args: &SortBenchArgs) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Where `(got_keys, got_values)` first differs from the stable sort of `keys` (values: the
-/// original positions) by their low `key_bits` bits.
+/// Where `(got_keys, got_values)` first differs from [`reference_sort`] of `keys` with their
+/// original positions as values.
 fn first_mismatch(
     keys: &[u32],
     key_bits: u32,
     got_keys: &[u32],
     got_values: &[u32],
 ) -> Option<usize> {
-    let mask = if key_bits >= 32 {
-        u32::MAX
-    } else {
-        (1 << key_bits) - 1
-    };
-    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-    // `sort_by_key` is stable: equal keys keep their input order.
-    order.sort_by_key(|&i| keys[i as usize] & mask);
-    order
+    let positions: Vec<u32> = (0..keys.len() as u32).collect();
+    let (want_keys, want_values) = reference_sort(keys, &positions, key_bits);
+    want_keys
         .iter()
+        .zip(&want_values)
         .zip(got_keys.iter().zip(got_values))
-        .position(|(&i, (&key, &value))| key != keys[i as usize] || value != i)
+        .position(|(want, got)| want != got)
         .or((got_keys.len() != keys.len()).then_some(got_keys.len().min(keys.len())))
 }
 

@@ -515,6 +515,21 @@ impl RadixSort {
     }
 }
 
+/// The plain reference of [`RadixSort`]: the pairs stably sorted by the low `key_bits` bits of
+/// their keys (equal keys keep their input order), on the CPU. Tests and `splatforge bench
+/// sort` compare the GPU's result with it.
+pub fn reference_sort(keys: &[u32], values: &[u32], key_bits: u32) -> (Vec<u32>, Vec<u32>) {
+    let mask = if key_bits >= 32 {
+        u32::MAX
+    } else {
+        (1 << key_bits) - 1
+    };
+    let mut pairs: Vec<(u32, u32)> = keys.iter().copied().zip(values.iter().copied()).collect();
+    // `sort_by_key` is stable.
+    pairs.sort_by_key(|&(key, _)| key & mask);
+    pairs.into_iter().unzip()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,17 +540,6 @@ mod tests {
 
     /// The expected result: a stable sort by the low `key_bits` bits (values are the original
     /// indices in every test, so this also checks stability).
-    fn cpu_sort(keys: &[u32], values: &[u32], key_bits: u32) -> (Vec<u32>, Vec<u32>) {
-        let mask = if key_bits == 32 {
-            u32::MAX
-        } else {
-            (1 << key_bits) - 1
-        };
-        let mut pairs: Vec<(u32, u32)> = keys.iter().copied().zip(values.iter().copied()).collect();
-        pairs.sort_by_key(|&(key, _)| key & mask);
-        pairs.into_iter().unzip()
-    }
-
     fn gpu_sort(
         ctx: &GpuContext,
         sort: &mut RadixSort,
@@ -563,7 +567,7 @@ mod tests {
 
     fn check(ctx: &GpuContext, sort: &mut RadixSort, keys: &[u32], key_bits: u32, what: &str) {
         let values: Vec<u32> = (0..keys.len() as u32).collect();
-        let (want_keys, want_values) = cpu_sort(keys, &values, key_bits);
+        let (want_keys, want_values) = reference_sort(keys, &values, key_bits);
         let (got_keys, got_values) = gpu_sort(ctx, sort, keys, key_bits);
         let what = format!(
             "{what} ({} keys, {key_bits} bits, {:?})",
@@ -757,7 +761,8 @@ mod tests {
                 );
                 ctx.queue.submit([encoder.finish()]);
                 let n = count.min(max_count) as usize;
-                let (mut want_keys, mut want_values) = cpu_sort(&keys[..n], &values[..n], key_bits);
+                let (mut want_keys, mut want_values) =
+                    reference_sort(&keys[..n], &values[..n], key_bits);
                 // Pairs past the count stay as they were.
                 want_keys.extend_from_slice(&keys[n..]);
                 want_values.extend_from_slice(&values[n..]);
@@ -801,7 +806,8 @@ mod tests {
             );
             ctx.queue.submit([encoder.finish()]);
             let total = counts.iter().sum::<u32>() as usize;
-            let (mut want_keys, mut want_values) = cpu_sort(&keys[..total], &values[..total], 12);
+            let (mut want_keys, mut want_values) =
+                reference_sort(&keys[..total], &values[..total], 12);
             want_keys.extend_from_slice(&keys[total..]);
             want_values.extend_from_slice(&values[total..]);
             let got_keys: Vec<u32> = gpu::read_buffer(ctx, &key_buffer, keys.len());
@@ -849,7 +855,7 @@ mod tests {
         ctx.queue.submit([encoder.finish()]);
         for ((keys, key_bits), (key_buffer, value_buffer)) in jobs.iter().zip(&buffers) {
             let values: Vec<u32> = (0..keys.len() as u32).collect();
-            let (want_keys, want_values) = cpu_sort(keys, &values, *key_bits);
+            let (want_keys, want_values) = reference_sort(keys, &values, *key_bits);
             let got_keys: Vec<u32> = gpu::read_buffer(ctx, key_buffer, keys.len());
             let got_values: Vec<u32> = gpu::read_buffer(ctx, value_buffer, keys.len());
             assert_same(&got_keys, &want_keys, "keys of a sort sharing an encoder");

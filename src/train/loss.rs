@@ -7,8 +7,9 @@ use super::state::{StepContext, StepGpu};
 use super::{TrainSet, debug, progress};
 use crate::views::{TrainView, ViewImage};
 
-/// Encodes the loss of the rendered view against its ground truth; writes dL/d(image) and the
-/// loss value into the step's buffers. A view without its image is a failure of the step
+/// Encodes the loss of the rendered view against its ground truth; writes dL/d(image) into the
+/// step's buffers, and the loss value on the steps that read it back (or check it under
+/// `pipeline.debug`). A view without its image is a failure of the step
 /// (never a skipped loss: the step would train on the previous gradient).
 pub fn compute_loss(
     mut ctx: StepContext,
