@@ -12,12 +12,14 @@
 //   writes the colour (planar CHW), the final transmittance, and the number of tile-list entries
 //   up to its last composited splat ("last contributor count").
 // - Backward, skipping by subgroup (SUBGROUP_SKIPS: with subgroups, not in DETERMINISTIC mode):
-//   after a batch is loaded, each subgroup (whole rows of the tile) ballots 32 splats at a
-//   time for those that reach its rows and lie in front of its pixels' last contributors, and
-//   walks only those, in the same order. Every pixel still runs its own tests, so the
-//   gradients are the same; the iterations where every lane would have failed them are gone
-//   (-13% on 500k synthetic splats, -22% on 2M, -4% on bench_tabletop, whose splats are large
-//   against a tile). The same in the forward measured slower on bench_tabletop (BENCHMARKS.md).
+//   each subgroup (whole rows of the tile) walks its piece on its own, without workgroup
+//   barriers: it loads 32 splats at a time (one per lane), ballots for those that reach its
+//   rows and lie in front of its pixels' last contributors, and walks only those, in the same
+//   order, passing each splat to every lane by shuffles. Every pixel still runs its own tests,
+//   so the gradients are the same; the iterations where every lane would have failed them are
+//   gone, and no subgroup waits for another. Otherwise (DETERMINISTIC, or no subgroups) the
+//   workgroup loads batches of 256 splats into workgroup memory and every thread walks them.
+//   Skipping in the forward measured slower on bench_tabletop (BENCHMARKS.md).
 // - Pieces: the backward pass does not walk a whole tile list in one workgroup (64 tiles of a
 //   128 x 128 image would leave most of the GPU idle, and one long list would hold up the end of
 //   the pass). Tile lists are cut at the list positions that are multiples of
@@ -527,37 +529,49 @@ struct BackwardIds {
 var<private> back_transmittance: f32;
 var<private> back_behind: vec3<f32>;
 
-// One splat (batch slot j, relative list position `position`) at this invocation's pixel:
-// its gradient there, summed over the subgroup by `gather_splat_gradient`.
-fn backward_splat(j: u32, position: u32, last_count: u32, centre: vec2<f32>, d_pixel: vec3<f32>, ids: BackwardIds) {
-    var grad = zero_grad();
-    var contributes = false;
-    if position < last_count && !outside_rows(backward_rows[j], centre) {
-        let s = backward_splats[j];
-        let fp = footprint(s, centre);
-        if fp.alpha > 0.0 {
-            contributes = true;
-            let one_minus_alpha = 1.0 - fp.alpha;
-            // T in front of this splat.
-            back_transmittance = back_transmittance / one_minus_alpha;
-            let weight = fp.alpha * back_transmittance;
-            grad.colour = d_pixel * weight;
-            let d_alpha = dot(d_pixel, s.color * back_transmittance - back_behind / one_minus_alpha);
-            back_behind += s.color * weight;
-            // At the 0.99 cap alpha is a constant: no opacity or position gradient.
-            if !fp.capped {
-                grad.opacity = d_alpha * fp.falloff;
-                let d_power = d_alpha * fp.alpha;
-                let d = fp.d;
-                grad.mean = d_power * vec2<f32>(
-                    -s.conic.x * d.x - s.conic.y * d.y,
-                    -s.conic.z * d.y - s.conic.y * d.x,
-                );
-                grad.conic = d_power * vec3<f32>(-0.5 * d.x * d.x, -d.x * d.y, -0.5 * d.y * d.y);
-            }
+// One splat's gradient at this invocation's pixel, and whether the splat composites there.
+struct PixelGrad {
+    grad: SplatGrad,
+    contributes: bool,
+}
+
+// The gradient of splat `s` at this invocation's pixel (alpha 0 there: none), stepping the
+// walk's state (`back_transmittance`, `back_behind`) in front of it.
+fn pixel_gradient(s: Splat, centre: vec2<f32>, d_pixel: vec3<f32>) -> PixelGrad {
+    var out = PixelGrad(zero_grad(), false);
+    let fp = footprint(s, centre);
+    if fp.alpha > 0.0 {
+        out.contributes = true;
+        let one_minus_alpha = 1.0 - fp.alpha;
+        // T in front of this splat.
+        back_transmittance = back_transmittance / one_minus_alpha;
+        let weight = fp.alpha * back_transmittance;
+        out.grad.colour = d_pixel * weight;
+        let d_alpha = dot(d_pixel, s.color * back_transmittance - back_behind / one_minus_alpha);
+        back_behind += s.color * weight;
+        // At the 0.99 cap alpha is a constant: no opacity or position gradient.
+        if !fp.capped {
+            out.grad.opacity = d_alpha * fp.falloff;
+            let d_power = d_alpha * fp.alpha;
+            let d = fp.d;
+            out.grad.mean = d_power * vec2<f32>(
+                -s.conic.x * d.x - s.conic.y * d.y,
+                -s.conic.z * d.y - s.conic.y * d.x,
+            );
+            out.grad.conic = d_power * vec3<f32>(-0.5 * d.x * d.x, -d.x * d.y, -0.5 * d.y * d.y);
         }
     }
-    gather_splat_gradient(j, grad, contributes, ids);
+    return out;
+}
+
+// One splat of a batch (slot j, relative list position `position`) at this invocation's
+// pixel: its gradient there, summed over the subgroup by `gather_splat_gradient`.
+fn backward_splat(j: u32, position: u32, last_count: u32, centre: vec2<f32>, d_pixel: vec3<f32>, ids: BackwardIds) {
+    var g = PixelGrad(zero_grad(), false);
+    if position < last_count && !outside_rows(backward_rows[j], centre) {
+        g = pixel_gradient(backward_splats[j], centre, d_pixel);
+    }
+    gather_splat_gradient(j, g.grad, g.contributes, ids);
 }
 
 @compute @workgroup_size(256)
@@ -632,7 +646,49 @@ fn rasterize_backward(
     let subgroup_rows = vec2<f32>(subgroupMin(px.centre.y), subgroupMax(px.centre.y));
 #endif
 
-    // Entries [piece_start, walk_end), consumed back to front in batches.
+#ifdef SUBGROUP_SKIPS
+    // Each subgroup walks the piece on its own, back to front, one window of `subgroup_size`
+    // entries at a time, with no workgroup barrier (one barrier per batch held every subgroup
+    // to the slowest: 0.848 -> 0.764 ms without, BENCHMARKS.md). Each lane loads one entry's
+    // splat; a ballot picks the splats that reach the subgroup's rows, in front of its largest
+    // last-contributor count, and their values reach every lane by shuffles. Every pixel still
+    // runs its own tests: the gradients are those of the batch walk below.
+    var window_end = min(walk_end, max(subgroup_last, piece_start));
+    while window_end > piece_start {
+        let in_window = min(ids.subgroup_size, window_end - piece_start);
+        var s = Splat(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+        var id = 0u;
+        var seen = false;
+        if ids.lane < in_window {
+            id = intersection_gaussians[piece.tile_start + window_end - 1u - ids.lane];
+            s = splats[id];
+            let rows = visible_rows(s);
+            seen = rows.x <= subgroup_rows.y && rows.y >= subgroup_rows.x;
+        }
+        let ballot = subgroupBallot(seen);
+        for (var word = 0u; word < 4u; word++) {
+            var bits = ballot[word];
+            while bits != 0u {
+                let k = 32u * word + firstTrailingBit(bits);
+                bits &= bits - 1u;
+                let splat = Splat(
+                    subgroupShuffle(s.mean, k),
+                    subgroupShuffle(s.conic, k),
+                    subgroupShuffle(s.opacity, k),
+                    subgroupShuffle(s.color, k),
+                );
+                var g = PixelGrad(zero_grad(), false);
+                if window_end - 1u - k < last_count {
+                    g = pixel_gradient(splat, px.centre, d_pixel);
+                }
+                add_splat_gradient(subgroupShuffle(id, k), g.grad, g.contributes, ids);
+            }
+        }
+        window_end -= in_window;
+    }
+#else
+    // Entries [piece_start, walk_end), consumed back to front in batches of splats loaded into
+    // workgroup memory.
     let batch_count = (walk_end - piece_start + BACKWARD_BATCH - 1u) / BACKWARD_BATCH;
     for (var batch = 0u; batch < batch_count; batch++) {
         // This batch: relative positions [batch_end - in_batch, batch_end) of the tile's list.
@@ -656,30 +712,10 @@ fn rasterize_backward(
             start_batch_slot(local_index);
         }
         workgroupBarrier();
-#ifdef SUBGROUP_SKIPS
-        // The subgroup walks only the splats some lane of it can see, found 32 (a subgroup's
-        // width) at a time with a ballot, in the same back-to-front order. The per-pixel tests
-        // in `backward_splat` still decide; this only drops iterations where all would fail.
-        for (var first = 0u; first < in_batch; first += ids.subgroup_size) {
-            let j = first + ids.lane;
-            let rows = backward_rows[min(j, in_batch - 1u)];
-            let seen = j < in_batch && j + subgroup_last >= batch_end
-                && rows.x <= subgroup_rows.y && rows.y >= subgroup_rows.x;
-            let ballot = subgroupBallot(seen);
-            for (var word = 0u; word < 4u; word++) {
-                var bits = ballot[word];
-                while bits != 0u {
-                    let k = first + 32u * word + firstTrailingBit(bits);
-                    bits &= bits - 1u;
-                    backward_splat(k, batch_end - 1u - k, last_count, px.centre, d_pixel, ids);
-                }
-            }
-        }
-#else
         for (var j = 0u; j < in_batch; j++) {
             backward_splat(j, batch_end - 1u - j, last_count, px.centre, d_pixel, ids);
         }
-#endif
         flush_batch(in_batch, ids);
     }
+#endif
 }

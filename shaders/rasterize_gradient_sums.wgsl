@@ -1,5 +1,7 @@
 // How the backward pass of rasterize.wgsl sums one splat's per-pixel gradients over a tile:
 // the subgroup reduce-scatter and the five variants of `gather_splat_gradient` / `flush_batch`
+// (with subgroups and atomics, `add_splat_gradient` does the work: the barrier-free walk of
+// SUBGROUP_SKIPS calls it directly)
 // (atomics with wide subgroups, narrow subgroups, or none; deterministic with or without wide
 // subgroups). Only for `#include` by rasterize.wgsl, whose declarations it uses (SplatGrad,
 // BackwardIds, backward_targets, add_to_grad_2d, intersection_grads, BACKWARD_BATCH).
@@ -149,10 +151,15 @@ fn flush_batch(in_batch: u32, ids: BackwardIds) {}
 #else
 #ifdef SUBGROUPS
 fn gather_splat_gradient(j: u32, grad: SplatGrad, contributes: bool, ids: BackwardIds) {
+    add_splat_gradient(backward_targets[j], grad, contributes, ids);
+}
+
+// The subgroup's sum of one splat's gradient, added to Gaussian `id`'s nine sums.
+fn add_splat_gradient(id: u32, grad: SplatGrad, contributes: bool, ids: BackwardIds) {
     if !subgroupAny(contributes) {
         return;
     }
-    let base = GRAD_2D_STRIDE * backward_targets[j];
+    let base = GRAD_2D_STRIDE * id;
 #ifdef WIDE_SUBGROUPS
     let sums = reduce_scatter(grad, ids.lane, ids.subgroup_size);
     for (var h = 0u; h < 2u; h++) {

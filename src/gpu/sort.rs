@@ -27,6 +27,10 @@ const MAX_PASSES: u32 = 32 / DIGIT_BITS;
 const FALLBACK_GROUP_SIZE: u32 = 32;
 /// Largest keys per invocation the shader's register arrays hold (`MAX_KEYS_PER_THREAD`).
 const MAX_KEYS_PER_THREAD: u32 = 16;
+/// Largest block of keys per workgroup: blocks of 4,096 keys left too few workgroups per pass
+/// on the H200 (depth sort 0.129 -> 0.112 ms, tile sort 0.084 -> 0.073 ms with 2,048;
+/// `splatforge bench sort`, BENCHMARKS.md). The sort is exact with any block size.
+const MAX_BLOCK_KEYS: u32 = 2048;
 /// Bytes of `PassParams` in radix_sort.wgsl.
 const PASS_PARAMS_BYTES: u64 = 32;
 /// Words of `SortCall` in radix_sort.wgsl, plus the count of [`RadixSort::encode`].
@@ -58,9 +62,10 @@ impl SortConfig {
         )
     }
 
-    /// The largest blocks whose downsweep fits `workgroup_memory` bytes, preferring the
-    /// subgroup path (then larger workgroups): with subgroups of 32 and 48 KiB (NVIDIA) 256
-    /// invocations x 16 keys in 25 KiB; with subgroups of 8 and 32 KiB (lavapipe) 128 x 16.
+    /// The largest blocks (at most `MAX_BLOCK_KEYS`) whose downsweep fits `workgroup_memory`
+    /// bytes, preferring the subgroup path (then larger workgroups): with subgroups of 32 and
+    /// 48 KiB (NVIDIA) 256 invocations x 8 keys; with subgroups of 8 and 32 KiB (lavapipe)
+    /// 128 x 16.
     pub fn choose(caps: &GpuCapabilities, workgroup_memory: u32, max_per_dimension: u32) -> Self {
         for subgroups in [true, false] {
             let mut candidates = Vec::new();
@@ -84,6 +89,7 @@ impl SortConfig {
                 }
             }
             // Stable: among equal block sizes the larger workgroup stays first.
+            candidates.retain(|c| c.block_size() <= MAX_BLOCK_KEYS);
             candidates.sort_by_key(|c| std::cmp::Reverse(c.block_size()));
             if let Some(config) = candidates
                 .into_iter()
@@ -621,13 +627,15 @@ mod tests {
             assert!(c.workgroup_memory_bytes() <= u64::from(memory), "{c:?}");
             (c.workgroup_size, c.keys_per_thread, c.subgroups)
         };
-        // NVIDIA, AMD RDNA, Intel, Adreno.
-        assert_eq!(pick(32, 32, 48 << 10), (256, 16, true));
-        assert_eq!(pick(32, 64, 64 << 10), (256, 16, true));
-        assert_eq!(pick(8, 32, 64 << 10), (256, 16, true));
-        assert_eq!(pick(64, 128, 32 << 10), (256, 16, true));
+        // NVIDIA, AMD RDNA, Intel, Adreno: blocks of MAX_BLOCK_KEYS.
+        assert_eq!(pick(32, 32, 48 << 10), (256, 8, true));
+        assert_eq!(pick(32, 64, 64 << 10), (256, 8, true));
+        assert_eq!(pick(8, 32, 64 << 10), (256, 8, true));
+        assert_eq!(pick(64, 128, 32 << 10), (256, 8, true));
+        // Subgroups of 8 and 32 KiB (lavapipe): 32 histograms of 256 x 8 would not fit.
+        assert_eq!(pick(8, 8, 32 << 10), (128, 16, true));
         // Vulkan without subgroup size control reports 4..128: 64 histograms would not fit.
-        assert_eq!(pick(4, 128, 32 << 10), (256, 16, false));
+        assert_eq!(pick(4, 128, 32 << 10), (256, 8, false));
         // No subgroups and WebGPU's minimum of 16 KiB.
         assert_eq!(pick(0, 0, 16 << 10), (128, 16, false));
     }
