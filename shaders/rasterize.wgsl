@@ -652,7 +652,9 @@ fn rasterize_backward(
     // to the slowest: 0.848 -> 0.764 ms without, BENCHMARKS.md). Each lane loads one entry's
     // splat; a ballot picks the splats that reach the subgroup's rows, in front of its largest
     // last-contributor count, and their values reach every lane by shuffles. Every pixel still
-    // runs its own tests: the gradients are those of the batch walk below.
+    // runs its own last-contributor and alpha tests (the per-pixel row test of the batch walk
+    // is left out: `footprint` zeroes the same splats), so the gradients are those of the
+    // batch walk below.
     var window_end = min(walk_end, max(subgroup_last, piece_start));
     while window_end > piece_start {
         let in_window = min(ids.subgroup_size, window_end - piece_start);

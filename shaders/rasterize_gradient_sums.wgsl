@@ -1,9 +1,8 @@
 // How the backward pass of rasterize.wgsl sums one splat's per-pixel gradients over a tile:
 // the subgroup reduce-scatter and the five variants of `gather_splat_gradient` / `flush_batch`
-// (with subgroups and atomics, `add_splat_gradient` does the work: the barrier-free walk of
-// SUBGROUP_SKIPS calls it directly)
 // (atomics with wide subgroups, narrow subgroups, or none; deterministic with or without wide
-// subgroups). Only for `#include` by rasterize.wgsl, whose declarations it uses (SplatGrad,
+// subgroups). With subgroups and atomics `add_splat_gradient` does the work, and the
+// barrier-free walk of SUBGROUP_SKIPS calls it directly. Only for `#include` by rasterize.wgsl, whose declarations it uses (SplatGrad,
 // BackwardIds, backward_targets, add_to_grad_2d, intersection_grads, BACKWARD_BATCH).
 
 #ifdef WIDE_SUBGROUPS
