@@ -12,13 +12,16 @@
 //   writes the colour (planar CHW), the final transmittance, and the number of tile-list entries
 //   up to its last composited splat ("last contributor count").
 // - Backward, skipping by subgroup (SUBGROUP_SKIPS: with subgroups, not in DETERMINISTIC mode):
-//   each subgroup (whole rows of the tile) walks its piece on its own, without workgroup
-//   barriers: it loads 32 splats at a time (one per lane), ballots for those that reach its
-//   rows and lie in front of its pixels' last contributors, and walks only those, in the same
-//   order, passing each splat to every lane by shuffles. Every pixel still runs its own tests,
-//   so the gradients are the same; the iterations where every lane would have failed them are
-//   gone, and no subgroup waits for another. Otherwise (DETERMINISTIC, or no subgroups) the
-//   workgroup loads batches of 256 splats into workgroup memory and every thread walks them.
+//   128 threads per tile, two pixels per thread (the per-splat shuffles, reductions and atomics
+//   of a subgroup are shared by twice the pixels: 0.766 -> 0.670 ms, BENCHMARKS.md). Each
+//   subgroup (whole rows of the tile) walks its piece on its own, without workgroup barriers:
+//   it loads 32 splats at a time (one per lane), ballots for those that reach its rows and lie
+//   in front of its pixels' last contributors, and walks only those, in the same order,
+//   passing each splat to every lane by shuffles. Every pixel still runs its own tests, so the
+//   gradients are the same; the iterations where every lane would have failed them are gone,
+//   and no subgroup waits for another. Otherwise (DETERMINISTIC, or no subgroups) the
+//   workgroup of 256 threads loads batches of 256 splats into workgroup memory and every
+//   thread walks them.
 //   Skipping in the forward measured slower on bench_tabletop (BENCHMARKS.md).
 // - Pieces: the backward pass does not walk a whole tile list in one workgroup (64 tiles of a
 //   128 x 128 image would leave most of the GPU idle, and one long list would hold up the end of
@@ -523,32 +526,64 @@ struct BackwardIds {
     subgroup_count: u32,
 }
 
-// Per-pixel state of the backward walk (private: one copy per invocation), set from the piece's
-// end: T behind the last splat walked and the colour composited behind it (background
-// included).
-var<private> back_transmittance: f32;
-var<private> back_behind: vec3<f32>;
+// One pixel of the backward walk: its place, its last-contributor count and dL/d(colour), and
+// the walk's state there, set from the piece's end and stepped in front of each splat walked:
+// T behind the last splat walked and the colour composited behind it (background included).
+struct WalkPixel {
+    centre: vec2<f32>,
+    last_count: u32,
+    d_pixel: vec3<f32>,
+    transmittance: f32,
+    behind: vec3<f32>,
+}
 
-// One splat's gradient at this invocation's pixel, and whether the splat composites there.
+// Pixel `in_tile` (row-major index within the tile) of `piece` at the piece's end. Zero outside
+// the image (a count of 0: no splat is walked there).
+fn start_walk(piece: Piece, in_tile: u32) -> WalkPixel {
+    let tile = vec2<u32>(piece.tile % render.tile_grid.x, piece.tile / render.tile_grid.x);
+    let px = pixel_setup(tile, in_tile);
+    var out = WalkPixel(px.centre, 0u, vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+    if !px.inside {
+        return out;
+    }
+    let plane = render.image_size.x * render.image_size.y;
+    out.last_count = last_counts[px.index];
+    out.d_pixel = vec3<f32>(d_image[px.index], d_image[plane + px.index], d_image[2u * plane + px.index]);
+    if out.last_count > piece.end - piece.tile_start {
+        // The pixel composites past this piece: start from the checkpoint at its end.
+        let checkpoint = checkpoints[(piece.end / render.chunk_size) * TILE_THREADS + in_tile];
+        out.transmittance = checkpoint.x;
+        let rendered = vec3<f32>(image[px.index], image[plane + px.index], image[2u * plane + px.index]);
+        out.behind = rendered - checkpoint.yzw;
+    } else {
+        out.transmittance = final_transmittance[px.index];
+        out.behind = render.background.rgb * out.transmittance;
+    }
+    return out;
+}
+
+// One splat's gradient at one pixel, and whether the splat composites there.
 struct PixelGrad {
     grad: SplatGrad,
     contributes: bool,
 }
 
-// The gradient of splat `s` at this invocation's pixel (alpha 0 there: none), stepping the
-// walk's state (`back_transmittance`, `back_behind`) in front of it.
-fn pixel_gradient(s: Splat, centre: vec2<f32>, d_pixel: vec3<f32>) -> PixelGrad {
+// The gradient of splat `s` at `pixel` (alpha 0 there: none), stepping the walk's state in
+// front of the splat.
+fn pixel_gradient(s: Splat, pixel: ptr<function, WalkPixel>) -> PixelGrad {
     var out = PixelGrad(zero_grad(), false);
-    let fp = footprint(s, centre);
+    let fp = footprint(s, (*pixel).centre);
     if fp.alpha > 0.0 {
         out.contributes = true;
         let one_minus_alpha = 1.0 - fp.alpha;
         // T in front of this splat.
-        back_transmittance = back_transmittance / one_minus_alpha;
-        let weight = fp.alpha * back_transmittance;
+        let transmittance = (*pixel).transmittance / one_minus_alpha;
+        (*pixel).transmittance = transmittance;
+        let weight = fp.alpha * transmittance;
+        let d_pixel = (*pixel).d_pixel;
         out.grad.colour = d_pixel * weight;
-        let d_alpha = dot(d_pixel, s.color * back_transmittance - back_behind / one_minus_alpha);
-        back_behind += s.color * weight;
+        let d_alpha = dot(d_pixel, s.color * transmittance - (*pixel).behind / one_minus_alpha);
+        (*pixel).behind += s.color * weight;
         // At the 0.99 cap alpha is a constant: no opacity or position gradient.
         if !fp.capped {
             out.grad.opacity = d_alpha * fp.falloff;
@@ -564,16 +599,126 @@ fn pixel_gradient(s: Splat, centre: vec2<f32>, d_pixel: vec3<f32>) -> PixelGrad 
     return out;
 }
 
+// The piece this workgroup walks and, through `tile_counter`, the largest last-contributor
+// count over the tile (every invocation passes its pixels' largest `count`). The walk covers
+// relative positions [piece start, returned end) of the tile's list.
+fn walk_end(piece: Piece, count: u32) -> u32 {
+    atomicMax(&tile_counter, count);
+    return min(piece.end - piece.tile_start, workgroupUniformLoad(&tile_counter));
+}
+
+// The piece of this workgroup, with `tile_counter` cleared for `walk_end`.
+fn start_piece(workgroup_id: vec3<u32>, num_workgroups: vec3<u32>, local_index: u32) -> Piece {
+    if local_index == 0u {
+        shared_piece = find_piece(linear_workgroup_id(workgroup_id, num_workgroups));
+        atomicStore(&tile_counter, 0u);
+    }
+    return workgroupUniformLoad(&shared_piece);
+}
+
+#ifdef SUBGROUP_SKIPS
+// Backward with subgroups, not DETERMINISTIC: two pixels per invocation (half the shuffles,
+// reductions and atomics per pixel of one per invocation: the per-splat work of a subgroup is
+// shared by twice the pixels). An invocation with subgroup lane l of a subgroup of S lanes
+// covers the tile's pixels 2S k + l and 2S k + S + l (k = local_index / S): 2S consecutive
+// pixels per subgroup, whole rows when S >= 8.
+//
+// Each subgroup walks its piece on its own, back to front, one window of S entries at a time,
+// with no workgroup barrier (one barrier per batch held every subgroup to the slowest: 0.848 ->
+// 0.764 ms without, BENCHMARKS.md). Each lane loads one entry's splat; a ballot picks the
+// splats that reach the subgroup's rows, in front of its largest last-contributor count, and
+// their values reach every lane by shuffles. Every pixel still runs its own last-contributor
+// and alpha tests (the per-pixel row test of the batch walk is left out: `footprint` zeroes
+// the same splats), so the gradients are those of the batch walk below.
+@compute @workgroup_size(128)
+fn rasterize_backward(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+    @builtin(subgroup_size) subgroup_size: u32,
+    @builtin(subgroup_id) subgroup_id: u32,
+    @builtin(num_subgroups) subgroup_count: u32,
+) {
+    let ids = BackwardIds(local_index, subgroup_lane, subgroup_id, subgroup_size, subgroup_count);
+    let piece = start_piece(workgroup_id, num_workgroups, local_index);
+    if piece.end <= piece.start {
+        return;
+    }
+    // A bijection of the 128 invocations onto the 256 pixels for any S dividing 128.
+    let first = (local_index / subgroup_size) * 2u * subgroup_size + local_index % subgroup_size;
+    var a = start_walk(piece, first);
+    var b = start_walk(piece, first + subgroup_size);
+    let end = walk_end(piece, max(a.last_count, b.last_count));
+    let piece_start = piece.start - piece.tile_start;
+    if end <= piece_start {
+        return;
+    }
+    // What the whole subgroup can skip: entries past its largest last-contributor count, and
+    // splats whose visible rows miss all of its rows.
+    let subgroup_last = subgroupMax(max(a.last_count, b.last_count));
+    let subgroup_rows = vec2<f32>(subgroupMin(a.centre.y), subgroupMax(b.centre.y));
+    var window_end = min(end, max(subgroup_last, piece_start));
+    while window_end > piece_start {
+        let in_window = min(subgroup_size, window_end - piece_start);
+        var s = Splat(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+        var id = 0u;
+        var seen = false;
+        if subgroup_lane < in_window {
+            id = intersection_gaussians[piece.tile_start + window_end - 1u - subgroup_lane];
+            s = splats[id];
+            let rows = visible_rows(s);
+            seen = rows.x <= subgroup_rows.y && rows.y >= subgroup_rows.x;
+        }
+        let ballot = subgroupBallot(seen);
+        for (var word = 0u; word < 4u; word++) {
+            var bits = ballot[word];
+            while bits != 0u {
+                let k = 32u * word + firstTrailingBit(bits);
+                bits &= bits - 1u;
+                let splat = Splat(
+                    subgroupShuffle(s.mean, k),
+                    subgroupShuffle(s.conic, k),
+                    subgroupShuffle(s.opacity, k),
+                    subgroupShuffle(s.color, k),
+                );
+                let position = window_end - 1u - k;
+                var ga = PixelGrad(zero_grad(), false);
+                if position < a.last_count {
+                    ga = pixel_gradient(splat, &a);
+                }
+                var gb = PixelGrad(zero_grad(), false);
+                if position < b.last_count {
+                    gb = pixel_gradient(splat, &b);
+                }
+                add_splat_gradient(
+                    subgroupShuffle(id, k),
+                    sum_grads(ga.grad, gb.grad),
+                    ga.contributes || gb.contributes,
+                    ids,
+                );
+            }
+        }
+        window_end -= in_window;
+    }
+}
+
+fn sum_grads(a: SplatGrad, b: SplatGrad) -> SplatGrad {
+    return SplatGrad(a.mean + b.mean, a.conic + b.conic, a.opacity + b.opacity, a.colour + b.colour);
+}
+#else
 // One splat of a batch (slot j, relative list position `position`) at this invocation's
 // pixel: its gradient there, summed over the subgroup by `gather_splat_gradient`.
-fn backward_splat(j: u32, position: u32, last_count: u32, centre: vec2<f32>, d_pixel: vec3<f32>, ids: BackwardIds) {
+fn backward_splat(j: u32, position: u32, pixel: ptr<function, WalkPixel>, ids: BackwardIds) {
     var g = PixelGrad(zero_grad(), false);
-    if position < last_count && !outside_rows(backward_rows[j], centre) {
-        g = pixel_gradient(backward_splats[j], centre, d_pixel);
+    if position < (*pixel).last_count && !outside_rows(backward_rows[j], (*pixel).centre) {
+        g = pixel_gradient(backward_splats[j], pixel);
     }
     gather_splat_gradient(j, g.grad, g.contributes, ids);
 }
 
+// Backward without subgroups or in DETERMINISTIC mode: one pixel per invocation; the
+// workgroup loads batches of splats into workgroup memory and every invocation walks them.
 @compute @workgroup_size(256)
 fn rasterize_backward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
@@ -591,110 +736,33 @@ fn rasterize_backward(
 #else
     let ids = BackwardIds(local_index, 0u, 0u, 1u, 1u);
 #endif
-    if local_index == 0u {
-        shared_piece = find_piece(linear_workgroup_id(workgroup_id, num_workgroups));
-        atomicStore(&tile_counter, 0u);
-    }
-    let piece = workgroupUniformLoad(&shared_piece);
+    let piece = start_piece(workgroup_id, num_workgroups, local_index);
     if piece.end <= piece.start {
         return;
     }
-    let tile = vec2<u32>(piece.tile % render.tile_grid.x, piece.tile / render.tile_grid.x);
-    let px = pixel_setup(tile, local_index);
-    // The piece relative to the tile's list: [piece_start, piece_end).
+    var pixel = start_walk(piece, local_index);
+    let end = walk_end(piece, pixel.last_count);
     let piece_start = piece.start - piece.tile_start;
     let piece_end = piece.end - piece.tile_start;
 
-    // Per-pixel state at the piece's end (`back_transmittance`, `back_behind`; zero outside
-    // the image) and dL/d(pixel colour).
-    var last_count = 0u;
-    var d_pixel = vec3<f32>(0.0);
-    if px.inside {
-        let plane = render.image_size.x * render.image_size.y;
-        last_count = last_counts[px.index];
-        d_pixel = vec3<f32>(d_image[px.index], d_image[plane + px.index], d_image[2u * plane + px.index]);
-        if last_count > piece_end {
-            // The pixel composites past this piece: start from the checkpoint at its end.
-            let checkpoint = checkpoints[(piece.end / render.chunk_size) * TILE_THREADS + local_index];
-            back_transmittance = checkpoint.x;
-            let rendered = vec3<f32>(image[px.index], image[plane + px.index], image[2u * plane + px.index]);
-            back_behind = rendered - checkpoint.yzw;
-        } else {
-            back_transmittance = final_transmittance[px.index];
-            back_behind = render.background.rgb * back_transmittance;
-        }
-    }
-    atomicMax(&tile_counter, last_count);
-    let walk_end = min(piece_end, workgroupUniformLoad(&tile_counter));
-
 #ifdef DETERMINISTIC
     // Entries no pixel reached have zero gradient; every slot of the piece is written.
-    for (var p = max(walk_end, piece_start) + local_index; p < piece_end; p += TILE_THREADS) {
+    for (var p = max(end, piece_start) + local_index; p < piece_end; p += TILE_THREADS) {
         let slot = intersection_slots[piece.tile_start + p];
         for (var c = 0u; c < GRAD_2D_STRIDE; c++) {
             intersection_grads[slot * GRAD_2D_STRIDE + c] = 0.0;
         }
     }
 #endif
-    if walk_end <= piece_start {
+    if end <= piece_start {
         return;
     }
-#ifdef SUBGROUP_SKIPS
-    // What the whole subgroup can skip: entries past its largest last-contributor count, and
-    // splats whose visible rows miss all of its rows (16 x 2 pixels: a row range).
-    let subgroup_last = subgroupMax(last_count);
-    let subgroup_rows = vec2<f32>(subgroupMin(px.centre.y), subgroupMax(px.centre.y));
-#endif
-
-#ifdef SUBGROUP_SKIPS
-    // Each subgroup walks the piece on its own, back to front, one window of `subgroup_size`
-    // entries at a time, with no workgroup barrier (one barrier per batch held every subgroup
-    // to the slowest: 0.848 -> 0.764 ms without, BENCHMARKS.md). Each lane loads one entry's
-    // splat; a ballot picks the splats that reach the subgroup's rows, in front of its largest
-    // last-contributor count, and their values reach every lane by shuffles. Every pixel still
-    // runs its own last-contributor and alpha tests (the per-pixel row test of the batch walk
-    // is left out: `footprint` zeroes the same splats), so the gradients are those of the
-    // batch walk below.
-    var window_end = min(walk_end, max(subgroup_last, piece_start));
-    while window_end > piece_start {
-        let in_window = min(ids.subgroup_size, window_end - piece_start);
-        var s = Splat(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
-        var id = 0u;
-        var seen = false;
-        if ids.lane < in_window {
-            id = intersection_gaussians[piece.tile_start + window_end - 1u - ids.lane];
-            s = splats[id];
-            let rows = visible_rows(s);
-            seen = rows.x <= subgroup_rows.y && rows.y >= subgroup_rows.x;
-        }
-        let ballot = subgroupBallot(seen);
-        for (var word = 0u; word < 4u; word++) {
-            var bits = ballot[word];
-            while bits != 0u {
-                let k = 32u * word + firstTrailingBit(bits);
-                bits &= bits - 1u;
-                let splat = Splat(
-                    subgroupShuffle(s.mean, k),
-                    subgroupShuffle(s.conic, k),
-                    subgroupShuffle(s.opacity, k),
-                    subgroupShuffle(s.color, k),
-                );
-                var g = PixelGrad(zero_grad(), false);
-                if window_end - 1u - k < last_count {
-                    g = pixel_gradient(splat, px.centre, d_pixel);
-                }
-                add_splat_gradient(subgroupShuffle(id, k), g.grad, g.contributes, ids);
-            }
-        }
-        window_end -= in_window;
-    }
-#else
-    // Entries [piece_start, walk_end), consumed back to front in batches of splats loaded into
+    // Entries [piece_start, end), consumed back to front in batches of splats loaded into
     // workgroup memory.
-    let batch_count = (walk_end - piece_start + BACKWARD_BATCH - 1u) / BACKWARD_BATCH;
+    let batch_count = (end - piece_start + BACKWARD_BATCH - 1u) / BACKWARD_BATCH;
     for (var batch = 0u; batch < batch_count; batch++) {
         // This batch: relative positions [batch_end - in_batch, batch_end) of the tile's list.
-        let batch_end = walk_end - batch * BACKWARD_BATCH;
+        let batch_end = end - batch * BACKWARD_BATCH;
         let in_batch = min(BACKWARD_BATCH, batch_end - piece_start);
         workgroupBarrier();
         if local_index < in_batch {
@@ -715,9 +783,9 @@ fn rasterize_backward(
         }
         workgroupBarrier();
         for (var j = 0u; j < in_batch; j++) {
-            backward_splat(j, batch_end - 1u - j, last_count, px.centre, d_pixel, ids);
+            backward_splat(j, batch_end - 1u - j, &pixel, ids);
         }
         flush_batch(in_batch, ids);
     }
-#endif
 }
+#endif
