@@ -42,6 +42,7 @@
 
 #include "common.wgsl"
 #include "raster_types.wgsl"
+#include "splat_reach.wgsl"
 
 const WORKGROUP_SIZE: u32 = 256u;
 
@@ -73,71 +74,6 @@ const WORKGROUP_SIZE: u32 = 256u;
 
 const GRAD_2D_STRIDE: u32 = 9u;
 #endif
-
-// Relative slack of the culling test, in units of the quadratic form's largest term on the
-// ellipse: f32 rounding of those terms (in here and in the rasterizer) is ~1e-7 of it.
-const CULL_MARGIN: f32 = 1e-4;
-// Splats whose conic has det < this * a * c are not culled: for such thin ellipses a c - b^2
-// loses too many digits in f32 (its relative error is ~2e-7 / this).
-const MIN_CONIC_CONDITION: f32 = 1e-3;
-// Extra room on each side of a strip's x range, as a fraction of the ellipse's x extent: the
-// square roots near the ellipse's top and bottom amplify the determinant's error to
-// sqrt(2e-4) ~ 0.014 of the extent.
-const STRIP_SLACK: f32 = 0.05;
-
-// Where a splat can reach alpha >= 1/255 at a pixel centre: the ellipse q(d) <= threshold with
-// q(d) = d^T conic d (d = centre - mean) and threshold = 2 ln(255 opacity) plus the margin.
-// Its extents are sqrt(c t / det) in x and sqrt(a t / det) in y (det = a c - b^2 of the conic).
-struct Reach {
-    // False: keep every tile of the rectangle (ill-conditioned or non-finite).
-    cull: bool,
-    threshold: f32,
-    det: f32,
-    extent: vec2<f32>,
-}
-
-fn splat_reach(s: Splat) -> Reach {
-    let a = s.conic.x;
-    let b = s.conic.y;
-    let c = s.conic.z;
-    let det = a * c - b * b;
-    let t = 2.0 * log(255.0 * s.opacity);
-    let extent = sqrt(vec2<f32>(c, a) * t / det);
-    let scale = a * extent.x * extent.x + c * extent.y * extent.y + 2.0 * abs(b) * extent.x * extent.y;
-    let threshold = t + CULL_MARGIN * (scale + 1.0);
-    let cull = det >= MIN_CONIC_CONDITION * a * c && is_finite(scale);
-    return Reach(cull, threshold, det, sqrt(vec2<f32>(c, a) * threshold / det));
-}
-
-// The x range [left, right] (relative to the mean) of the ellipse within the horizontal strip
-// dy in [low, high]; empty (left > right) when the strip misses it. The ellipse's right edge
-// x(dy) = (-b dy + sqrt(a t - det dy^2)) / a is concave with its maximum `extent.x` at
-// dy = -b extent.x / c, the left edge mirrors it.
-fn strip_x_range(s: Splat, reach: Reach, low: f32, high: f32) -> vec2<f32> {
-    let a = s.conic.x;
-    let b = s.conic.y;
-    let c = s.conic.z;
-    // (The y extent gets the same room as the x range below.)
-    let y_reach = reach.extent.y * (1.0 + STRIP_SLACK) + 0.05;
-    let y0 = max(low, -y_reach);
-    let y1 = min(high, y_reach);
-    if !(y0 <= y1) {
-        return vec2<f32>(1.0, -1.0);
-    }
-    let root0 = sqrt(max(0.0, a * reach.threshold - reach.det * y0 * y0));
-    let root1 = sqrt(max(0.0, a * reach.threshold - reach.det * y1 * y1));
-    let peak = b * reach.extent.x / c;
-    var right = max(-b * y0 + root0, -b * y1 + root1) / a;
-    if y0 <= -peak && -peak <= y1 {
-        right = reach.extent.x;
-    }
-    var left = min(-b * y0 - root0, -b * y1 - root1) / a;
-    if y0 <= peak && peak <= y1 {
-        left = -reach.extent.x;
-    }
-    let slack = STRIP_SLACK * reach.extent.x + 0.05;
-    return vec2<f32>(left - slack, right + slack);
-}
 
 // The tile columns [first, end) of row `y` of the rectangle [tile_min, tile_max) that the
 // splat reaches (where the strip's x range overlaps a tile's pixel centres). NaN anywhere
