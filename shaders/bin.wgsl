@@ -26,7 +26,7 @@
 // is left out of the list: the images and gradients are the same as with the whole rectangle
 // (bit for bit in the forward pass), with fewer entries to sort, walk and reduce. The test is
 // the minimum of the splat's quadratic form over the tile's pixel centres against the alpha
-// threshold, with a margin far above f32 rounding.
+// threshold, with a margin far above f32 rounding (splat_reach.wgsl, shared with the backward).
 //
 // DETERMINISTIC (rasterize.wgsl): emission also writes each entry's own slot index into
 // `intersection_slots`, and the tile sort carries those slots instead of the Gaussian ids, so
