@@ -601,9 +601,10 @@ fn pixel_gradient(s: Splat, pixel: ptr<function, WalkPixel>) -> PixelGrad {
     return out;
 }
 
-// The piece this workgroup walks and, through `tile_counter`, the largest last-contributor
-// count over the tile (every invocation passes its pixels' largest `count`). The walk covers
-// relative positions [piece start, returned end) of the tile's list.
+// Where the backward walk of `piece` ends: the piece's end or, if smaller, the largest
+// last-contributor count over the tile (every invocation passes its pixels' largest `count`,
+// gathered in `tile_counter`). The walk covers relative positions [piece start, returned end)
+// of the tile's list.
 fn walk_end(piece: Piece, count: u32) -> u32 {
     atomicMax(&tile_counter, count);
     return min(piece.end - piece.tile_start, workgroupUniformLoad(&tile_counter));
@@ -630,9 +631,10 @@ fn start_piece(workgroup_id: vec3<u32>, num_workgroups: vec3<u32>, local_index: 
 // 0.764 ms without, BENCHMARKS.md). Each lane loads one entry's splat; a ballot picks the
 // splats that can reach alpha >= 1/255 somewhere in the subgroup's block (its rows, the tile's
 // columns: `reaches_strip`, 0.687 -> 0.655 ms against a test on rows alone), in front of its
-// largest last-contributor count, and their values reach every lane by shuffles. Every pixel still runs its own last-contributor
-// and alpha tests (the per-pixel row test of the batch walk is left out: `footprint` zeroes
-// the same splats), so the gradients are those of the batch walk below.
+// largest last-contributor count, and their values reach every lane by shuffles. Every pixel
+// still runs its own last-contributor and alpha tests (the per-pixel row test of the batch walk
+// is left out: `footprint` zeroes the same splats), so the gradients are those of the batch
+// walk below.
 @compute @workgroup_size(128)
 fn rasterize_backward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
@@ -704,19 +706,6 @@ fn rasterize_backward(
         }
         window_end -= in_window;
     }
-}
-
-// Whether splat `s` can reach alpha >= 1/255 at a pixel centre of the rows `rows` and columns
-// `columns` (centre coordinates, inclusive): the exact test of binning on a strip of rows.
-// Only a definite miss is false (NaN keeps the splat).
-fn reaches_strip(s: Splat, rows: vec2<f32>, columns: vec2<f32>) -> bool {
-    let reach = splat_reach(s);
-    if !reach.cull {
-        return true;
-    }
-    let range = strip_x_range(s, reach, rows.x - s.mean.y, rows.y - s.mean.y);
-    let miss = range.x > range.y || range.x > columns.y - s.mean.x || range.y < columns.x - s.mean.x;
-    return !miss;
 }
 
 fn sum_grads(a: SplatGrad, b: SplatGrad) -> SplatGrad {

@@ -2,8 +2,9 @@
 // the subgroup reduce-scatter and the five variants of `gather_splat_gradient` / `flush_batch`
 // (atomics with wide subgroups, narrow subgroups, or none; deterministic with or without wide
 // subgroups). With subgroups and atomics `add_splat_gradient` does the work, and the
-// barrier-free walk of SUBGROUP_SKIPS calls it directly. Only for `#include` by rasterize.wgsl, whose declarations it uses (SplatGrad,
-// BackwardIds, backward_targets, add_to_grad_2d, intersection_grads, BACKWARD_BATCH).
+// barrier-free walk of SUBGROUP_SKIPS calls it directly. Only for `#include` by rasterize.wgsl,
+// whose declarations it uses (SplatGrad, BackwardIds, backward_targets, add_to_grad_2d,
+// intersection_grads, BACKWARD_BATCH).
 
 #ifdef WIDE_SUBGROUPS
 // One step of the reduce-scatter: lanes whose `mask` bit is clear keep `low`, the others keep

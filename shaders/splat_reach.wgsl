@@ -68,3 +68,16 @@ fn strip_x_range(s: Splat, reach: Reach, low: f32, high: f32) -> vec2<f32> {
     let slack = STRIP_SLACK * reach.extent.x + 0.05;
     return vec2<f32>(left - slack, right + slack);
 }
+
+// Whether splat `s` can reach alpha >= 1/255 at a pixel centre of the rows `rows` and columns
+// `columns` (centre coordinates, inclusive): the strip test on a block of a tile.
+// Only a definite miss is false (NaN keeps the splat).
+fn reaches_strip(s: Splat, rows: vec2<f32>, columns: vec2<f32>) -> bool {
+    let reach = splat_reach(s);
+    if !reach.cull {
+        return true;
+    }
+    let range = strip_x_range(s, reach, rows.x - s.mean.y, rows.y - s.mean.y);
+    let miss = range.x > range.y || range.x > columns.y - s.mean.x || range.y < columns.x - s.mean.x;
+    return !miss;
+}
