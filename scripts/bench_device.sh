@@ -16,6 +16,8 @@
 #   tabletop  bench_tabletop, every 8th view held out, full resolution, 7k unless args say
 #   blender   tiny_blender at 128x128, white background
 #   raster    `splatforge bench raster --bandwidth-gbs 4250`
+#   trained   `bench raster` on a trained cloud: `name binary trained CASE args`, the final PLY
+#             of the earlier case CASE rendered from bench_tabletop's training views
 #   view      `splatforge bench view` (the game plugin's renderer; prints its own table)
 #   dispatch  `splatforge bench dispatch` (the fixed cost of one dispatch; its own table)
 #   sort      `splatforge bench sort` (the radix sort per block shape, checked; its own table)
@@ -53,6 +55,12 @@ run_case() {
                 >"$dir/log.txt" 2>&1 ;;
         raster)
             "$bin" bench raster --bandwidth-gbs 4250 "$@" >"$dir/log.txt" 2>&1 ;;
+        trained)
+            # `bench raster` on the final PLY of the earlier case named first.
+            local ply=$(ls "$out/cases/$1"/model/point_cloud/iteration_*/point_cloud.ply 2>/dev/null | tail -1)
+            shift
+            "$bin" bench raster --bandwidth-gbs 4250 --ply "$ply" -s "$data/bench_tabletop" "$@" \
+                >"$dir/log.txt" 2>&1 ;;
         view)
             "$bin" bench view "$@" >"$dir/log.txt" 2>&1 ;;
         dispatch)
@@ -159,7 +167,7 @@ for d in "$out"/cases/*/; do
     done
     if grep -q "^| Gaussians\|^| splats\|^| floats\|^# splatforge bench view\|^# splatforge bench raster\|^# splatforge bench sort" "$d/log.txt" 2>/dev/null; then
         echo "== raster: $n"
-        grep "^|" "$d/log.txt"
+        grep "^|\|^## \|^visible: \|^tile lists\|^backward pieces" "$d/log.txt"
     fi
 done
 (cd "$out" && tar czf cases.tgz --exclude='*.ply' cases && rm -rf cases)

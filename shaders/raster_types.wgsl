@@ -32,9 +32,10 @@ struct RenderUniforms {
     // Slots of the intersection list; emission and tile ranges ignore entries beyond it (a
     // render whose intersection count was not read back first can overflow; see bin.wgsl).
     intersection_capacity: u32,
-    // Entries per piece of a tile's list for the backward pass (a power of two, at least
-    // BATCH_SIZE of rasterize.wgsl): pieces start at the list positions that are multiples of
-    // it, and the forward saves each pixel's state there (rasterize.wgsl, "Pieces").
+    // Entries per piece of a tile's list for the backward pass (a power of two, at least 128,
+    // so a multiple of any subgroup size): pieces start at the list positions that are
+    // multiples of it, and the forward saves each pixel's state there (rasterize.wgsl,
+    // "Pieces").
     chunk_size: u32,
     _padding1: u32,
     _padding2: u32,

@@ -2,28 +2,32 @@
 // "Rasterization" and "The rasterizer (backward)").
 //
 // Key choices:
-// - Forward: one workgroup of 256 threads per 16 x 16 tile, one thread per pixel, row-major
-//   (declared 1-D because subgroup builtins need 1-D workgroups). Threads outside the image
-//   (images need not be multiples of 16) still help load batches but write nothing. The tile's
-//   list is consumed front to back in batches of 256: each thread gathers one splat (48 bytes)
-//   into workgroup memory, then every thread reads the whole batch from there. A thread stops
-//   when its transmittance would fall below 1e-4, and the tile stops loading batches once every
-//   thread has stopped (a workgroup counter read with workgroupUniformLoad). Per pixel it
-//   writes the colour (planar CHW), the final transmittance, and the number of tile-list entries
-//   up to its last composited splat ("last contributor count").
+// - Pixels: a tile's 256 pixels are numbered in Morton order (`morton_pixel`), so that a
+//   subgroup's pixels form a compact block of the tile (8 x 4 for 32 lanes), which fewer splats
+//   reach than rows of as many pixels.
+// - Forward: one workgroup of 256 threads per 16 x 16 tile, one thread per pixel (declared 1-D
+//   because subgroup builtins need 1-D workgroups). A thread stops when its transmittance would
+//   fall below 1e-4. Per pixel it writes the colour (planar CHW), the final transmittance, and
+//   the number of tile-list entries up to its last composited splat ("last contributor
+//   count"). With subgroups each subgroup walks the list on its own, skipping by a ballot the
+//   splats that miss its block (binning's strip test), like the backward below; it stops when
+//   all its pixels have. Without subgroups the tile's list is consumed front to back
+//   in batches of 256: each thread gathers one splat (48 bytes) into workgroup memory, then
+//   every thread reads the whole batch from there; threads outside the image (images need not
+//   be multiples of 16) still help load batches, and the tile stops loading batches once every
+//   thread has stopped (a workgroup counter read with workgroupUniformLoad).
 // - Backward, skipping by subgroup (SUBGROUP_SKIPS: with subgroups, not in DETERMINISTIC mode):
 //   128 threads per tile, two pixels per thread (the per-splat shuffles, reductions and atomics
 //   of a subgroup are shared by twice the pixels: 0.766 -> 0.670 ms, BENCHMARKS.md). Each
-//   subgroup (whole rows of the tile) walks its piece on its own, without workgroup barriers:
+//   subgroup (a block of the tile) walks its piece on its own, without workgroup barriers:
 //   it loads 32 splats at a time (one per lane), ballots for those that reach its block of the
-//   tile (binning's exact strip test on its rows and the tile's columns, splat_reach.wgsl) and
+//   tile (binning's exact strip test on its rows and columns, splat_reach.wgsl) and
 //   lie in front of its pixels' last contributors, and walks only those, in the same order,
 //   passing each splat to every lane by shuffles. Every pixel still runs its own tests, so the
 //   gradients are the same; the iterations where every lane would have failed them are gone,
 //   and no subgroup waits for another. Otherwise (DETERMINISTIC, or no subgroups) the
 //   workgroup of 256 threads loads batches of 256 splats into workgroup memory and every
 //   thread walks them.
-//   Skipping in the forward measured slower on bench_tabletop (BENCHMARKS.md).
 // - Pieces: the backward pass does not walk a whole tile list in one workgroup (64 tiles of a
 //   128 x 128 image would leave most of the GPU idle, and one long list would hold up the end of
 //   the pass). Tile lists are cut at the list positions that are multiples of
@@ -151,9 +155,20 @@ struct PixelSetup {
     centre: vec2<f32>,
 }
 
+// The pixel of a tile at `index` in Morton (Z) order: bits 0, 2, 4, 6 of the index are x, bits
+// 1, 3, 5, 7 are y. Any 2^k consecutive indices from a multiple of 2^k form a square or a 2:1
+// block, so a subgroup covers a compact block of the tile (32 lanes: 8 x 4 pixels), which
+// fewer splats reach than whole rows of as many pixels: on a trained 30k bench_tabletop cloud
+// the forward takes 0.476-0.481 ms instead of 0.540, the backward 0.831-0.834 instead of
+// 0.896 (BENCHMARKS.md).
+fn morton_pixel(index: u32) -> vec2<u32> {
+    let x = (index & 1u) | ((index >> 1u) & 2u) | ((index >> 2u) & 4u) | ((index >> 3u) & 8u);
+    let y = ((index >> 1u) & 1u) | ((index >> 2u) & 2u) | ((index >> 3u) & 4u) | ((index >> 4u) & 8u);
+    return vec2<u32>(x, y);
+}
+
 fn pixel_setup(tile: vec2<u32>, local_index: u32) -> PixelSetup {
-    // Row-major within the tile, so a subgroup covers whole rows of 16 pixels.
-    let pixel = tile * TILE_SIZE + vec2<u32>(local_index % TILE_SIZE, local_index / TILE_SIZE);
+    let pixel = tile * TILE_SIZE + morton_pixel(local_index);
     let inside = pixel.x < render.image_size.x && pixel.y < render.image_size.y;
     return PixelSetup(pixel, inside, pixel.y * render.image_size.x + pixel.x, vec2<f32>(pixel) + 0.5);
 }
@@ -194,10 +209,9 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
 // d^T Q d > r2 = 2 ln(opacity / MIN_ALPHA) (Q the conic), and over that ellipse |d.y| is at
 // most sqrt(r2 * Q^-1_yy) = sqrt(r2 * Q_xx / det Q). Kernels compute it once per splat and
 // batch; a pixel outside it skips the splat without evaluating the Gaussian, which `footprint`
-// would have zeroed anyway: the result is the same. Rows only, not columns: a subgroup covers
-// whole rows of a tile, so a row test lets whole subgroups skip, while a column test would
-// only split them (measured slower; BENCHMARKS.md). Margins (0.1% and 0.01 px) cover the
-// footprint's rounding; needle-like splats (det Q < 1% of Q_xx Q_yy, where det Q loses
+// would have zeroed anyway: the result is the same (the walks without subgroups; rows only,
+// columns measured slower when subgroups covered whole rows, BENCHMARKS.md). Margins (0.1%
+// and 0.01 px) cover the footprint's rounding; needle-like splats (det Q < 1% of Q_xx Q_yy, where det Q loses
 // precision) and degenerate ones get every row.
 fn visible_rows(s: Splat) -> vec2<f32> {
     let diagonal = s.conic.x * s.conic.z;
@@ -261,6 +275,89 @@ fn find_piece(item: u32) -> Piece {
 // ---------------------------------------------------------------------------------------------
 // Forward
 
+#ifdef SUBGROUPS
+// Forward with subgroups: each subgroup (a block of the tile) walks the list on its own, with
+// no workgroup barrier, one window of S entries (S lanes) at a time: each lane loads one
+// entry's splat, a ballot picks those that reach alpha >= 1/255 somewhere in the subgroup's
+// block (binning's strip test on its rows and columns, splat_reach.wgsl), and only
+// those reach the lanes, by shuffles, in list order. A pixel composites exactly what the batch
+// walk below would (the skipped splats have alpha < 1/255 at all its pixels), so the images are
+// the same; on a trained 30k bench_tabletop cloud the forward takes 0.552 ms instead of 0.616
+// (BENCHMARKS.md). The subgroup stops once all its pixels have.
+@compute @workgroup_size(256)
+fn rasterize_forward(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+    @builtin(subgroup_size) subgroup_size: u32,
+) {
+    let px = pixel_setup(workgroup_id.xy, local_index);
+    let range = ranges[workgroup_id.y * render.tile_grid.x + workgroup_id.x];
+    var done = !px.inside;
+    var transmittance = 1.0;
+    var colour = vec3<f32>(0.0);
+    var last_count = 0u;
+    let chunk = render.chunk_size;
+    let rows = vec2<f32>(subgroupMin(px.centre.y), subgroupMax(px.centre.y));
+    let columns = vec2<f32>(subgroupMin(px.centre.x), subgroupMax(px.centre.x));
+    // Windows end at multiples of the subgroup size, so every cut (a multiple of chunk, itself
+    // a multiple of the subgroup size) starts a window.
+    var window = range.x;
+    loop {
+        if window >= range.y || subgroupAll(done) {
+            break;
+        }
+        let window_end = min(range.y, (window / subgroup_size + 1u) * subgroup_size);
+        if window > range.x && window % chunk == 0u && !done {
+            checkpoints[(window / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
+        }
+        var s = Splat(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+        var seen = false;
+        if window + subgroup_lane < window_end {
+            s = splats[listed_gaussian(window + subgroup_lane)];
+            seen = reaches_strip(s, rows, columns);
+        }
+        let ballot = subgroupBallot(seen);
+        for (var word = 0u; word < 4u; word++) {
+            var bits = ballot[word];
+            while bits != 0u {
+                let k = 32u * word + firstTrailingBit(bits);
+                bits &= bits - 1u;
+                let splat = Splat(
+                    subgroupShuffle(s.mean, k),
+                    subgroupShuffle(s.conic, k),
+                    subgroupShuffle(s.opacity, k),
+                    subgroupShuffle(s.color, k),
+                );
+                if !done {
+                    let fp = footprint(splat, px.centre);
+                    if fp.alpha > 0.0 {
+                        let next_transmittance = transmittance * (1.0 - fp.alpha);
+                        if next_transmittance < MIN_TRANSMITTANCE {
+                            done = true;
+                        } else {
+                            colour += splat.color * (fp.alpha * transmittance);
+                            transmittance = next_transmittance;
+                            last_count = window + k + 1u - range.x;
+                        }
+                    }
+                }
+            }
+        }
+        window = window_end;
+    }
+    if px.inside {
+        let plane = render.image_size.x * render.image_size.y;
+        let out = colour + transmittance * render.background.rgb;
+        image[px.index] = out.r;
+        image[plane + px.index] = out.g;
+        image[2u * plane + px.index] = out.b;
+        final_transmittance[px.index] = transmittance;
+        last_counts[px.index] = last_count;
+    }
+}
+#else
+// Forward without subgroups: batches of splats in workgroup memory, walked by every thread.
 @compute @workgroup_size(256)
 fn rasterize_forward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
@@ -294,17 +391,13 @@ fn rasterize_forward(
             batch_splats[local_index] = s;
             batch_rows[local_index] = visible_rows(s);
         }
-        // The cut inside this batch, if any (chunk >= BATCH_SIZE: at most one).
-        let cut = (first + chunk - 1u) / chunk * chunk;
-        var cut_k = BATCH_SIZE;
-        if cut > range.x && cut < first + in_batch {
-            cut_k = cut - first;
-        }
         workgroupBarrier();
         if !done {
             for (var k = 0u; k < in_batch; k++) {
-                if k == cut_k {
-                    checkpoints[(cut / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
+                // A cut (chunk is a power of two) inside the tile's list.
+                let position = first + k;
+                if (position & (chunk - 1u)) == 0u && position > range.x {
+                    checkpoints[(position / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
                 }
                 if outside_rows(batch_rows[k], px.centre) {
                     continue;
@@ -339,6 +432,8 @@ fn rasterize_forward(
         last_counts[px.index] = last_count;
     }
 }
+
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Forward in pieces (few tiles: one workgroup per tile would leave most of the GPU idle)
@@ -539,7 +634,7 @@ struct WalkPixel {
     behind: vec3<f32>,
 }
 
-// Pixel `in_tile` (row-major index within the tile) of `piece` at the piece's end. Zero outside
+// Pixel `in_tile` (Morton index within the tile) of `piece` at the piece's end. Zero outside
 // the image (a count of 0: no splat is walked there).
 fn start_walk(piece: Piece, in_tile: u32) -> WalkPixel {
     let tile = vec2<u32>(piece.tile % render.tile_grid.x, piece.tile / render.tile_grid.x);
@@ -624,12 +719,12 @@ fn start_piece(workgroup_id: vec3<u32>, num_workgroups: vec3<u32>, local_index: 
 // reductions and atomics per pixel of one per invocation: the per-splat work of a subgroup is
 // shared by twice the pixels). An invocation with subgroup lane l of a subgroup of S lanes
 // covers the tile's pixels 2S k + l and 2S k + S + l (k = local_index / S): 2S consecutive
-// pixels per subgroup, whole rows when S >= 8.
+// pixels per subgroup, a square block of the tile for S = 32 (8 x 8), else a 2:1 one.
 //
 // Each subgroup walks its piece on its own, back to front, one window of S entries at a time,
 // with no workgroup barrier (one barrier per batch held every subgroup to the slowest: 0.848 ->
 // 0.764 ms without, BENCHMARKS.md). Each lane loads one entry's splat; a ballot picks the
-// splats that can reach alpha >= 1/255 somewhere in the subgroup's block (its rows, the tile's
+// splats that can reach alpha >= 1/255 somewhere in the subgroup's block (its rows and
 // columns: `reaches_strip`, 0.687 -> 0.655 ms against a test on rows alone), in front of its
 // largest last-contributor count, and their values reach every lane by shuffles. Every pixel
 // still runs its own last-contributor and alpha tests (the per-pixel row test of the batch walk
@@ -662,8 +757,8 @@ fn rasterize_backward(
     // What the whole subgroup can skip: entries past its largest last-contributor count, and
     // splats that miss its block of the tile.
     let subgroup_last = subgroupMax(max(a.last_count, b.last_count));
-    let subgroup_rows = vec2<f32>(subgroupMin(a.centre.y), subgroupMax(b.centre.y));
-    let tile_columns = f32(TILE_SIZE * (piece.tile % render.tile_grid.x)) + vec2<f32>(0.5, f32(TILE_SIZE) - 0.5);
+    let rows = vec2<f32>(subgroupMin(min(a.centre.y, b.centre.y)), subgroupMax(max(a.centre.y, b.centre.y)));
+    let columns = vec2<f32>(subgroupMin(min(a.centre.x, b.centre.x)), subgroupMax(max(a.centre.x, b.centre.x)));
     var window_end = min(end, max(subgroup_last, piece_start));
     while window_end > piece_start {
         let in_window = min(subgroup_size, window_end - piece_start);
@@ -673,7 +768,7 @@ fn rasterize_backward(
         if subgroup_lane < in_window {
             id = intersection_gaussians[piece.tile_start + window_end - 1u - subgroup_lane];
             s = splats[id];
-            seen = reaches_strip(s, subgroup_rows, tile_columns);
+            seen = reaches_strip(s, rows, columns);
         }
         let ballot = subgroupBallot(seen);
         for (var word = 0u; word < 4u; word++) {

@@ -1,7 +1,7 @@
 // Where a splat's alpha can reach 1/255: its ellipse and the x range of the ellipse within a
 // horizontal strip, with margins far above f32 rounding. Binning leaves out the tiles of a
-// splat's rectangle that no strip of 16 pixel rows reaches (bin.wgsl); the backward's
-// subgroups skip the splats that miss their few rows of a tile the same way (rasterize.wgsl).
+// splat's rectangle that no strip of 16 pixel rows reaches (bin.wgsl); the rasterizer's
+// subgroups skip the splats that miss their block of a tile the same way (rasterize.wgsl).
 // Only for `#include` after raster_types.wgsl (Splat).
 
 // Relative slack of the culling test, in units of the quadratic form's largest term on the

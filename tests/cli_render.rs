@@ -190,3 +190,73 @@ fn render_reports_a_malformed_ply_by_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("broken.ply"), "{stderr}");
 }
+
+#[test]
+fn bench_raster_times_a_trained_cloud_from_the_datasets_cameras() {
+    let dir = TempDir::new("cli-bench-raster").unwrap();
+    let cloud = dir.path().join("cloud.ply");
+    write_initial_cloud(&cloud);
+    let scene = demo();
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "raster",
+            "--ply",
+            cloud.to_str().unwrap(),
+            "-s",
+            scene.to_str().unwrap(),
+            "-r",
+            "4",
+            "--views",
+            "2",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        splatforge(&args)
+    };
+    let output = bench(&["--chunk-size", "256"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("2 training views of"), "{stdout}");
+    assert!(
+        stdout.contains("backward pieces of 256 entries"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| rasterize backward |"), "{stdout}");
+    // Every pixel stops at or before its tile's end: the walked share is at most 100%.
+    let tiles = stdout
+        .lines()
+        .find(|l| l.starts_with("tile lists ("))
+        .unwrap_or_else(|| panic!("no tile list line in {stdout}"));
+    let share: f64 = tiles
+        .rsplit_once(", ")
+        .and_then(|(_, tail)| tail.strip_suffix("% of all entries"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{tiles}"));
+    assert!(share > 0.0 && share <= 100.0, "{tiles}");
+
+    let bad = bench(&["--chunk-size", "300"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("300"), "{stderr}");
+    let missing = dir.path().join("missing.ply");
+    let output = splatforge(&[
+        "bench",
+        "raster",
+        "--ply",
+        missing.to_str().unwrap(),
+        "-s",
+        demo().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("missing.ply"),
+        "{stderr}"
+    );
+}

@@ -92,6 +92,30 @@ pub struct RasterBenchArgs {
     /// Seed of the synthetic scenes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Time a trained cloud instead of synthetic ones: a 3DGS PLY file, rendered from the
+    /// training views of `--source_path` (`--gaussians` and `--sizes` are then unused).
+    #[arg(long, requires = "source_path")]
+    pub ply: Option<std::path::PathBuf>,
+    /// The dataset whose training cameras render `--ply`.
+    #[arg(
+        short = 's',
+        long = "source_path",
+        alias = "source-path",
+        requires = "ply"
+    )]
+    pub source_path: Option<std::path::PathBuf>,
+    /// With `--ply`: how many training views, spread evenly over the list (each is timed
+    /// `--iters` times).
+    #[arg(long, default_value_t = 8)]
+    pub views: u32,
+    /// Cut tile lists into backward pieces of this many entries (a power of two, at least 256)
+    /// instead of the default for the image size.
+    #[arg(long)]
+    pub chunk_size: Option<u32>,
+    /// With `--ply`: resolution, as for training (-1: automatic; 1, 2, 4, 8: divide; else a
+    /// width).
+    #[arg(short = 'r', long, default_value_t = -1, allow_hyphen_values = true)]
+    pub resolution: i32,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -178,28 +202,39 @@ fn bench_raster(args: &RasterBenchArgs) -> anyhow::Result<()> {
             sh::MAX_SH_DEGREE
         );
     }
-    if args.iters == 0 {
-        bail!("--iters must be at least 1");
+    if args.iters == 0 || args.views == 0 {
+        bail!("--iters and --views must be at least 1");
     }
     if !(args.coverage > 0.0 && args.bandwidth_gbs > 0.0) {
         bail!("--coverage and --bandwidth-gbs must be positive");
     }
+    // Load the trained scene before starting the GPU: bad input fails fast.
+    let trained = match (&args.ply, &args.source_path) {
+        (Some(ply_path), Some(source)) => Some(load_trained_scene(args, ply_path, source)?),
+        _ => None,
+    };
     let ctx = GpuContext::new_headless(&GpuOptions {
         force_fallbacks: args.fallback,
     })?;
     println!("# splatforge bench raster\n");
     println!("device: {}", ctx.describe());
+    let scene = match &args.ply {
+        Some(path) => format!("the trained cloud {}", path.display()),
+        None => format!(
+            "synthetic clouds, SH degree {} (all bands active), coverage {} Gaussians per pixel \
+             (3 sigma)",
+            args.sh_degree, args.coverage
+        ),
+    };
     println!(
-        "settings: SH degree {} (all bands active), {} tile bounds, antialiased {}, coverage \
-         {} Gaussians per pixel (3 sigma), {} warm-up + {} timed iterations, floor at {} GB/s",
-        args.sh_degree,
+        "settings: {scene}, {} tile bounds, antialiased {}, {} warm-up + {} timed iterations, \
+         floor at {} GB/s",
         if args.tight_tile_bounds {
             "tight"
         } else {
             "inria square"
         },
         args.antialiased,
-        args.coverage,
         args.warmup,
         args.iters,
         args.bandwidth_gbs
@@ -209,21 +244,112 @@ fn bench_raster(args: &RasterBenchArgs) -> anyhow::Result<()> {
         println!("(this device has no timestamp queries inside encoders: wall clock only)");
     }
     let mut rasterizer = crate::gpu::build_kernels(&ctx, || Rasterizer::new(&ctx))?;
+    if let Some(chunk_size) = args.chunk_size {
+        rasterizer.set_chunk_size(chunk_size)?;
+        println!("backward pieces of {chunk_size} entries");
+    }
+    let settings = RenderSettings {
+        antialiased: args.antialiased,
+        tight_tile_bounds: args.tight_tile_bounds,
+        ..RenderSettings::default()
+    };
+    if let Some(scene) = trained {
+        let cloud =
+            GaussianCloud::from_gaussians(&ctx, &scene.gaussians, scene.gaussians.len() as u32);
+        let settings = RenderSettings {
+            active_sh_degree: scene.gaussians.sh_degree,
+            background: scene.background,
+            ..settings
+        };
+        let mut rng = Pcg32::new(args.seed, 0);
+        let title = format!(
+            "{} Gaussians, {} training views of {}",
+            scene.gaussians.len(),
+            scene.cameras.len(),
+            scene.source.display()
+        );
+        let bench = BenchCloud {
+            cloud: &cloud,
+            sh_degree: scene.gaussians.sh_degree,
+            settings,
+            cameras: &scene.cameras,
+        };
+        return bench_cloud(
+            &ctx,
+            &mut rasterizer,
+            timer.as_mut(),
+            args,
+            &bench,
+            &mut rng,
+            &title,
+        );
+    }
     for &n in &args.gaussians {
         for &(width, height) in &sizes {
-            bench_config(
+            let mut rng = Pcg32::new(args.seed, u64::from(n) ^ (u64::from(width) << 32));
+            let (gaussians, camera) =
+                synthetic_scene(&mut rng, n, width, height, args.sh_degree, args.coverage);
+            let cloud = GaussianCloud::from_gaussians(&ctx, &gaussians, n);
+            drop(gaussians);
+            let bench = BenchCloud {
+                cloud: &cloud,
+                sh_degree: args.sh_degree,
+                settings: RenderSettings {
+                    active_sh_degree: args.sh_degree,
+                    ..settings
+                },
+                cameras: std::slice::from_ref(&camera),
+            };
+            let title = format!("{n} Gaussians, {width}x{height}");
+            bench_cloud(
                 &ctx,
                 &mut rasterizer,
                 timer.as_mut(),
                 args,
-                n,
-                width,
-                height,
+                &bench,
+                &mut rng,
+                &title,
             )
-            .with_context(|| format!("{n} Gaussians at {width}x{height}"))?;
+            .with_context(|| title.clone())?;
         }
     }
     Ok(())
+}
+
+/// A trained cloud and the training cameras that render it (`--ply`, `--source_path`).
+struct TrainedScene {
+    gaussians: Gaussians,
+    cameras: Vec<Camera>,
+    background: [f32; 3],
+    source: std::path::PathBuf,
+}
+
+fn load_trained_scene(
+    args: &RasterBenchArgs,
+    ply_path: &std::path::Path,
+    source: &std::path::Path,
+) -> anyhow::Result<TrainedScene> {
+    use crate::dataset::{Dataset, DatasetOptions};
+    let mut options = DatasetOptions::new(source);
+    options.resolution = args.resolution;
+    options.eval = true;
+    let dataset = Dataset::load(&options)?;
+    let train: Vec<&Camera> = dataset.train_views().map(|v| &v.camera).collect();
+    if train.is_empty() {
+        bail!("{}: the dataset has no training views", source.display());
+    }
+    // `--views` cameras spread evenly over the training views.
+    let count = (args.views as usize).min(train.len());
+    let cameras = (0..count)
+        .map(|k| train[k * train.len() / count].clone())
+        .collect();
+    let gaussians = crate::model::ply::read_gaussians_ply(ply_path)?;
+    Ok(TrainedScene {
+        gaussians,
+        cameras,
+        background: dataset.background,
+        source: source.to_path_buf(),
+    })
 }
 
 /// A camera at the origin looking down +z, and `n` Gaussians in a box in front of it: depths 2
@@ -340,6 +466,71 @@ impl Traffic {
     }
 }
 
+/// How long the tiles' lists are, and how far into them the pixels composite: the forward
+/// walks a tile until its last pixel stops, the backward from there back to the front.
+#[derive(Default)]
+struct TileListStats {
+    /// Per tile with a non-empty list: its length.
+    lengths: Vec<f64>,
+    /// Per such tile: the largest last-contributor count of its pixels.
+    walked: Vec<f64>,
+}
+
+impl TileListStats {
+    /// One render's tile ranges (row-major over the tile grid) and per-pixel last-contributor
+    /// counts (row-major over an image `width` pixels wide).
+    fn add(&mut self, ranges: &[[u32; 2]], last_counts: &[u32], width: u32) {
+        let tiles_per_row = width.div_ceil(TILE_SIZE);
+        let mut walked = vec![0u32; ranges.len()];
+        for (pixel, &count) in last_counts.iter().enumerate() {
+            let (x, y) = (pixel as u32 % width, pixel as u32 / width);
+            let tile = ((y / TILE_SIZE) * tiles_per_row + x / TILE_SIZE) as usize;
+            walked[tile] = walked[tile].max(count);
+        }
+        for (range, walked) in ranges.iter().zip(walked) {
+            if range[1] > range[0] {
+                self.lengths.push(f64::from(range[1] - range[0]));
+                self.walked.push(f64::from(walked));
+            }
+        }
+    }
+
+    fn print(&self) {
+        if let Some(line) = self.summary() {
+            println!("{line}\n");
+        }
+    }
+
+    fn summary(&self) -> Option<String> {
+        if self.lengths.is_empty() {
+            return None;
+        }
+        let describe = |values: &[f64]| {
+            let mut sorted = values.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+            format!(
+                "mean {:.0}, median {:.0}, p90 {:.0}, p99 {:.0}, max {:.0}",
+                sorted.iter().sum::<f64>() / sorted.len() as f64,
+                at(0.5),
+                at(0.9),
+                at(0.99),
+                at(1.0)
+            )
+        };
+        let total: f64 = self.lengths.iter().sum();
+        let walked: f64 = self.walked.iter().sum();
+        Some(format!(
+            "tile lists ({} non-empty): length {}; walked (up to the last pixel's last \
+             contributor) {}, {:.1}% of all entries",
+            self.lengths.len(),
+            describe(&self.lengths),
+            describe(&self.walked),
+            100.0 * walked / total.max(1.0)
+        ))
+    }
+}
+
 pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
@@ -350,81 +541,97 @@ pub(super) fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn bench_config(
+/// What one table of `bench raster` times: a cloud on the GPU and the cameras it is rendered
+/// from (each timed `--iters` times; the table's medians run over all of them).
+struct BenchCloud<'a> {
+    cloud: &'a GaussianCloud,
+    sh_degree: u32,
+    settings: RenderSettings,
+    cameras: &'a [Camera],
+}
+
+fn bench_cloud(
     ctx: &GpuContext,
     rasterizer: &mut Rasterizer,
     mut timer: Option<&mut StageTimer>,
     args: &RasterBenchArgs,
-    n: u32,
-    width: u32,
-    height: u32,
+    bench: &BenchCloud,
+    rng: &mut Pcg32,
+    title: &str,
 ) -> anyhow::Result<()> {
-    let mut rng = Pcg32::new(args.seed, u64::from(n) ^ (u64::from(width) << 32));
-    let (gaussians, camera) =
-        synthetic_scene(&mut rng, n, width, height, args.sh_degree, args.coverage);
-    let cloud = GaussianCloud::from_gaussians(ctx, &gaussians, n);
-    drop(gaussians);
-    let settings = RenderSettings {
-        active_sh_degree: args.sh_degree,
-        antialiased: args.antialiased,
-        tight_tile_bounds: args.tight_tile_bounds,
-        ..RenderSettings::default()
-    };
+    let BenchCloud {
+        cloud,
+        sh_degree,
+        ref settings,
+        cameras,
+    } = *bench;
+    let n = cloud.len;
     let mut frame = RasterFrame::new(ctx);
-    let pixels = width * height;
-    let d_image_values: Vec<f32> = (0..3 * pixels).map(|_| rng.next_f32() - 0.5).collect();
+    // One d_image for every camera: the backward reads the first 3 * width * height values.
+    let max_pixels = cameras
+        .iter()
+        .map(|c| c.width * c.height)
+        .max()
+        .unwrap_or(0);
+    let d_image_values: Vec<f32> = (0..3 * max_pixels).map(|_| rng.next_f32() - 0.5).collect();
     let d_image = gpu::storage_buffer_from(ctx, "bench d_image", &d_image_values);
-    let grads = ParamBuffers::zeroed(ctx, "bench grads", n, args.sh_degree);
+    let grads = ParamBuffers::zeroed(ctx, "bench grads", n, sh_degree);
+    let mut lists = TileListStats::default();
+    let mut visible = 0usize;
+    let mut intersections = 0u64;
+    let (mut tiles, mut pixels) = (0u32, 0u32);
 
     let mut forward_wall = Vec::new();
     let mut full_wall = Vec::new();
     let mut stage_samples: Vec<(String, Vec<f64>)> = Vec::new();
     for iteration in 0..args.warmup + args.iters {
         let timed = iteration >= args.warmup;
-        // Forward only.
-        let start = Instant::now();
-        rasterizer.forward(ctx, &cloud, &camera, &settings, &mut frame, None)?;
-        ctx.wait_idle();
-        if timed {
-            forward_wall.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-        // Forward + backward, with stage timestamps.
-        if let Some(t) = timer.as_deref_mut() {
-            t.reset();
-        }
-        let start = Instant::now();
-        rasterizer.forward(
-            ctx,
-            &cloud,
-            &camera,
-            &settings,
-            &mut frame,
-            timer.as_deref_mut(),
-        )?;
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("bench backward"),
-            });
-        rasterizer.backward(
-            ctx,
-            &mut Recorder::new(&mut encoder),
-            &cloud,
-            &camera,
-            &settings,
-            &frame,
-            &d_image,
-            &grads,
-            None,
-            timer.as_deref_mut(),
-        );
-        if let Some(t) = timer.as_deref() {
-            t.resolve(&mut encoder);
-        }
-        ctx.queue.submit([encoder.finish()]);
-        ctx.wait_idle();
-        if timed {
+        for camera in cameras {
+            // Forward only.
+            let start = Instant::now();
+            rasterizer.forward(ctx, cloud, camera, settings, &mut frame, None)?;
+            ctx.wait_idle();
+            if timed {
+                forward_wall.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            // Forward + backward, with stage timestamps.
+            if let Some(t) = timer.as_deref_mut() {
+                t.reset();
+            }
+            let start = Instant::now();
+            rasterizer.forward(
+                ctx,
+                cloud,
+                camera,
+                settings,
+                &mut frame,
+                timer.as_deref_mut(),
+            )?;
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bench backward"),
+                });
+            rasterizer.backward(
+                ctx,
+                &mut Recorder::new(&mut encoder),
+                cloud,
+                camera,
+                settings,
+                &frame,
+                &d_image,
+                &grads,
+                None,
+                timer.as_deref_mut(),
+            );
+            if let Some(t) = timer.as_deref() {
+                t.resolve(&mut encoder);
+            }
+            ctx.queue.submit([encoder.finish()]);
+            ctx.wait_idle();
+            if !timed {
+                continue;
+            }
             full_wall.push(start.elapsed().as_secs_f64() * 1e3);
             if let Some(t) = timer.as_deref() {
                 for (label, ms) in t.read_ms(ctx) {
@@ -434,37 +641,53 @@ fn bench_config(
                     }
                 }
             }
+            if iteration + 1 == args.warmup + args.iters {
+                // The last round: what each camera's render holds.
+                visible += frame.read_radii(ctx).iter().filter(|&&r| r > 0).count();
+                intersections += u64::from(frame.num_intersections);
+                let [gx, gy] = frame.tile_grid();
+                tiles += gx * gy;
+                pixels += camera.width * camera.height;
+                lists.add(
+                    &frame.read_tile_ranges(ctx),
+                    &frame.read_last_counts(ctx),
+                    frame.width,
+                );
+            }
         }
     }
 
-    let radii = frame.read_radii(ctx);
-    let visible = radii.iter().filter(|&&r| r > 0).count();
-    let [gx, gy] = [width.div_ceil(TILE_SIZE), height.div_ceil(TILE_SIZE)];
-    let m = frame.num_intersections;
-    let params_per_gaussian: usize = ParamGroup::ALL
-        .iter()
-        .map(|g| g.width(args.sh_degree))
-        .sum();
+    // Per camera, averaged over the cameras.
+    let views = cameras.len().max(1) as f64;
+    let visible = visible as f64 / views;
+    let m = intersections as f64 / views;
+    let params_per_gaussian: usize = ParamGroup::ALL.iter().map(|g| g.width(sh_degree)).sum();
     let traffic = Traffic {
         n: f64::from(n),
-        visible: visible as f64,
-        intersections: f64::from(m),
-        tiles: f64::from(gx * gy),
-        pixels: f64::from(pixels),
+        visible,
+        intersections: m,
+        tiles: f64::from(tiles) / views,
+        pixels: f64::from(pixels) / views,
         params_per_gaussian: params_per_gaussian as f64,
     };
 
-    println!("\n## {n} Gaussians, {width}x{height}\n");
+    println!("\n## {title}\n");
     println!(
-        "visible: {visible} ({:.1}%); tile intersections: {m} = {:.2} per Gaussian ({:.2} per \
-         visible one), {:.0} per tile; GPU memory: cloud {:.1} MB, frame {:.1} MB\n",
-        100.0 * visible as f64 / f64::from(n.max(1)),
-        f64::from(m) / f64::from(n.max(1)),
-        f64::from(m) / (visible.max(1) as f64),
-        f64::from(m) / f64::from(gx * gy),
+        "visible: {visible:.0} ({:.1}%); tile intersections: {m:.0} = {:.2} per Gaussian ({:.2} \
+         per visible one), {:.0} per tile; GPU memory: cloud {:.1} MB, frame {:.1} MB{}\n",
+        100.0 * visible / f64::from(n.max(1)),
+        m / f64::from(n.max(1)),
+        m / visible.max(1.0),
+        m / traffic.tiles.max(1.0),
         cloud.params.bytes() as f64 / 1e6,
         frame.bytes() as f64 / 1e6,
+        if cameras.len() > 1 {
+            " (per view, mean over the views)"
+        } else {
+            ""
+        },
     );
+    lists.print();
     println!("| stage | median ms | min traffic MB | floor ms | floor / median |");
     println!("|---|---:|---:|---:|---:|");
     let mut gpu_forward = 0.0;
@@ -523,6 +746,30 @@ mod tests {
         let error = format!("{:#}", parse_size("1920*1080").unwrap_err());
         assert!(error.contains("1920*1080"), "{error}");
         assert!(parse_size("0x10").is_err());
+    }
+
+    #[test]
+    fn tile_list_stats_take_each_tiles_longest_walk() {
+        // A 40 x 20 image: 3 x 2 tiles; tile 1 and the bottom row's tiles have empty lists.
+        let ranges = [[0, 10], [10, 10], [10, 40], [40, 40], [40, 40], [40, 40]];
+        let mut counts = vec![0u32; 40 * 20];
+        counts[3] = 7; // tile 0
+        counts[5 * 40 + 15] = 4; // tile 0
+        counts[2 * 40 + 35] = 30; // tile 2
+        counts[40 * 17 + 2] = 9; // tile 3: empty list, ignored
+        let mut stats = TileListStats::default();
+        stats.add(&ranges, &counts, 40);
+        assert_eq!(stats.lengths, [10.0, 30.0]);
+        assert_eq!(stats.walked, [7.0, 30.0]);
+        let line = stats.summary().unwrap();
+        assert!(
+            line.starts_with("tile lists (2 non-empty): length mean 20,"),
+            "{line}"
+        );
+        assert!(line.contains("max 30"), "{line}");
+        // (7 + 30) / (10 + 30)
+        assert!(line.ends_with("92.5% of all entries"), "{line}");
+        assert!(TileListStats::default().summary().is_none());
     }
 
     #[test]

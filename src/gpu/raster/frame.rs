@@ -179,6 +179,19 @@ impl RasterFrame {
         gpu::read_buffer(ctx, &self.radii, self.num_gaussians as usize)
     }
 
+    /// Downloads each tile's entry range `[start, end)` of the sorted intersection list,
+    /// row-major over the tile grid (blocking, for tools).
+    pub fn read_tile_ranges(&self, ctx: &GpuContext) -> Vec<[u32; 2]> {
+        let [gx, gy] = self.tile_grid();
+        gpu::read_buffer(ctx, &self.tile_ranges, (gx * gy) as usize)
+    }
+
+    /// Downloads each pixel's last-contributor count (the entries of its tile's list up to its
+    /// last composited splat; blocking, for tools).
+    pub fn read_last_counts(&self, ctx: &GpuContext) -> Vec<u32> {
+        gpu::read_buffer(ctx, &self.last_counts, self.pixel_count())
+    }
+
     /// Bytes of GPU memory held by this frame.
     pub fn bytes(&self) -> u64 {
         [

@@ -129,12 +129,18 @@ impl Rasterizer {
         self.deterministic
     }
 
-    /// Tests: cut tile lists into backward pieces of `chunk_size` entries (a power of two, at
-    /// least 256) instead of the default for the image size.
-    #[cfg(test)]
-    pub(crate) fn set_chunk_size(&mut self, chunk_size: u32) {
-        assert!(chunk_size.is_power_of_two() && chunk_size >= MIN_CHUNK_SIZE);
+    /// Tests and `bench raster --chunk-size`: cut tile lists into backward pieces of
+    /// `chunk_size` entries instead of the default for the image size. Fails unless it is a
+    /// power of two of at least 256.
+    pub(crate) fn set_chunk_size(&mut self, chunk_size: u32) -> anyhow::Result<()> {
+        if !(chunk_size.is_power_of_two() && chunk_size >= MIN_CHUNK_SIZE) {
+            anyhow::bail!(
+                "backward pieces of {chunk_size} entries: need a power of two of at least \
+                 {MIN_CHUNK_SIZE}"
+            );
+        }
         self.chunk_size_override = Some(chunk_size);
+        Ok(())
     }
 
     /// Lets renders skip the blocking readback of the intersection count (training).

@@ -99,27 +99,22 @@ impl RenderUniforms {
             eval_sh_degree: settings.active_sh_degree.min(sh_degree),
             flags,
             intersection_capacity: u32::MAX,
-            chunk_size: backward_chunk_size(camera.width, camera.height),
+            chunk_size: BACKWARD_CHUNK_SIZE,
             _padding: [0; 2],
         }
     }
 }
 
-/// The smallest piece of a tile list the backward pass works on: one forward batch.
-pub const MIN_CHUNK_SIZE: u32 = 256;
+/// The smallest piece of a tile list the backward pass works on (the forward's subgroup walk
+/// needs cuts at multiples of the subgroup size, at most 128).
+pub const MIN_CHUNK_SIZE: u32 = 128;
 
-/// Entries per piece of the backward pass for an image size (rasterize.wgsl, "Pieces"): short
-/// pieces where there are few tiles, so their long lists still fill the GPU; longer ones on
-/// larger images, where every cut costs 16 bytes per pixel of checkpoints. A function of the
-/// image size alone, so the summation order (and with it the rounding) of a view never changes.
-pub fn backward_chunk_size(width: u32, height: u32) -> u32 {
-    let [gx, gy] = tile_grid(width, height);
-    if gx * gy < 1024 {
-        MIN_CHUNK_SIZE
-    } else {
-        2 * MIN_CHUNK_SIZE
-    }
-}
+/// Entries per piece of the backward pass (rasterize.wgsl, "Pieces"). Shorter pieces spread
+/// long tile lists over more workgroups (on a trained 30k bench_tabletop cloud, pieces of 256
+/// take the backward from 0.972 to 0.910 ms against 512; 1024: 1.075, BENCHMARKS.md); every
+/// cut costs 16 bytes per pixel of the tile in checkpoints. One size for every image, so the
+/// summation order (and with it the rounding) of a view never changes.
+pub const BACKWARD_CHUNK_SIZE: u32 = 256;
 
 impl RenderUniforms {
     /// Replaces the camera centre (where SH view directions start). The game plugin projects a

@@ -471,7 +471,7 @@ pub(super) fn all_cover_all(ctx: &GpuContext, binning: Binning) {
     let mut rasterizer = new_rasterizer(ctx, binning);
     if binning == Binning::Deterministic {
         // The pieces of large images: lists of 600 cut once, at 512.
-        rasterizer.set_chunk_size(512);
+        rasterizer.set_chunk_size(512).unwrap();
     }
     let mut frame = RasterFrame::new(ctx);
     let mut rng = Pcg32::new(21, 0);
