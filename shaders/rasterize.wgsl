@@ -273,6 +273,29 @@ fn find_piece(item: u32) -> Piece {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Subgroup walks (both passes, with subgroups): each lane loads one entry of a window, a ballot
+// picks the entries whose splats reach the subgroup's block, and each picked splat reaches
+// every lane by `shuffled_splat`.
+
+#ifdef SUBGROUPS
+// The value of a lane with no entry in the window.
+fn no_splat() -> Splat {
+    return Splat(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+}
+
+// Lane `k`'s splat, on every lane (subgroup-uniform control flow).
+fn shuffled_splat(s: Splat, k: u32) -> Splat {
+    return Splat(
+        subgroupShuffle(s.mean, k),
+        subgroupShuffle(s.conic, k),
+        subgroupShuffle(s.opacity, k),
+        subgroupShuffle(s.color, k),
+    );
+}
+
+#endif
+
+// ---------------------------------------------------------------------------------------------
 // Forward
 
 #ifdef SUBGROUPS
@@ -311,7 +334,7 @@ fn rasterize_forward(
         if window > range.x && window % chunk == 0u && !done {
             checkpoints[(window / chunk) * TILE_THREADS + local_index] = vec4<f32>(transmittance, colour);
         }
-        var s = Splat(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+        var s = no_splat();
         var seen = false;
         if window + subgroup_lane < window_end {
             s = splats[listed_gaussian(window + subgroup_lane)];
@@ -323,12 +346,7 @@ fn rasterize_forward(
             while bits != 0u {
                 let k = 32u * word + firstTrailingBit(bits);
                 bits &= bits - 1u;
-                let splat = Splat(
-                    subgroupShuffle(s.mean, k),
-                    subgroupShuffle(s.conic, k),
-                    subgroupShuffle(s.opacity, k),
-                    subgroupShuffle(s.color, k),
-                );
+                let splat = shuffled_splat(s, k);
                 if !done {
                     let fp = footprint(splat, px.centre);
                     if fp.alpha > 0.0 {
@@ -762,7 +780,7 @@ fn rasterize_backward(
     var window_end = min(end, max(subgroup_last, piece_start));
     while window_end > piece_start {
         let in_window = min(subgroup_size, window_end - piece_start);
-        var s = Splat(vec2<f32>(0.0), vec3<f32>(0.0), 0.0, vec3<f32>(0.0));
+        var s = no_splat();
         var id = 0u;
         var seen = false;
         if subgroup_lane < in_window {
@@ -776,12 +794,7 @@ fn rasterize_backward(
             while bits != 0u {
                 let k = 32u * word + firstTrailingBit(bits);
                 bits &= bits - 1u;
-                let splat = Splat(
-                    subgroupShuffle(s.mean, k),
-                    subgroupShuffle(s.conic, k),
-                    subgroupShuffle(s.opacity, k),
-                    subgroupShuffle(s.color, k),
-                );
+                let splat = shuffled_splat(s, k);
                 let position = window_end - 1u - k;
                 var ga = PixelGrad(zero_grad(), false);
                 if position < a.last_count {
