@@ -108,8 +108,8 @@ pub struct RasterBenchArgs {
     /// `--iters` times).
     #[arg(long, default_value_t = 8)]
     pub views: u32,
-    /// Cut tile lists into backward pieces of this many entries (a power of two, at least 256)
-    /// instead of the default for the image size.
+    /// Cut tile lists into backward pieces of this many entries (a power of two, at least 128)
+    /// instead of the default (256).
     #[arg(long)]
     pub chunk_size: Option<u32>,
     /// With `--ply`: resolution, as for training (-1: automatic; 1, 2, 4, 8: divide; else a

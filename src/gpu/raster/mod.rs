@@ -130,8 +130,8 @@ impl Rasterizer {
     }
 
     /// Tests and `bench raster --chunk-size`: cut tile lists into backward pieces of
-    /// `chunk_size` entries instead of the default for the image size. Fails unless it is a
-    /// power of two of at least 256.
+    /// `chunk_size` entries instead of `BACKWARD_CHUNK_SIZE`. Fails unless it is a
+    /// power of two of at least 128 (`MIN_CHUNK_SIZE`).
     pub(crate) fn set_chunk_size(&mut self, chunk_size: u32) -> anyhow::Result<()> {
         if !(chunk_size.is_power_of_two() && chunk_size >= MIN_CHUNK_SIZE) {
             anyhow::bail!(
