@@ -132,12 +132,13 @@ impl Rasterizer {
     /// Tests and `bench raster --chunk-size`: cut tile lists into backward pieces of
     /// `chunk_size` entries instead of `BACKWARD_CHUNK_SIZE`. Fails unless it is a
     /// power of two of at least 128 (`MIN_CHUNK_SIZE`).
-    pub(crate) fn set_chunk_size(&mut self, chunk_size: u32) -> anyhow::Result<()> {
+    #[cfg(any(test, feature = "cli"))]
+    pub(crate) fn set_chunk_size(&mut self, chunk_size: u32) -> Result<(), RasterError> {
         if !(chunk_size.is_power_of_two() && chunk_size >= MIN_CHUNK_SIZE) {
-            anyhow::bail!(
+            return Err(RasterError::InvalidSettings(format!(
                 "backward pieces of {chunk_size} entries: need a power of two of at least \
                  {MIN_CHUNK_SIZE}"
-            );
+            )));
         }
         self.chunk_size_override = Some(chunk_size);
         Ok(())
