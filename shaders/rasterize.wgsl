@@ -211,8 +211,8 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
 // batch; a pixel outside it skips the splat without evaluating the Gaussian, which `footprint`
 // would have zeroed anyway: the result is the same (the walks without subgroups; rows only,
 // columns measured slower when subgroups covered whole rows, BENCHMARKS.md). Margins (0.1%
-// and 0.01 px) cover the footprint's rounding; needle-like splats (det Q < 1% of Q_xx Q_yy, where det Q loses
-// precision) and degenerate ones get every row.
+// and 0.01 px) cover the footprint's rounding; needle-like splats (det Q < 1% of Q_xx Q_yy,
+// where det Q loses precision) and degenerate ones get every row.
 fn visible_rows(s: Splat) -> vec2<f32> {
     let diagonal = s.conic.x * s.conic.z;
     let det = diagonal - s.conic.y * s.conic.y;
