@@ -205,6 +205,18 @@ fn footprint(s: Splat, centre: vec2<f32>) -> Footprint {
     return out;
 }
 
+// The forward's outputs for pixel `index` of the image: the colour over the background (planar
+// CHW), the final transmittance and the last-contributor count.
+fn write_pixel(index: u32, colour: vec3<f32>, transmittance: f32, last_count: u32) {
+    let plane = render.image_size.x * render.image_size.y;
+    let out = colour + transmittance * render.background.rgb;
+    image[index] = out.r;
+    image[plane + index] = out.g;
+    image[2u * plane + index] = out.b;
+    final_transmittance[index] = transmittance;
+    last_counts[index] = last_count;
+}
+
 // The pixel-centre rows [x, y] outside which a splat's alpha is below MIN_ALPHA: there
 // d^T Q d > r2 = 2 ln(opacity / MIN_ALPHA) (Q the conic), and over that ellipse |d.y| is at
 // most sqrt(r2 * Q^-1_yy) = sqrt(r2 * Q_xx / det Q). Kernels compute it once per splat and
@@ -338,7 +350,7 @@ fn rasterize_forward(
         var seen = false;
         if window + subgroup_lane < window_end {
             s = splats[listed_gaussian(window + subgroup_lane)];
-            seen = reaches_strip(s, rows, columns);
+            seen = reaches_block(s, rows, columns);
         }
         let ballot = subgroupBallot(seen);
         for (var word = 0u; word < 4u; word++) {
@@ -365,13 +377,7 @@ fn rasterize_forward(
         window = window_end;
     }
     if px.inside {
-        let plane = render.image_size.x * render.image_size.y;
-        let out = colour + transmittance * render.background.rgb;
-        image[px.index] = out.r;
-        image[plane + px.index] = out.g;
-        image[2u * plane + px.index] = out.b;
-        final_transmittance[px.index] = transmittance;
-        last_counts[px.index] = last_count;
+        write_pixel(px.index, colour, transmittance, last_count);
     }
 }
 #else
@@ -441,13 +447,7 @@ fn rasterize_forward(
     }
 
     if px.inside {
-        let plane = render.image_size.x * render.image_size.y;
-        let out = colour + transmittance * render.background.rgb;
-        image[px.index] = out.r;
-        image[plane + px.index] = out.g;
-        image[2u * plane + px.index] = out.b;
-        final_transmittance[px.index] = transmittance;
-        last_counts[px.index] = last_count;
+        write_pixel(px.index, colour, transmittance, last_count);
     }
 }
 
@@ -584,13 +584,7 @@ fn combine_pieces(
         start = end;
         item = tiles + end / chunk - 1u;
     }
-    let plane = render.image_size.x * render.image_size.y;
-    let out = colour + transmittance * render.background.rgb;
-    image[px.index] = out.r;
-    image[plane + px.index] = out.g;
-    image[2u * plane + px.index] = out.b;
-    final_transmittance[px.index] = transmittance;
-    last_counts[px.index] = last_count;
+    write_pixel(px.index, colour, transmittance, last_count);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -743,7 +737,7 @@ fn start_piece(workgroup_id: vec3<u32>, num_workgroups: vec3<u32>, local_index: 
 // with no workgroup barrier (one barrier per batch held every subgroup to the slowest: 0.848 ->
 // 0.764 ms without, BENCHMARKS.md). Each lane loads one entry's splat; a ballot picks the
 // splats that can reach alpha >= 1/255 somewhere in the subgroup's block (its rows and
-// columns: `reaches_strip`, 0.687 -> 0.655 ms against a test on rows alone), in front of its
+// columns: `reaches_block`, 0.687 -> 0.655 ms against a test on rows alone), in front of its
 // largest last-contributor count, and their values reach every lane by shuffles. Every pixel
 // still runs its own last-contributor and alpha tests (the per-pixel row test of the batch walk
 // is left out: `footprint` zeroes the same splats), so the gradients are those of the batch
@@ -786,7 +780,7 @@ fn rasterize_backward(
         if subgroup_lane < in_window {
             id = intersection_gaussians[piece.tile_start + window_end - 1u - subgroup_lane];
             s = splats[id];
-            seen = reaches_strip(s, rows, columns);
+            seen = reaches_block(s, rows, columns);
         }
         let ballot = subgroupBallot(seen);
         for (var word = 0u; word < 4u; word++) {

@@ -72,7 +72,7 @@ fn strip_x_range(s: Splat, reach: Reach, low: f32, high: f32) -> vec2<f32> {
 // Whether splat `s` can reach alpha >= 1/255 at a pixel centre of the rows `rows` and columns
 // `columns` (centre coordinates, inclusive): the strip test on a block of a tile.
 // Only a definite miss is false (NaN keeps the splat).
-fn reaches_strip(s: Splat, rows: vec2<f32>, columns: vec2<f32>) -> bool {
+fn reaches_block(s: Splat, rows: vec2<f32>, columns: vec2<f32>) -> bool {
     let reach = splat_reach(s);
     if !reach.cull {
         return true;

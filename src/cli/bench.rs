@@ -270,7 +270,6 @@ fn bench_raster(args: &RasterBenchArgs) -> anyhow::Result<()> {
         );
         let bench = BenchCloud {
             cloud: &cloud,
-            sh_degree: scene.gaussians.sh_degree,
             settings,
             cameras: &scene.cameras,
         };
@@ -293,7 +292,6 @@ fn bench_raster(args: &RasterBenchArgs) -> anyhow::Result<()> {
             drop(gaussians);
             let bench = BenchCloud {
                 cloud: &cloud,
-                sh_degree: args.sh_degree,
                 settings: RenderSettings {
                     active_sh_degree: args.sh_degree,
                     ..settings
@@ -545,7 +543,6 @@ pub(super) fn median(values: &mut [f64]) -> f64 {
 /// from (each timed `--iters` times; the table's medians run over all of them).
 struct BenchCloud<'a> {
     cloud: &'a GaussianCloud,
-    sh_degree: u32,
     settings: RenderSettings,
     cameras: &'a [Camera],
 }
@@ -561,10 +558,10 @@ fn bench_cloud(
 ) -> anyhow::Result<()> {
     let BenchCloud {
         cloud,
-        sh_degree,
         ref settings,
         cameras,
     } = *bench;
+    let sh_degree = cloud.sh_degree();
     let n = cloud.len;
     let mut frame = RasterFrame::new(ctx);
     // One d_image for every camera: the backward reads the first 3 * width * height values.
