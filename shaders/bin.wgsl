@@ -3,7 +3,7 @@
 //   1. project_forward (project.wgsl): depth key + id and tile count per Gaussian;
 //   2. radix sort of (depth key, id) over the N Gaussians (gpu::sort; culled ones sort last);
 //   3. `gather_depth_order_counts`: per Gaussian in depth order, the number of tiles of its
-//      rectangle that it can reach (`splat_reaches_tile`);
+//      rectangle that it can reach (the projection counted them: `reached_tile_count`);
 //   4. exclusive scan of those counts (gpu::scan) -> each Gaussian's first slot in the
 //      intersection list, and the total M at offsets[N] (the one value read back to the CPU);
 //   5. `emit_intersections`: one (tile id, Gaussian id) pair per reached tile, written in depth
@@ -49,7 +49,7 @@ const WORKGROUP_SIZE: u32 = 256u;
 @group(0) @binding(0) var<uniform> render: RenderUniforms;
 // Gaussian ids sorted by depth (the values of the depth sort).
 @group(0) @binding(1) var<storage, read> depth_ids: array<u32>;
-// Tile count per Gaussian, indexed by Gaussian id.
+// Reached tiles per Gaussian (`reached_tile_count`), indexed by Gaussian id.
 @group(0) @binding(2) var<storage, read> tile_counts: array<u32>;
 // Tile counts in depth order (input of the scan).
 @group(0) @binding(3) var<storage, read_write> depth_order_counts: array<u32>;
@@ -75,30 +75,6 @@ const WORKGROUP_SIZE: u32 = 256u;
 const GRAD_2D_STRIDE: u32 = 9u;
 #endif
 
-// The tile columns [first, end) of row `y` of the rectangle [tile_min, tile_max) that the
-// splat reaches (where the strip's x range overlaps a tile's pixel centres). NaN anywhere
-// keeps the whole row.
-fn reached_columns(s: Splat, reach: Reach, y: u32, tile_min: vec2<u32>, tile_max: vec2<u32>) -> vec2<u32> {
-    if !reach.cull {
-        return vec2<u32>(tile_min.x, tile_max.x);
-    }
-    let tile = f32(TILE_SIZE);
-    let low = f32(y) * tile + 0.5 - s.mean.y;
-    let range = strip_x_range(s, reach, low, low + tile - 1.0);
-    if range.x > range.y {
-        return vec2<u32>(0u);
-    }
-    // Tile x reaches when x * 16 + 0.5 - mean.x <= right and x * 16 + 15.5 - mean.x >= left.
-    let first = ceil((range.x + s.mean.x - (tile - 0.5)) / tile);
-    let last = floor((range.y + s.mean.x - 0.5) / tile);
-    if !(first <= last) && !(first > last) {
-        return vec2<u32>(tile_min.x, tile_max.x); // NaN
-    }
-    let lo = clamp(first, f32(tile_min.x), f32(tile_max.x));
-    let hi = clamp(last + 1.0, f32(tile_min.x), f32(tile_max.x));
-    return vec2<u32>(u32(lo), u32(max(lo, hi)));
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn gather_depth_order_counts(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
@@ -109,20 +85,7 @@ fn gather_depth_order_counts(
     if k >= render.num_gaussians {
         return;
     }
-    let gaussian = depth_ids[k];
-    var count = 0u;
-    if tile_counts[gaussian] > 0u {
-        let s = splats[gaussian];
-        let reach = splat_reach(s);
-        let rect = tile_rects[gaussian];
-        let tile_min = unpack_tile_corner(rect.x);
-        let tile_max = unpack_tile_corner(rect.y);
-        for (var y = tile_min.y; y < tile_max.y; y++) {
-            let columns = reached_columns(s, reach, y, tile_min, tile_max);
-            count += columns.y - columns.x;
-        }
-    }
-    depth_order_counts[k] = count;
+    depth_order_counts[k] = tile_counts[depth_ids[k]];
 }
 
 // Writes the entries of the Gaussian at depth position `k` with slots [start, end), row by

@@ -4,16 +4,16 @@
 // Key choices:
 // - One thread per Gaussian, workgroups of 256, 1-D dispatch folded into 2-D for big clouds.
 // - The forward writes only what later kernels read: the 48-byte `Splat` the rasterize kernels
-//   gather per tile intersection, the depth-sort key and id, the tile rectangle and count for
-//   binning, and the public screen radius. The backward RECOMPUTES the intermediates of the
-//   projection (camera-space mean, rotation, Jacobian, ...) from the raw parameters instead of
-//   storing them: that is ~30 floats per Gaussian the forward would have to write and the
-//   backward to read, versus a few hundred FLOPs, and this kernel is memory-bound. The forward's
-//   cull decision is NOT recomputed: the backward treats exactly the Gaussians with
-//   `radii[i] > 0` as visible. Both passes call the same functions, so the recomputed values
-//   match the forward's; only the continuous "clamped" decisions (Jacobian clamp, colour clamp)
-//   are re-taken, which can differ only if a compiler contracts the same expression differently
-//   in the two pipelines, exactly at a clamp boundary.
+//   gather per tile intersection, the depth-sort key and id, the tile rectangle and how many of
+//   its tiles the splat reaches (binning), and the public screen radius. The backward
+//   RECOMPUTES the intermediates of the projection (camera-space mean, rotation, Jacobian, ...)
+//   from the raw parameters instead of storing them: that is ~30 floats per Gaussian the
+//   forward would have to write and the backward to read, versus a few hundred FLOPs, and this
+//   kernel is memory-bound. The forward's cull decision is NOT recomputed: the backward treats
+//   exactly the Gaussians with `radii[i] > 0` as visible. Both passes call the same functions,
+//   so the recomputed values match the forward's; only the continuous "clamped" decisions
+//   (Jacobian clamp, colour clamp) are re-taken, which can differ only if a compiler contracts
+//   the same expression differently in the two pipelines, exactly at a clamp boundary.
 // - The 2D covariance is computed as A A^T + 0.3 I with A = J W R S (2x3), so a, c and
 //   det(A A^T) = |A_0 x A_1|^2 (Lagrange's identity) are sums of squares: no cancellation in
 //   `a c - b^2` for thin, elongated Gaussians, where f32 would otherwise lose the determinant.
@@ -23,6 +23,7 @@
 
 #include "common.wgsl"
 #include "raster_types.wgsl"
+#include "splat_reach.wgsl"
 
 const WORKGROUP_SIZE: u32 = 256u;
 // Gaussians whose quaternion has a squared norm below this are culled (nothing to normalise).
@@ -466,8 +467,7 @@ fn project_forward(
     }
     splats[i] = p.splat;
     depth_keys[i] = bitcast<u32>(p.depth);
-    let size = p.tile_max - p.tile_min;
-    tile_counts[i] = size.x * size.y;
+    tile_counts[i] = reached_tile_count(p.splat, p.tile_min, p.tile_max);
     tile_rects[i] = pack_tile_rect(p.tile_min, p.tile_max);
     radii[i] = select(u32(p.radius), 0xffffffffu, p.radius >= 4294967296.0);
 }

@@ -58,7 +58,6 @@ fn project_view(
     splats[slot] = p.splat;
     splat_depths[slot] = p.depth;
     depth_keys[slot] = (bitcast<u32>(p.depth) >> 7u) & VIEW_CULLED_DEPTH_KEY;
-    let size = p.tile_max - p.tile_min;
-    tile_counts[slot] = size.x * size.y;
+    tile_counts[slot] = reached_tile_count(p.splat, p.tile_min, p.tile_max);
     tile_rects[slot] = pack_tile_rect(p.tile_min, p.tile_max);
 }

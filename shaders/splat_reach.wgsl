@@ -81,3 +81,40 @@ fn reaches_block(s: Splat, rows: vec2<f32>, columns: vec2<f32>) -> bool {
     let miss = range.x > range.y || range.x > columns.y - s.mean.x || range.y < columns.x - s.mean.x;
     return !miss;
 }
+
+// The tile columns [first, end) of row `y` of the rectangle [tile_min, tile_max) that the
+// splat reaches (where the strip's x range overlaps a tile's pixel centres). NaN anywhere
+// keeps the whole row.
+fn reached_columns(s: Splat, reach: Reach, y: u32, tile_min: vec2<u32>, tile_max: vec2<u32>) -> vec2<u32> {
+    if !reach.cull {
+        return vec2<u32>(tile_min.x, tile_max.x);
+    }
+    let tile = f32(TILE_SIZE);
+    let low = f32(y) * tile + 0.5 - s.mean.y;
+    let range = strip_x_range(s, reach, low, low + tile - 1.0);
+    if range.x > range.y {
+        return vec2<u32>(0u);
+    }
+    // Tile x reaches when x * 16 + 0.5 - mean.x <= right and x * 16 + 15.5 - mean.x >= left.
+    let first = ceil((range.x + s.mean.x - (tile - 0.5)) / tile);
+    let last = floor((range.y + s.mean.x - 0.5) / tile);
+    if !(first <= last) && !(first > last) {
+        return vec2<u32>(tile_min.x, tile_max.x); // NaN
+    }
+    let lo = clamp(first, f32(tile_min.x), f32(tile_max.x));
+    let hi = clamp(last + 1.0, f32(tile_min.x), f32(tile_max.x));
+    return vec2<u32>(u32(lo), u32(max(lo, hi)));
+}
+
+// The number of tiles of the rectangle [tile_min, tile_max) that splat `s` reaches: the entries
+// binning emits for it. The projection counts them while the splat is in registers, so binning
+// reads one u32 per Gaussian in depth order instead of the whole splat.
+fn reached_tile_count(s: Splat, tile_min: vec2<u32>, tile_max: vec2<u32>) -> u32 {
+    let reach = splat_reach(s);
+    var count = 0u;
+    for (var y = tile_min.y; y < tile_max.y; y++) {
+        let columns = reached_columns(s, reach, y, tile_min, tile_max);
+        count += columns.y - columns.x;
+    }
+    return count;
+}

@@ -407,8 +407,6 @@ impl Rasterizer {
                 (1, &frame.depth_ids),
                 (2, &frame.tile_counts),
                 (3, &frame.depth_order_counts),
-                (5, &frame.tile_rects),
-                (13, &frame.splats),
             ],
         );
         dispatch_elements(

@@ -116,7 +116,7 @@ fn gpu_binning_equals_cpu_binning() {
     }
 }
 
-/// The tile culling of bin.wgsl (`reached_columns`, over splat_reach.wgsl), in the
+/// The tile culling of binning (`reached_columns` in splat_reach.wgsl), in the
 /// same f32 operations: whether `s` reaches tile (`tile_x`, `tile_y`) of its rectangle.
 pub(super) fn splat_reaches_tile(s: &GpuSplat, tile_x: u32, tile_y: u32) -> bool {
     const CULL_MARGIN: f32 = 1e-4;
