@@ -59,6 +59,9 @@ const GRAD_2D_STRIDE: u32 = 9u;
 @group(0) @binding(17) var<storage, read_write> grad_logit_opacities: array<f32>;
 @group(0) @binding(18) var<storage, read_write> grad_sh_dc: array<f32>;
 @group(0) @binding(19) var<storage, read_write> grad_sh_rest: array<f32>;
+// Per Gaussian: dL/d(colour before the clamp), from `project_backward` to
+// `project_backward_sh_rest` (w unused).
+@group(0) @binding(23) var<storage, read_write> colour_grads: array<vec4<f32>>;
 // Densification statistics (DensifyStats), accumulated across views.
 @group(0) @binding(20) var<storage, read_write> stat_grad_norm_sum: array<f32>;
 @group(0) @binding(21) var<storage, read_write> stat_visible_count: array<u32>;
@@ -105,8 +108,16 @@ fn parameters_finite(i: u32) -> bool {
             & is_finite(sh_dc[3u * i + k]);
     }
     let width = sh_rest_width();
-    for (var k = 0u; k < width; k++) {
-        finite = finite & is_finite(sh_rest[i * width + k]);
+    // Nine loads in flight at once (the last index repeats past the row's end): a plain loop
+    // issued them one after another (projection 0.114 -> 0.104 ms on a trained 30k cloud).
+    for (var k0 = 0u; k0 < width; k0 += 9u) {
+        var values: array<f32, 9>;
+        for (var m = 0u; m < 9u; m++) {
+            values[m] = sh_rest[i * width + min(k0 + m, width - 1u)];
+        }
+        for (var m = 0u; m < 9u; m++) {
+            finite = finite & is_finite(values[m]);
+        }
     }
     return finite;
 }
@@ -475,24 +486,18 @@ fn project_forward(
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-// The backward's workgroups are smaller: each stages its Gaussians' higher SH bands (up to 45
-// floats each) in workgroup memory. One thread per Gaussian reading or writing its own 45
-// floats would make every warp-wide access touch 32 separate 32-byte sectors (the rows are 180
-// bytes apart), which made the strided gradient stores most of this kernel's time; the staged
-// block moves through memory in contiguous, coalesced runs. Keep equal to
-// PROJECT_BACKWARD_WORKGROUP in src/gpu/raster/kernels.rs.
-const BACKWARD_WORKGROUP_SIZE: u32 = 64u;
-const MAX_SH_REST_WIDTH: u32 = 45u;
-// Rows of sh_rest_width() floats, one per Gaussian of the workgroup: the coefficients, then,
-// overwritten row by row, their gradients.
-var<workgroup> staged_sh_rest: array<f32, BACKWARD_WORKGROUP_SIZE * MAX_SH_REST_WIDTH>;
+// The backward runs in two kernels. `project_backward`, one thread per Gaussian, writes every
+// gradient but the higher SH bands', and dL/d(colour before the clamp) to `colour_grads`;
+// `project_backward_sh_rest`, one thread per Gaussian and band coefficient, writes those
+// (basis value x colour gradient). One thread writing its own 45 band gradients made each
+// warp-wide store touch 32 sectors 180 bytes apart, and staging the rows in workgroup memory
+// instead serialised the staging with the maths (0.265 ms on a trained 30k cloud, of which
+// 0.13 the staging alone; both kernels now take 0.194, BENCHMARKS.md); the band kernel's
+// stores are contiguous. Reading the
+// coefficients row by row (for the colour and the view-direction gradient) is as cheap as in
+// the forward: nearby loads share cache lines.
 
-fn staged_coefficient(row: u32, j: u32) -> vec3<f32> {
-    let base = row + (j - 1u) * 3u;
-    return vec3<f32>(staged_sh_rest[base], staged_sh_rest[base + 1u], staged_sh_rest[base + 2u]);
-}
-
-fn write_zero_gradients(i: u32, row: u32) {
+fn write_zero_gradients(i: u32) {
     for (var k = 0u; k < 3u; k++) {
         grad_means[3u * i + k] = 0.0;
         grad_log_scales[3u * i + k] = 0.0;
@@ -500,51 +505,86 @@ fn write_zero_gradients(i: u32, row: u32) {
     }
     grad_rotations[i] = vec4<f32>(0.0);
     grad_logit_opacities[i] = 0.0;
-    for (var k = 0u; k < sh_rest_width(); k++) {
-        staged_sh_rest[row + k] = 0.0;
-    }
 }
 
-// dL/d(raw parameters) of the workgroup's Gaussians from dL/d(mean2d, conic, opacity, colour):
-// overwrites the gradient buffers (zero for Gaussians the forward culled).
-@compute @workgroup_size(BACKWARD_WORKGROUP_SIZE)
+// dL/d(raw parameters) of Gaussian i from dL/d(mean2d, conic, opacity, colour), but the higher
+// SH bands: overwrites the gradient buffers (zero for Gaussians the forward culled).
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn project_backward(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
     @builtin(num_workgroups) num_workgroups: vec3<u32>,
     @builtin(local_invocation_index) local_index: u32,
 ) {
-    let first = linear_workgroup_id(workgroup_id, num_workgroups) * BACKWARD_WORKGROUP_SIZE;
-    if first >= render.num_gaussians {
-        return;
-    }
-    let width = sh_rest_width();
-    // The workgroup's rows are contiguous in sh_rest and grad_sh_rest: [start, start + floats).
-    let start = first * width;
-    let floats = min(BACKWARD_WORKGROUP_SIZE, render.num_gaussians - first) * width;
-    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
-        staged_sh_rest[k] = sh_rest[start + k];
-    }
-    workgroupBarrier();
-    let i = first + local_index;
+    let i = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
     if i < render.num_gaussians {
-        gaussian_backward(i, local_index * width);
-    }
-    workgroupBarrier();
-    for (var k = local_index; k < floats; k += BACKWARD_WORKGROUP_SIZE) {
-        grad_sh_rest[start + k] = staged_sh_rest[k];
+        gaussian_backward(i);
     }
 }
 
-// The backward of Gaussian i, whose staged row starts at `row`.
-fn gaussian_backward(i: u32, row: u32) {
+// The value of SH basis function j (0..15) in direction d (sh_basis's j-th value).
+fn sh_basis_value(j: u32, d: vec3<f32>) -> f32 {
+    let xx = d.x * d.x;
+    let yy = d.y * d.y;
+    let zz = d.z * d.z;
+    switch j {
+        case 0u: { return SH_C0; }
+        case 1u: { return -SH_C1 * d.y; }
+        case 2u: { return SH_C1 * d.z; }
+        case 3u: { return -SH_C1 * d.x; }
+        case 4u: { return SH_C2_0 * d.x * d.y; }
+        case 5u: { return SH_C2_1 * d.y * d.z; }
+        case 6u: { return SH_C2_2 * (2.0 * zz - xx - yy); }
+        case 7u: { return SH_C2_3 * d.x * d.z; }
+        case 8u: { return SH_C2_4 * (xx - yy); }
+        case 9u: { return SH_C3_0 * d.y * (3.0 * xx - yy); }
+        case 10u: { return SH_C3_1 * d.x * d.y * d.z; }
+        case 11u: { return SH_C3_2 * d.y * (4.0 * zz - xx - yy); }
+        case 12u: { return SH_C3_3 * d.z * (2.0 * zz - 3.0 * xx - 3.0 * yy); }
+        case 13u: { return SH_C3_4 * d.x * (4.0 * zz - xx - yy); }
+        case 14u: { return SH_C3_5 * d.z * (xx - yy); }
+        default: { return SH_C3_6 * d.x * (xx - 3.0 * yy); }
+    }
+}
+
+// dL/d(coefficient j, all three channels) of Gaussian i, one thread per (i, j) for j in
+// 1..=rest_coeff_count(sh_degree): the basis value times dL/d(colour before the clamp), zero
+// for culled Gaussians and for bands above the evaluated degree.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn project_backward_sh_rest(
+    @builtin(workgroup_id) workgroup_id: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) local_index: u32,
+) {
+    let item = linear_invocation_id(workgroup_id, num_workgroups, local_index, WORKGROUP_SIZE);
+    let coefficients = rest_coeff_count(render.sh_degree);
+    if item >= render.num_gaussians * coefficients {
+        return;
+    }
+    let i = item / coefficients;
+    let j = item - i * coefficients + 1u;
+    let eval_count = (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
+    var d_coeff = vec3<f32>(0.0);
+    if radii[i] != 0u && j < eval_count {
+        d_coeff = sh_basis_value(j, view_direction(i).dir) * colour_grads[i].xyz;
+    }
+    // = i * sh_rest_width() + (j - 1) * 3: the items' floats are contiguous, in item order.
+    let base = 3u * item;
+    grad_sh_rest[base] = d_coeff.x;
+    grad_sh_rest[base + 1u] = d_coeff.y;
+    grad_sh_rest[base + 2u] = d_coeff.z;
+}
+
+// The backward of Gaussian i (its higher SH bands: `project_backward_sh_rest`).
+fn gaussian_backward(i: u32) {
     if radii[i] == 0u {
-        write_zero_gradients(i, row);
+        write_zero_gradients(i);
         return;
     }
     let g = project_geometry(i);
     if !g.valid {
         // Unreachable: the forward computed the same geometry and found it valid.
-        write_zero_gradients(i, row);
+        write_zero_gradients(i);
+        colour_grads[i] = vec4<f32>(0.0);
         return;
     }
     let base = GRAD_2D_STRIDE * i;
@@ -560,29 +600,16 @@ fn gaussian_backward(i: u32, row: u32) {
     let view = view_direction(i);
     let basis = sh_basis(render.eval_sh_degree, view.dir);
     let eval_count = (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
-    // raw_colour's sum in the same order, from the staged rows.
-    var raw = basis[0] * sh_coefficient(i, 0u);
-    for (var j = 1u; j < eval_count; j++) {
-        raw += basis[j] * staged_coefficient(row, j);
-    }
-    raw += 0.5;
+    let raw = raw_colour(i, basis);
     let d_raw = select(d_colour, vec3<f32>(0.0), raw < vec3<f32>(0.0));
+    colour_grads[i] = vec4<f32>(d_raw, 0.0);
     let d_dc = basis[0] * d_raw;
     grad_sh_dc[3u * i] = d_dc.x;
     grad_sh_dc[3u * i + 1u] = d_dc.y;
     grad_sh_dc[3u * i + 2u] = d_dc.z;
     var d_dir = vec3<f32>(0.0);
-    for (var j = 1u; j <= rest_coeff_count(render.sh_degree); j++) {
-        var d_coeff = vec3<f32>(0.0);
-        if j < eval_count {
-            d_coeff = basis[j] * d_raw;
-            d_dir += sh_basis_gradient(j, view.dir) * dot(staged_coefficient(row, j), d_raw);
-        }
-        // The gradient replaces the coefficient in the Gaussian's own row.
-        let at = row + (j - 1u) * 3u;
-        staged_sh_rest[at] = d_coeff.x;
-        staged_sh_rest[at + 1u] = d_coeff.y;
-        staged_sh_rest[at + 2u] = d_coeff.z;
+    for (var j = 1u; j < eval_count; j++) {
+        d_dir += sh_basis_gradient(j, view.dir) * dot(sh_coefficient(i, j), d_raw);
     }
     // dir = v / |v| with v = mean - camera centre.
     d_mean += (d_dir - view.dir * dot(view.dir, d_dir)) / view.distance;

@@ -3,10 +3,10 @@
 //! the fixed-order per-Gaussian sums of the deterministic mode, the projection's backward pass
 //! into the raw parameters, and the densification statistics.
 
-use super::kernels::{PROJECT_BACKWARD_WORKGROUP, dispatch_elements, dispatch_elements_in};
+use super::kernels::dispatch_elements;
 use super::{RasterFrame, Rasterizer, param_bindings, piece_items};
 use crate::gpu::{self, GpuContext, Recorder};
-use crate::model::{DensifyStats, GaussianCloud, ParamBuffers};
+use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
 
 impl Rasterizer {
     pub(super) fn encode_rasterize_backward(
@@ -89,7 +89,9 @@ impl Rasterizer {
             &[(0, &frame.uniforms)][..],
             &param_bindings(1, &cloud.params),
             &[(12, &frame.radii), (13, &frame.grad_2d)],
-            &param_bindings(14, grads),
+            // Every gradient but the higher bands' (the last group).
+            &param_bindings(14, grads)[..5],
+            &[(23, &frame.colour_grads)],
         ]
         .concat();
         let bind = self.binds.project_backward.get(
@@ -98,13 +100,28 @@ impl Rasterizer {
             &self.kernels.project_backward,
             &entries,
         );
-        dispatch_elements_in(
+        dispatch_elements(ctx, rec, &self.kernels.project_backward, bind, cloud.len);
+
+        // Then the higher bands, one thread per Gaussian and coefficient (none at degree 0).
+        let coefficients = crate::sh::rest_coeffs_for_degree(cloud.sh_degree()) as u32;
+        let bind = self.binds.project_backward_sh_rest.get(
+            ctx,
+            "project_backward_sh_rest",
+            &self.kernels.project_backward_sh_rest,
+            &[
+                (0, &frame.uniforms),
+                (1, cloud.params.get(ParamGroup::Means)),
+                (12, &frame.radii),
+                (19, grads.get(ParamGroup::ShRest)),
+                (23, &frame.colour_grads),
+            ],
+        );
+        dispatch_elements(
             ctx,
             rec,
-            &self.kernels.project_backward,
+            &self.kernels.project_backward_sh_rest,
             bind,
-            cloud.len,
-            PROJECT_BACKWARD_WORKGROUP,
+            cloud.len * coefficients,
         );
     }
 

@@ -51,6 +51,8 @@ pub struct RasterFrame {
     /// `num_gaussians + 1` entries: the exclusive scan and the total.
     pub(super) offsets: wgpu::Buffer,
     pub(super) grad_2d: wgpu::Buffer,
+    /// dL/d(colour before the clamp), 16 bytes: the projection backward's two kernels.
+    pub(super) colour_grads: wgpu::Buffer,
     /// Per intersection.
     pub(super) intersection_tiles: wgpu::Buffer,
     pub(super) intersection_gaussians: wgpu::Buffer,
@@ -119,6 +121,7 @@ impl RasterFrame {
             depth_order_counts: small("raster.depth_order_counts"),
             offsets: small("raster.offsets"),
             grad_2d: small("raster.grad_2d"),
+            colour_grads: small("raster.colour_grads"),
             intersection_tiles: small("raster.intersection_tiles"),
             intersection_gaussians: small("raster.intersection_gaussians"),
             intersection_slots: small("raster.intersection_slots"),
@@ -207,6 +210,7 @@ impl RasterFrame {
             &self.depth_order_counts,
             &self.offsets,
             &self.grad_2d,
+            &self.colour_grads,
             &self.intersection_tiles,
             &self.intersection_gaussians,
             &self.intersection_slots,
@@ -259,6 +263,7 @@ impl RasterFrame {
             if !self.forward_only {
                 self.radii = buffer("raster.radii", n * 4);
                 self.grad_2d = buffer("raster.grad_2d", n * GRAD_2D_STRIDE * 4);
+                self.colour_grads = buffer("raster.colour_grads", n * 16);
             }
             self.gaussian_capacity = capacity;
         }

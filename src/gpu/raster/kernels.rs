@@ -4,15 +4,14 @@ use crate::gpu::{self, CachedBindGroup, GpuContext, Recorder, ShaderDefs};
 
 /// Threads per workgroup of the one-thread-per-element kernels (project.wgsl, bin.wgsl).
 pub(super) const ELEMENT_WORKGROUP: u32 = 256;
-/// Threads per workgroup of `project_backward`, which stages its Gaussians' SH rows in
-/// workgroup memory (BACKWARD_WORKGROUP_SIZE in project.wgsl).
-pub(super) const PROJECT_BACKWARD_WORKGROUP: u32 = 64;
 
 /// Every pipeline of the rasterizer, specialised for the device's capabilities and for the
 /// deterministic backward pass or the one with float atomics.
 pub(super) struct Kernels {
     pub project_forward: wgpu::ComputePipeline,
     pub project_backward: wgpu::ComputePipeline,
+    /// The higher SH bands' gradients, one thread per Gaussian and band coefficient.
+    pub project_backward_sh_rest: wgpu::ComputePipeline,
     pub densify_stats: wgpu::ComputePipeline,
     pub gather_depth_order_counts: wgpu::ComputePipeline,
     pub emit_intersections: wgpu::ComputePipeline,
@@ -57,6 +56,7 @@ impl Kernels {
         Self {
             project_forward: pipeline("project.wgsl", "project_forward"),
             project_backward: pipeline("project.wgsl", "project_backward"),
+            project_backward_sh_rest: pipeline("project.wgsl", "project_backward_sh_rest"),
             densify_stats: pipeline("project.wgsl", "accumulate_densify_stats"),
             gather_depth_order_counts: pipeline("bin.wgsl", "gather_depth_order_counts"),
             emit_intersections: pipeline("bin.wgsl", "emit_intersections"),
@@ -101,6 +101,7 @@ fn rasterize_constants(
 pub(super) struct BindGroups {
     pub project_forward: CachedBindGroup,
     pub project_backward: CachedBindGroup,
+    pub project_backward_sh_rest: CachedBindGroup,
     pub densify_stats: CachedBindGroup,
     pub gather_depth_order_counts: CachedBindGroup,
     pub emit_intersections: CachedBindGroup,
@@ -122,25 +123,13 @@ pub(super) fn dispatch_elements(
     bind_group: &wgpu::BindGroup,
     items: u32,
 ) {
-    dispatch_elements_in(ctx, rec, pipeline, bind_group, items, ELEMENT_WORKGROUP);
-}
-
-/// [`dispatch_elements`] for a kernel with `workgroup` threads per workgroup.
-pub(super) fn dispatch_elements_in(
-    ctx: &GpuContext,
-    rec: &mut Recorder,
-    pipeline: &wgpu::ComputePipeline,
-    bind_group: &wgpu::BindGroup,
-    items: u32,
-    workgroup: u32,
-) {
     if items == 0 {
         return;
     }
     let pass = rec.pass();
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, bind_group, &[]);
-    gpu::dispatch_1d(ctx, pass, items, workgroup);
+    gpu::dispatch_1d(ctx, pass, items, ELEMENT_WORKGROUP);
 }
 
 /// Records `pipeline` with one workgroup per tile into the open pass.
