@@ -38,7 +38,7 @@ mod view_tests;
 pub use frame::RasterFrame;
 
 use kernels::{BindGroups, Kernels, dispatch_elements, dispatch_tiles};
-use uniforms::{MIN_CHUNK_SIZE, RenderUniforms};
+use uniforms::{MIN_CHUNK_SIZE, RenderUniforms, backward_chunk_size};
 
 use crate::camera::Camera;
 use crate::gpu::scan::PrefixScan;
@@ -98,8 +98,9 @@ pub struct Rasterizer {
     scan: PrefixScan,
     deferred_counts: bool,
     deterministic: bool,
-    /// Tests: a backward piece size other than the image size's default.
-    chunk_size_override: Option<u32>,
+    /// Entries per backward piece: the device's [`backward_chunk_size`] unless a test or
+    /// `bench raster --chunk-size` set another.
+    chunk_size: u32,
     /// Tests: force the forward in pieces on or off (default: by the number of tiles).
     pieces_override: Option<bool>,
 }
@@ -119,7 +120,7 @@ impl Rasterizer {
             scan: PrefixScan::new(ctx),
             deferred_counts: false,
             deterministic: options.deterministic,
-            chunk_size_override: None,
+            chunk_size: backward_chunk_size(ctx.max_binding_bytes()),
             pieces_override: None,
         }
     }
@@ -130,8 +131,8 @@ impl Rasterizer {
     }
 
     /// Tests and `bench raster --chunk-size`: cut tile lists into backward pieces of
-    /// `chunk_size` entries instead of `BACKWARD_CHUNK_SIZE`. Fails unless it is a
-    /// power of two of at least 128 (`MIN_CHUNK_SIZE`).
+    /// `chunk_size` entries instead of the device's default (`backward_chunk_size`). Fails
+    /// unless it is a power of two of at least 128 (`MIN_CHUNK_SIZE`).
     #[cfg(any(test, feature = "cli"))]
     pub(crate) fn set_chunk_size(&mut self, chunk_size: u32) -> Result<(), RasterError> {
         if !(chunk_size.is_power_of_two() && chunk_size >= MIN_CHUNK_SIZE) {
@@ -140,7 +141,7 @@ impl Rasterizer {
                  {MIN_CHUNK_SIZE}"
             )));
         }
-        self.chunk_size_override = Some(chunk_size);
+        self.chunk_size = chunk_size;
         Ok(())
     }
 
@@ -220,9 +221,7 @@ impl Rasterizer {
         }
         frame.prepare(ctx, cloud.len, camera.width, camera.height)?;
         let mut uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
-        if let Some(chunk_size) = self.chunk_size_override {
-            uniforms.chunk_size = chunk_size;
-        }
+        uniforms.chunk_size = self.chunk_size;
         debug_assert!(uniforms.chunk_size >= MIN_CHUNK_SIZE);
         let (chunk_size, deterministic) = (uniforms.chunk_size, self.deterministic);
         let pieces = self.forward_in_pieces(camera.width, camera.height);

@@ -109,12 +109,28 @@ impl RenderUniforms {
 /// needs cuts at multiples of the subgroup size, at most 128).
 pub const MIN_CHUNK_SIZE: u32 = 128;
 
-/// Entries per piece of the backward pass (rasterize.wgsl, "Pieces"). Shorter pieces spread
-/// long tile lists over more workgroups (on a trained 30k bench_tabletop cloud, pieces of 256
-/// take the backward from 0.972 to 0.910 ms against 512; 1024: 1.075, BENCHMARKS.md); every
-/// cut costs 16 bytes per pixel of the tile in checkpoints. One size for every image, so the
-/// summation order (and with it the rounding) of a view never changes.
+/// Entries per piece of the backward pass (rasterize.wgsl, "Pieces") on devices with small
+/// storage bindings (see [`backward_chunk_size`]). Shorter pieces spread long tile lists over
+/// more workgroups (on a trained 30k bench_tabletop cloud, pieces of 256 take the backward
+/// from 0.972 to 0.910 ms against 512; 1024: 1.075, BENCHMARKS.md); every cut costs 16 bytes
+/// per pixel of the tile in checkpoints: 4096 / chunk bytes per listed intersection.
 pub const BACKWARD_CHUNK_SIZE: u32 = 256;
+
+/// Pieces where bindings are large: 0.821 -> 0.801 ms against 256 on that cloud (three device
+/// calls, BENCHMARKS.md), at 32 bytes of checkpoints per intersection.
+pub const SHORT_BACKWARD_CHUNK_SIZE: u32 = MIN_CHUNK_SIZE;
+
+/// The backward's piece size on a device whose storage bindings hold `max_binding_bytes`:
+/// short pieces unless their checkpoints would cap the intersection list (one binding) below
+/// ~33M entries. One size per device, whatever the image, so the summation order (and with it
+/// the rounding) of a view never changes on that device.
+pub fn backward_chunk_size(max_binding_bytes: u64) -> u32 {
+    if max_binding_bytes >= 1 << 30 {
+        SHORT_BACKWARD_CHUNK_SIZE
+    } else {
+        BACKWARD_CHUNK_SIZE
+    }
+}
 
 impl RenderUniforms {
     /// Replaces the camera centre (where SH view directions start). The game plugin projects a
@@ -141,5 +157,18 @@ mod tests {
     fn layout_matches_wgsl() {
         // 4 vec4 + 4 vec2 + vec4 + 2 vec2<u32> + 8 u32 = 160 bytes, no implicit padding.
         assert_eq!(std::mem::size_of::<RenderUniforms>(), 160);
+    }
+
+    #[test]
+    fn short_pieces_only_where_bindings_are_large() {
+        // wgpu's default limit and lavapipe's: 128 MiB.
+        assert_eq!(backward_chunk_size(128 << 20), BACKWARD_CHUNK_SIZE);
+        assert_eq!(backward_chunk_size((1 << 30) - 1), BACKWARD_CHUNK_SIZE);
+        assert_eq!(backward_chunk_size(1 << 30), SHORT_BACKWARD_CHUNK_SIZE);
+        assert_eq!(
+            backward_chunk_size(u64::from(u32::MAX)),
+            SHORT_BACKWARD_CHUNK_SIZE
+        );
+        assert!(SHORT_BACKWARD_CHUNK_SIZE >= MIN_CHUNK_SIZE);
     }
 }

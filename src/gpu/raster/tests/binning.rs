@@ -22,7 +22,7 @@ fn random_scenes_match_reference_fallback_path() {
 fn edge_cases_with_gpu_binning() {
     edge_cases_match_reference(test_context(), Binning::Gpu);
     empty_and_single(test_context(), Binning::Gpu);
-    all_cover_all(test_context(), Binning::Gpu);
+    all_cover_all(test_context(), Binning::Gpu, None);
     densify_stats_two_views(test_context(), Binning::Gpu);
 }
 

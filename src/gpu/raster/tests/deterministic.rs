@@ -14,7 +14,8 @@ fn deterministic_backward_matches_reference() {
     random_scenes_match_reference(ctx, Binning::Deterministic, 5);
     edge_cases_match_reference(ctx, Binning::Deterministic);
     empty_and_single(ctx, Binning::Deterministic);
-    all_cover_all(ctx, Binning::Deterministic);
+    // The pieces of large images: lists of 600 cut once, at 512.
+    all_cover_all(ctx, Binning::Deterministic, Some(512));
     densify_stats_two_views(ctx, Binning::Deterministic);
 }
 
@@ -22,7 +23,8 @@ fn deterministic_backward_matches_reference() {
 fn deterministic_backward_matches_reference_fallback_path() {
     let ctx = test_context_fallback();
     random_scenes_match_reference(ctx, Binning::Deterministic, 6);
-    all_cover_all(ctx, Binning::Deterministic);
+    // The pieces of large images: lists of 600 cut once, at 512.
+    all_cover_all(ctx, Binning::Deterministic, Some(512));
 }
 
 /// Repeated backward passes of one scene give bit-identical gradients in deterministic mode,

@@ -2,6 +2,7 @@
 //! degenerate or huge; empty clouds; every Gaussian covering every tile.
 
 use super::*;
+use crate::gpu::raster::uniforms::SHORT_BACKWARD_CHUNK_SIZE;
 
 // ---------------------------------------------------------------------------------------------
 // Edge cases
@@ -466,12 +467,12 @@ fn empty_and_single_gaussian_fallback_path() {
 }
 
 /// Every Gaussian covers every tile: the longest possible tile lists (more than one batch of
-/// 256), and every workgroup sees every splat.
-pub(super) fn all_cover_all(ctx: &GpuContext, binning: Binning) {
+/// 256), and every workgroup sees every splat. `chunk_size`: the backward's pieces, else the
+/// device's default.
+pub(super) fn all_cover_all(ctx: &GpuContext, binning: Binning, chunk_size: Option<u32>) {
     let mut rasterizer = new_rasterizer(ctx, binning);
-    if binning == Binning::Deterministic {
-        // The pieces of large images: lists of 600 cut once, at 512.
-        rasterizer.set_chunk_size(512).unwrap();
+    if let Some(chunk_size) = chunk_size {
+        rasterizer.set_chunk_size(chunk_size).unwrap();
     }
     let mut frame = RasterFrame::new(ctx);
     let mut rng = Pcg32::new(21, 0);
@@ -533,10 +534,29 @@ pub(super) fn all_cover_all(ctx: &GpuContext, binning: Binning) {
 
 #[test]
 fn every_gaussian_covers_every_tile_fast_path() {
-    all_cover_all(test_context(), Binning::Cpu);
+    all_cover_all(test_context(), Binning::Cpu, None);
 }
 
 #[test]
 fn every_gaussian_covers_every_tile_fallback_path() {
-    all_cover_all(test_context_fallback(), Binning::Cpu);
+    all_cover_all(test_context_fallback(), Binning::Cpu, None);
+}
+
+/// Lists of 600 in the short pieces of devices with large bindings (cut at 128, 256, 384, 512).
+#[test]
+fn every_gaussian_covers_every_tile_in_short_pieces_fast_path() {
+    all_cover_all(
+        test_context(),
+        Binning::Cpu,
+        Some(SHORT_BACKWARD_CHUNK_SIZE),
+    );
+}
+
+#[test]
+fn every_gaussian_covers_every_tile_in_short_pieces_fallback_path() {
+    all_cover_all(
+        test_context_fallback(),
+        Binning::Cpu,
+        Some(SHORT_BACKWARD_CHUNK_SIZE),
+    );
 }

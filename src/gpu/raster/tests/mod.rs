@@ -88,9 +88,7 @@ fn forward_with_cpu_binning(
         .prepare(ctx, cloud.len, camera.width, camera.height)
         .unwrap();
     let mut uniforms = RenderUniforms::new(camera, settings, cloud.len, cloud.sh_degree());
-    if let Some(chunk_size) = r.chunk_size_override {
-        uniforms.chunk_size = chunk_size;
-    }
+    uniforms.chunk_size = r.chunk_size;
     frame.write_uniforms(ctx, uniforms);
     let n = cloud.len as usize;
     let mut count = 0;
