@@ -492,7 +492,7 @@ fn project_forward(
 // (basis value x colour gradient). One thread writing its own 45 band gradients made each
 // warp-wide store touch 32 sectors 180 bytes apart, and staging the rows in workgroup memory
 // instead serialised the staging with the maths (0.265 ms on a trained 30k cloud, of which
-// 0.13 the staging alone; both kernels now take 0.194, BENCHMARKS.md); the band kernel's
+// 0.13 the staging alone; both kernels now take 0.178, BENCHMARKS.md); the band kernel's
 // stores are contiguous. Reading the
 // coefficients row by row (for the colour and the view-direction gradient) is as cheap as in
 // the forward: nearby loads share cache lines.
@@ -521,31 +521,6 @@ fn project_backward(
     }
 }
 
-// The value of SH basis function j (0..15) in direction d (sh_basis's j-th value).
-fn sh_basis_value(j: u32, d: vec3<f32>) -> f32 {
-    let xx = d.x * d.x;
-    let yy = d.y * d.y;
-    let zz = d.z * d.z;
-    switch j {
-        case 0u: { return SH_C0; }
-        case 1u: { return -SH_C1 * d.y; }
-        case 2u: { return SH_C1 * d.z; }
-        case 3u: { return -SH_C1 * d.x; }
-        case 4u: { return SH_C2_0 * d.x * d.y; }
-        case 5u: { return SH_C2_1 * d.y * d.z; }
-        case 6u: { return SH_C2_2 * (2.0 * zz - xx - yy); }
-        case 7u: { return SH_C2_3 * d.x * d.z; }
-        case 8u: { return SH_C2_4 * (xx - yy); }
-        case 9u: { return SH_C3_0 * d.y * (3.0 * xx - yy); }
-        case 10u: { return SH_C3_1 * d.x * d.y * d.z; }
-        case 11u: { return SH_C3_2 * d.y * (4.0 * zz - xx - yy); }
-        case 12u: { return SH_C3_3 * d.z * (2.0 * zz - 3.0 * xx - 3.0 * yy); }
-        case 13u: { return SH_C3_4 * d.x * (4.0 * zz - xx - yy); }
-        case 14u: { return SH_C3_5 * d.z * (xx - yy); }
-        default: { return SH_C3_6 * d.x * (xx - 3.0 * yy); }
-    }
-}
-
 // dL/d(coefficient j, all three channels) of Gaussian i, one thread per (i, j) for j in
 // 1..=rest_coeff_count(sh_degree): the basis value times dL/d(colour before the clamp), zero
 // for culled Gaussians and for bands above the evaluated degree.
@@ -565,7 +540,10 @@ fn project_backward_sh_rest(
     let eval_count = (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
     var d_coeff = vec3<f32>(0.0);
     if radii[i] != 0u && j < eval_count {
-        d_coeff = sh_basis_value(j, view_direction(i).dir) * colour_grads[i].xyz;
+        // The whole basis, then one value of it: a switch over j cost more (the threads of a
+        // warp take different coefficients), 0.190 -> 0.178 ms for both backward kernels.
+        let basis = sh_basis(render.eval_sh_degree, view_direction(i).dir);
+        d_coeff = basis[j] * colour_grads[i].xyz;
     }
     // = i * sh_rest_width() + (j - 1) * 3: the items' floats are contiguous, in item order.
     let base = 3u * item;

@@ -169,6 +169,5 @@ mod tests {
             backward_chunk_size(u64::from(u32::MAX)),
             SHORT_BACKWARD_CHUNK_SIZE
         );
-        assert!(SHORT_BACKWARD_CHUNK_SIZE >= MIN_CHUNK_SIZE);
     }
 }
