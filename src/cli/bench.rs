@@ -109,7 +109,7 @@ pub struct RasterBenchArgs {
     #[arg(long, default_value_t = 8)]
     pub views: u32,
     /// Cut tile lists into backward pieces of this many entries (a power of two, at least 128)
-    /// instead of the default (256).
+    /// instead of the device's default (128 where storage bindings hold 1 GiB or more, else 256).
     #[arg(long)]
     pub chunk_size: Option<u32>,
     /// With `--ply`: resolution, as for training (-1: automatic; 1, 2, 4, 8: divide; else a
