@@ -74,6 +74,11 @@ fn rest_coeff_count(degree: u32) -> u32 {
     return (degree + 1u) * (degree + 1u) - 1u;
 }
 
+// SH coefficients (DC included) that the render evaluates: bands up to eval_sh_degree.
+fn eval_coeff_count() -> u32 {
+    return (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
+}
+
 // Floats of `sh_rest` per Gaussian.
 fn sh_rest_width() -> u32 {
     return 3u * rest_coeff_count(render.sh_degree);
@@ -365,7 +370,7 @@ fn view_direction(i: u32) -> ViewDirection {
 
 // Step 11 before the clamp: sum of basis * coefficient + 0.5 per channel.
 fn raw_colour(i: u32, basis: array<f32, 16>) -> vec3<f32> {
-    let count = (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
+    let count = eval_coeff_count();
     var sum = vec3<f32>(0.0);
     for (var j = 0u; j < count; j++) {
         sum += basis[j] * sh_coefficient(i, j);
@@ -493,9 +498,8 @@ fn project_forward(
 // warp-wide store touch 32 sectors 180 bytes apart, and staging the rows in workgroup memory
 // instead serialised the staging with the maths (0.265 ms on a trained 30k cloud, of which
 // 0.13 the staging alone; both kernels now take 0.178, BENCHMARKS.md); the band kernel's
-// stores are contiguous. Reading the
-// coefficients row by row (for the colour and the view-direction gradient) is as cheap as in
-// the forward: nearby loads share cache lines.
+// stores are contiguous. Reading the coefficients row by row (for the colour and the
+// view-direction gradient) is as cheap as in the forward: nearby loads share cache lines.
 
 fn write_zero_gradients(i: u32) {
     for (var k = 0u; k < 3u; k++) {
@@ -537,7 +541,7 @@ fn project_backward_sh_rest(
     }
     let i = item / coefficients;
     let j = item - i * coefficients + 1u;
-    let eval_count = (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
+    let eval_count = eval_coeff_count();
     var d_coeff = vec3<f32>(0.0);
     if radii[i] != 0u && j < eval_count {
         // The whole basis, then one value of it: a switch over j cost more (the threads of a
@@ -577,7 +581,7 @@ fn gaussian_backward(i: u32) {
     // Step 11: colour. Clamped channels pass nothing; bands above the evaluated degree get 0.
     let view = view_direction(i);
     let basis = sh_basis(render.eval_sh_degree, view.dir);
-    let eval_count = (render.eval_sh_degree + 1u) * (render.eval_sh_degree + 1u);
+    let eval_count = eval_coeff_count();
     let raw = raw_colour(i, basis);
     let d_raw = select(d_colour, vec3<f32>(0.0), raw < vec3<f32>(0.0));
     colour_grads[i] = vec4<f32>(d_raw, 0.0);
