@@ -24,6 +24,7 @@
 #include "common.wgsl"
 #include "raster_types.wgsl"
 #include "splat_reach.wgsl"
+#include "sh_basis.wgsl"
 
 const WORKGROUP_SIZE: u32 = 256u;
 // Gaussians whose quaternion has a squared norm below this are culled (nothing to normalise).
@@ -59,9 +60,9 @@ const GRAD_2D_STRIDE: u32 = 9u;
 @group(0) @binding(17) var<storage, read_write> grad_logit_opacities: array<f32>;
 @group(0) @binding(18) var<storage, read_write> grad_sh_dc: array<f32>;
 @group(0) @binding(19) var<storage, read_write> grad_sh_rest: array<f32>;
-// Per Gaussian: dL/d(colour before the clamp), from `project_backward` to
-// `project_backward_sh_rest` (w unused).
-@group(0) @binding(23) var<storage, read_write> colour_grads: array<vec4<f32>>;
+// Per Gaussian, the factors of its higher SH bands' gradient (sh_basis.wgsl, "Band factors"):
+// written by `project_backward`, read by `project_backward_sh_rest` or by Adam's fused step.
+@group(0) @binding(23) var<storage, read_write> band_factors: array<vec4<f32>>;
 // Densification statistics (DensifyStats), accumulated across views.
 @group(0) @binding(20) var<storage, read_write> stat_grad_norm_sum: array<f32>;
 @group(0) @binding(21) var<storage, read_write> stat_visible_count: array<u32>;
@@ -269,90 +270,6 @@ fn opacity_compensation(g: Geometry) -> f32 {
     return 1.0;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Spherical harmonics (REFERENCE.md, "SH colour")
-
-const SH_C0: f32 = 0.28209479177387814;
-const SH_C1: f32 = 0.4886025119029199;
-const SH_C2_0: f32 = 1.0925484305920792;
-const SH_C2_1: f32 = -1.0925484305920792;
-const SH_C2_2: f32 = 0.31539156525252005;
-const SH_C2_3: f32 = -1.0925484305920792;
-const SH_C2_4: f32 = 0.5462742152960396;
-const SH_C3_0: f32 = -0.5900435899266435;
-const SH_C3_1: f32 = 2.890611442640554;
-const SH_C3_2: f32 = -0.4570457994644658;
-const SH_C3_3: f32 = 0.3731763325901154;
-const SH_C3_4: f32 = -0.4570457994644658;
-const SH_C3_5: f32 = 1.445305721320277;
-const SH_C3_6: f32 = -0.5900435899266435;
-
-// Basis values up to `degree` (the others are left at 0).
-fn sh_basis(degree: u32, d: vec3<f32>) -> array<f32, 16> {
-    var b: array<f32, 16>;
-    for (var j = 0u; j < 16u; j++) {
-        b[j] = 0.0;
-    }
-    b[0] = SH_C0;
-    if degree >= 1u {
-        b[1] = -SH_C1 * d.y;
-        b[2] = SH_C1 * d.z;
-        b[3] = -SH_C1 * d.x;
-    }
-    let xx = d.x * d.x;
-    let yy = d.y * d.y;
-    let zz = d.z * d.z;
-    if degree >= 2u {
-        b[4] = SH_C2_0 * d.x * d.y;
-        b[5] = SH_C2_1 * d.y * d.z;
-        b[6] = SH_C2_2 * (2.0 * zz - xx - yy);
-        b[7] = SH_C2_3 * d.x * d.z;
-        b[8] = SH_C2_4 * (xx - yy);
-    }
-    if degree >= 3u {
-        b[9] = SH_C3_0 * d.y * (3.0 * xx - yy);
-        b[10] = SH_C3_1 * d.x * d.y * d.z;
-        b[11] = SH_C3_2 * d.y * (4.0 * zz - xx - yy);
-        b[12] = SH_C3_3 * d.z * (2.0 * zz - 3.0 * xx - 3.0 * yy);
-        b[13] = SH_C3_4 * d.x * (4.0 * zz - xx - yy);
-        b[14] = SH_C3_5 * d.z * (xx - yy);
-        b[15] = SH_C3_6 * d.x * (xx - 3.0 * yy);
-    }
-    return b;
-}
-
-// Gradient of basis function j (1..15) with respect to the direction's components, treated as
-// independent (the caller differentiates the normalisation).
-fn sh_basis_gradient(j: u32, d: vec3<f32>) -> vec3<f32> {
-    let x = d.x;
-    let y = d.y;
-    let z = d.z;
-    switch j {
-        case 1u: { return vec3<f32>(0.0, -SH_C1, 0.0); }
-        case 2u: { return vec3<f32>(0.0, 0.0, SH_C1); }
-        case 3u: { return vec3<f32>(-SH_C1, 0.0, 0.0); }
-        case 4u: { return SH_C2_0 * vec3<f32>(y, x, 0.0); }
-        case 5u: { return SH_C2_1 * vec3<f32>(0.0, z, y); }
-        case 6u: { return SH_C2_2 * vec3<f32>(-2.0 * x, -2.0 * y, 4.0 * z); }
-        case 7u: { return SH_C2_3 * vec3<f32>(z, 0.0, x); }
-        case 8u: { return SH_C2_4 * vec3<f32>(2.0 * x, -2.0 * y, 0.0); }
-        case 9u: { return SH_C3_0 * vec3<f32>(6.0 * x * y, 3.0 * x * x - 3.0 * y * y, 0.0); }
-        case 10u: { return SH_C3_1 * vec3<f32>(y * z, x * z, x * y); }
-        case 11u: {
-            return SH_C3_2 * vec3<f32>(-2.0 * x * y, 4.0 * z * z - x * x - 3.0 * y * y, 8.0 * y * z);
-        }
-        case 12u: {
-            return SH_C3_3 * vec3<f32>(-6.0 * x * z, -6.0 * y * z, 6.0 * z * z - 3.0 * x * x - 3.0 * y * y);
-        }
-        case 13u: {
-            return SH_C3_4 * vec3<f32>(4.0 * z * z - 3.0 * x * x - y * y, -2.0 * x * y, 8.0 * x * z);
-        }
-        case 14u: { return SH_C3_5 * vec3<f32>(2.0 * x * z, -2.0 * y * z, x * x - y * y); }
-        case 15u: { return SH_C3_6 * vec3<f32>(3.0 * x * x - 3.0 * y * y, -6.0 * x * y, 0.0); }
-        default: { return vec3<f32>(0.0); }
-    }
-}
-
 // Unit view direction from the camera centre to the mean, and the distance.
 struct ViewDirection {
     dir: vec3<f32>,
@@ -491,15 +408,17 @@ fn project_forward(
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-// The backward runs in two kernels. `project_backward`, one thread per Gaussian, writes every
-// gradient but the higher SH bands', and dL/d(colour before the clamp) to `colour_grads`;
-// `project_backward_sh_rest`, one thread per Gaussian and band coefficient, writes those
-// (basis value x colour gradient). One thread writing its own 45 band gradients made each
-// warp-wide store touch 32 sectors 180 bytes apart, and staging the rows in workgroup memory
-// instead serialised the staging with the maths (0.265 ms on a trained 30k cloud, of which
-// 0.13 the staging alone; both kernels now take 0.178, BENCHMARKS.md); the band kernel's
-// stores are contiguous. Reading the coefficients row by row (for the colour and the
-// view-direction gradient) is as cheap as in the forward: nearby loads share cache lines.
+// `project_backward`, one thread per Gaussian, writes every gradient but the higher SH bands',
+// and those bands' factors (dL/d(colour before the clamp) and the view direction) to
+// `band_factors`. Training hands the factors to Adam, which forms each band gradient as it
+// updates the coefficient (adam.wgsl): the 180-byte gradient row per Gaussian is then neither
+// written nor read. `project_backward_sh_rest`, one thread per Gaussian and band coefficient,
+// writes the gradient rows instead where someone reads them (debug mode, tests). One thread
+// writing its own 45 band gradients made each warp-wide store touch 32 sectors 180 bytes
+// apart, and staging the rows in workgroup memory serialised the staging with the maths
+// (0.265 ms on a trained 30k cloud; the two kernels take 0.178, BENCHMARKS.md). Reading the
+// coefficients row by row (for the colour and the view-direction gradient) is as cheap as in
+// the forward: nearby loads share cache lines.
 
 fn write_zero_gradients(i: u32) {
     for (var k = 0u; k < 3u; k++) {
@@ -509,6 +428,8 @@ fn write_zero_gradients(i: u32) {
     }
     grad_rotations[i] = vec4<f32>(0.0);
     grad_logit_opacities[i] = 0.0;
+    band_factors[2u * i] = vec4<f32>(0.0);
+    band_factors[2u * i + 1u] = vec4<f32>(0.0);
 }
 
 // dL/d(raw parameters) of Gaussian i from dL/d(mean2d, conic, opacity, colour), but the higher
@@ -525,9 +446,9 @@ fn project_backward(
     }
 }
 
-// dL/d(coefficient j, all three channels) of Gaussian i, one thread per (i, j) for j in
-// 1..=rest_coeff_count(sh_degree): the basis value times dL/d(colour before the clamp), zero
-// for culled Gaussians and for bands above the evaluated degree.
+// dL/d(coefficient j, all three channels) of Gaussian i from its band factors, one thread per
+// (i, j) for j in 1..=rest_coeff_count(sh_degree) (zero for culled Gaussians and for bands
+// above the evaluated degree).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn project_backward_sh_rest(
     @builtin(workgroup_id) workgroup_id: vec3<u32>,
@@ -541,14 +462,7 @@ fn project_backward_sh_rest(
     }
     let i = item / coefficients;
     let j = item - i * coefficients + 1u;
-    let eval_count = eval_coeff_count();
-    var d_coeff = vec3<f32>(0.0);
-    if radii[i] != 0u && j < eval_count {
-        // The whole basis, then one value of it: a switch over j cost more (the threads of a
-        // warp take different coefficients), 0.190 -> 0.178 ms for both backward kernels.
-        let basis = sh_basis(render.eval_sh_degree, view_direction(i).dir);
-        d_coeff = basis[j] * colour_grads[i].xyz;
-    }
+    let d_coeff = band_gradient(band_factors[2u * i], band_factors[2u * i + 1u], j);
     // = i * sh_rest_width() + (j - 1) * 3: the items' floats are contiguous, in item order.
     let base = 3u * item;
     grad_sh_rest[base] = d_coeff.x;
@@ -566,7 +480,6 @@ fn gaussian_backward(i: u32) {
     if !g.valid {
         // Unreachable: the forward computed the same geometry and found it valid.
         write_zero_gradients(i);
-        colour_grads[i] = vec4<f32>(0.0);
         return;
     }
     let base = GRAD_2D_STRIDE * i;
@@ -584,7 +497,8 @@ fn gaussian_backward(i: u32) {
     let eval_count = eval_coeff_count();
     let raw = raw_colour(i, basis);
     let d_raw = select(d_colour, vec3<f32>(0.0), raw < vec3<f32>(0.0));
-    colour_grads[i] = vec4<f32>(d_raw, 0.0);
+    band_factors[2u * i] = vec4<f32>(d_raw, 0.0);
+    band_factors[2u * i + 1u] = vec4<f32>(view.dir, f32(render.eval_sh_degree));
     let d_dc = basis[0] * d_raw;
     grad_sh_dc[3u * i] = d_dc.x;
     grad_sh_dc[3u * i + 1u] = d_dc.y;

@@ -11,7 +11,9 @@ use anyhow::{Context, bail};
 use glam::{DMat3, DVec3};
 
 use crate::camera::Camera;
-use crate::gpu::raster::{RasterFrame, Rasterizer, WAIT_BEFORE_BACKWARD, WAIT_FOR_COUNT};
+use crate::gpu::raster::{
+    BandGradients, RasterFrame, Rasterizer, WAIT_BEFORE_BACKWARD, WAIT_FOR_COUNT,
+};
 use crate::gpu::timing::StageTimer;
 use crate::gpu::{self, GpuContext, GpuOptions, Recorder};
 use crate::model::{GaussianCloud, Gaussians, ParamBuffers, ParamGroup};
@@ -618,6 +620,8 @@ fn bench_cloud(
                 &frame,
                 &d_image,
                 &grads,
+                // Training's choice: the bands' gradient is formed by the Adam step.
+                BandGradients::Factors,
                 None,
                 timer.as_deref_mut(),
             );

@@ -5,6 +5,11 @@
 //! Step counts: [`OptimizerState::steps`] is advanced by the caller, through [`advance_steps`]
 //! (all groups, as the reference steps every group every iteration) or by hand; [`Adam::encode`]
 //! only reads the counts it is given in [`AdamStep`].
+//!
+//! The higher SH bands can be updated from their gradient's factors (the rasterizer frame's
+//! [`band_factors`](super::raster::RasterFrame::band_factors), written by a backward pass in
+//! [`BandGradients::Factors`](super::raster::BandGradients)) instead of the gradient buffer:
+//! training does, saving the 45-float gradient row per Gaussian (`shaders/adam.wgsl`).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -50,11 +55,12 @@ struct AdamUniforms {
     one_minus_beta2: f32,
     eps: f32,
     count: u32,
+    width: u32,
 }
 
 impl AdamUniforms {
     /// Bias corrections in f64 (as torch computes them on the host), then rounded to f32.
-    fn new(hyper: &AdamHyper, step: &AdamStep, count: u32) -> Self {
+    fn new(hyper: &AdamHyper, step: &AdamStep, len: u32, width: u32) -> Self {
         assert!(step.step >= 1, "Adam steps count from 1");
         let t = step.step as i32;
         let bias1 = 1.0 - hyper.beta1.powi(t);
@@ -67,7 +73,8 @@ impl AdamUniforms {
             beta2: hyper.beta2 as f32,
             one_minus_beta2: (1.0 - hyper.beta2) as f32,
             eps: hyper.eps as f32,
-            count,
+            count: len * width,
+            width,
         }
     }
 }
@@ -78,13 +85,42 @@ struct GroupBindings {
     bind_group: wgpu::BindGroup,
 }
 
-/// The Adam kernel with its pipeline, each group's index buffer and cached bind groups.
+impl GroupBindings {
+    /// The cached bind group in `slot` for `buffers` at their binding numbers (behind the
+    /// group's index uniform at 0), recreated when one of them changed.
+    fn get<'a>(
+        slot: &'a mut Option<GroupBindings>,
+        ctx: &GpuContext,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        index: &wgpu::Buffer,
+        buffers: [(u32, &wgpu::Buffer); 4],
+    ) -> &'a wgpu::BindGroup {
+        let stale = !slot
+            .as_ref()
+            .is_some_and(|cached| cached.buffers.iter().zip(buffers).all(|(a, (_, b))| a == b));
+        if stale {
+            let entries: Vec<(u32, &wgpu::Buffer)> =
+                std::iter::once((0, index)).chain(buffers).collect();
+            *slot = Some(GroupBindings {
+                buffers: buffers.map(|(_, b)| b.clone()),
+                bind_group: gpu::bind_entries(ctx, label, pipeline, &entries),
+            });
+        }
+        &slot.as_ref().expect("bound above").bind_group
+    }
+}
+
+/// The Adam kernels with their pipelines, each group's index buffer and cached bind groups.
 pub struct Adam {
     hyper: AdamHyper,
     pipeline: wgpu::ComputePipeline,
+    /// `adam_step_band_factors`: the higher SH bands from their gradient's factors.
+    band_factors_pipeline: wgpu::ComputePipeline,
     /// Per group, a uniform holding its index into an update's values.
     group_indices: [wgpu::Buffer; 6],
     bindings: [Option<GroupBindings>; 6],
+    band_factors_bindings: Option<GroupBindings>,
 }
 
 impl Adam {
@@ -95,13 +131,8 @@ impl Adam {
 
     pub fn with_hyper(ctx: &GpuContext, hyper: AdamHyper) -> Self {
         let constants = [("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))];
-        let pipeline = gpu::compute_pipeline(
-            ctx,
-            "adam.wgsl",
-            "adam_step",
-            &ShaderDefs::new(),
-            &constants,
-        );
+        let pipeline =
+            |entry| gpu::compute_pipeline(ctx, "adam.wgsl", entry, &ShaderDefs::new(), &constants);
         let group_indices = ParamGroup::ALL.map(|group| {
             let index = [group.index() as u32, 0, 0, 0];
             wgpu::util::DeviceExt::create_buffer_init(
@@ -115,13 +146,17 @@ impl Adam {
         });
         Self {
             hyper,
-            pipeline,
+            pipeline: pipeline("adam_step"),
+            band_factors_pipeline: pipeline("adam_step_band_factors"),
             group_indices,
             bindings: Default::default(),
+            band_factors_bindings: None,
         }
     }
 
-    /// Encodes one Adam update of every enabled group for the first `len` Gaussians.
+    /// Encodes one Adam update of every enabled group for the first `len` Gaussians, the
+    /// higher SH bands' gradient taken from `band_factors` where given (the frame of the
+    /// backward pass that wrote them), else from `grads` like every other group's.
     ///
     /// Each update's values get a buffer of their own, so several updates may be encoded into
     /// one submission.
@@ -132,6 +167,7 @@ impl Adam {
         rec: &mut Recorder,
         params: &ParamBuffers,
         grads: &ParamBuffers,
+        band_factors: Option<&wgpu::Buffer>,
         state: &OptimizerState,
         len: u32,
         groups: &[AdamStep; 6],
@@ -143,11 +179,18 @@ impl Adam {
             );
         }
         assert!(params.capacity >= len, "Adam: len exceeds the capacity");
-        let counts = ParamGroup::ALL.map(|g| len * g.width(params.sh_degree) as u32);
+        let widths = ParamGroup::ALL.map(|g| g.width(params.sh_degree) as u32);
+        let counts = widths.map(|w| len * w);
         let active: Vec<ParamGroup> = ParamGroup::ALL
             .into_iter()
             .filter(|g| groups[g.index()].enabled && counts[g.index()] > 0)
             .collect();
+        if let Some(factors) = band_factors {
+            assert!(
+                factors.size() >= u64::from(len) * 32,
+                "Adam: the band factors are smaller than the cloud"
+            );
+        }
         if active.is_empty() {
             return;
         }
@@ -159,7 +202,7 @@ impl Adam {
             .map(|g| {
                 let step = &groups[g.index()];
                 if step.enabled {
-                    AdamUniforms::new(&self.hyper, step, counts[g.index()])
+                    AdamUniforms::new(&self.hyper, step, len, widths[g.index()])
                 } else {
                     AdamUniforms::zeroed()
                 }
@@ -173,50 +216,45 @@ impl Adam {
                 usage: wgpu::BufferUsages::STORAGE,
             },
         );
-        let update_bindings = gpu::bind_buffers(ctx, "adam.update", &self.pipeline, 1, &[&update]);
-
-        for &group in &active {
-            self.update_bindings(ctx, group, params, grads, state);
-        }
+        // The update's values, bound per pipeline (each has a layout of its own).
+        let mut update_bindings: [Option<wgpu::BindGroup>; 2] = [None, None];
         let pass = rec.pass();
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(1, &update_bindings, &[]);
         for &group in &active {
-            let bindings = self.bindings[group.index()].as_ref().expect("bound above");
-            pass.set_bind_group(0, &bindings.bind_group, &[]);
-            let vec4s = counts[group.index()].div_ceil(4);
-            gpu::dispatch_1d(ctx, pass, vec4s, WORKGROUP_SIZE);
+            let g = group.index();
+            let (param, m, v) = (
+                params.get(group),
+                state.exp_avg.get(group),
+                state.exp_avg_sq.get(group),
+            );
+            let factors = band_factors.filter(|_| group == ParamGroup::ShRest);
+            let (kind, pipeline, bind) = match factors {
+                None => (0, &self.pipeline, {
+                    let buffers = [(1, param), (2, grads.get(group)), (3, m), (4, v)];
+                    let label = format!("adam.{}", group.name());
+                    let index = &self.group_indices[g];
+                    let slot = &mut self.bindings[g];
+                    GroupBindings::get(slot, ctx, &label, &self.pipeline, index, buffers)
+                }),
+                Some(factors) => (1, &self.band_factors_pipeline, {
+                    let buffers = [(1, param), (3, m), (4, v), (5, factors)];
+                    GroupBindings::get(
+                        &mut self.band_factors_bindings,
+                        ctx,
+                        "adam.sh_rest.band_factors",
+                        &self.band_factors_pipeline,
+                        &self.group_indices[g],
+                        buffers,
+                    )
+                }),
+            };
+            let values = update_bindings[kind].get_or_insert_with(|| {
+                gpu::bind_buffers(ctx, "adam.update", pipeline, 1, &[&update])
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind, &[]);
+            pass.set_bind_group(1, &*values, &[]);
+            gpu::dispatch_1d(ctx, pass, counts[g].div_ceil(4), WORKGROUP_SIZE);
         }
-    }
-
-    /// Recreates the bind groups of `group` when one of its buffers changed.
-    fn update_bindings(
-        &mut self,
-        ctx: &GpuContext,
-        group: ParamGroup,
-        params: &ParamBuffers,
-        grads: &ParamBuffers,
-        state: &OptimizerState,
-    ) {
-        let buffers = [
-            params.get(group),
-            grads.get(group),
-            state.exp_avg.get(group),
-            state.exp_avg_sq.get(group),
-        ];
-        let slot = &mut self.bindings[group.index()];
-        if let Some(cached) = slot
-            && cached.buffers.iter().zip(buffers).all(|(a, b)| a == b)
-        {
-            return;
-        }
-        let index = &self.group_indices[group.index()];
-        let all = [index, buffers[0], buffers[1], buffers[2], buffers[3]];
-        let label = format!("adam.{}", group.name());
-        *slot = Some(GroupBindings {
-            buffers: buffers.map(Clone::clone),
-            bind_group: gpu::bind_buffers(ctx, &label, &self.pipeline, 0, &all),
-        });
     }
 }
 
@@ -300,6 +338,7 @@ mod tests {
                 &mut Recorder::new(&mut encoder),
                 &params,
                 &grads,
+                None,
                 &state,
                 len as u32,
                 &steps,
@@ -362,6 +401,125 @@ mod tests {
         check_against_reference(test_context_fallback());
     }
 
+    /// Band factors of `len` Gaussians (8 floats each, sh_basis.wgsl's layout) with random
+    /// colour gradients, unit directions and evaluated degrees 0-3; every seventh Gaussian
+    /// culled (all zero). Returns them with the f64 gradient they stand for, `width` floats
+    /// per Gaussian (coefficient-major, 3 channels).
+    fn random_band_factors(rng: &mut Pcg32, len: usize, width: usize) -> (Vec<f32>, Vec<f64>) {
+        let mut factors = Vec::with_capacity(8 * len);
+        let mut gradient = Vec::with_capacity(width * len);
+        for i in 0..len {
+            let culled = i % 7 == 3;
+            let colour = [0; 3].map(|_| (rng.normal() * 1e-3) as f32);
+            let d = [rng.normal(), rng.normal(), rng.normal()];
+            let norm = d.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let dir = d.map(|x| (x / norm) as f32);
+            let degree = rng.next_u32() % 4;
+            if culled {
+                factors.extend([0.0; 8]);
+                gradient.extend(std::iter::repeat_n(0.0, width));
+                continue;
+            }
+            factors.extend([colour[0], colour[1], colour[2], 0.0]);
+            factors.extend([dir[0], dir[1], dir[2], degree as f32]);
+            let basis = crate::sh::basis(3, dir.map(f64::from));
+            for j in 1..=width / 3 {
+                let b = if j < crate::sh::coeffs_for_degree(degree) {
+                    basis[j]
+                } else {
+                    0.0
+                };
+                gradient.extend(colour.map(|c| b * f64::from(c)));
+            }
+        }
+        (factors, gradient)
+    }
+
+    /// The higher SH bands updated from their gradient's factors, over several steps (SH
+    /// degrees 3 and 1: 15 and 3 coefficients per Gaussian), against the f64 reference fed
+    /// the gradient the factors stand for; the gradient buffer holds garbage it must not read,
+    /// and the other groups take their usual path in the same call.
+    fn check_band_factors_step(ctx: &GpuContext) {
+        for sh_degree in [3, 1] {
+            let (len, capacity) = (1001usize, 1003u32);
+            let width = ParamGroup::ShRest.width(sh_degree);
+            let mut rng = Pcg32::new(11, u64::from(sh_degree));
+            let cpu_params = random_gaussians(&mut rng, len, sh_degree, 1.0);
+            let params = ParamBuffers::zeroed(ctx, "params", capacity, sh_degree);
+            params.upload(ctx, &cpu_params);
+            let rest = ParamGroup::ShRest;
+            gpu::write_buffer(
+                ctx,
+                params.get(rest),
+                len * width,
+                &vec![42.0f32; 2 * width],
+            );
+            let grads = ParamBuffers::zeroed(ctx, "grads", capacity, sh_degree);
+            let mut state = OptimizerState::zeroed(ctx, capacity, sh_degree);
+            let mut adam = Adam::new(ctx);
+            let hyper = AdamHyper::default();
+            let mut ref_param = to_f64(cpu_params.group(rest));
+            let mut ref_m = vec![0.0; ref_param.len()];
+            let mut ref_v = ref_m.clone();
+            let learning_rates = [1e-3; 6];
+            for _ in 0..4 {
+                let mut cpu_grads = random_gaussians(&mut rng, len, sh_degree, 1e-3);
+                cpu_grads.group_mut(rest).fill(f32::NAN);
+                grads.upload(ctx, &cpu_grads);
+                let (factors, gradient) = random_band_factors(&mut rng, len, width);
+                let factors = gpu::storage_buffer_from(ctx, "band_factors", &factors);
+                let steps = advance_steps(&mut state, learning_rates);
+                let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                adam.encode(
+                    ctx,
+                    &mut Recorder::new(&mut encoder),
+                    &params,
+                    &grads,
+                    Some(&factors),
+                    &state,
+                    len as u32,
+                    &steps,
+                );
+                ctx.queue.submit([encoder.finish()]);
+                let step = steps[rest.index()].step;
+                let (m, v) = (&mut ref_m, &mut ref_v);
+                adam_step(&mut ref_param, &gradient, m, v, 1e-3, step, &hyper);
+            }
+            let gpu_params = params.download(ctx, len);
+            let m = state.exp_avg.download(ctx, len);
+            let v = state.exp_avg_sq.download(ctx, len);
+            let e_param = max_error(gpu_params.group(rest), &ref_param, 1e-3);
+            let e_m = max_error(m.group(rest), &ref_m, 1e-3);
+            // The GPU forms the gradient in f32 (the reference in f64 from the same factors):
+            // where a basis polynomial nearly cancels (e.g. 2z^2 - x^2 - y^2) the gradient is
+            // only accurate absolutely, and v ~ g^2 doubles its relative error.
+            let v_scale = ref_v.iter().fold(0.0, |a: f64, &b| a.max(b));
+            let e_v = max_error(v.group(rest), &ref_v, 1e-3 * v_scale);
+            eprintln!("degree {sh_degree}: param {e_param:e}, exp_avg {e_m:e}, exp_avg_sq {e_v:e}");
+            assert!(e_param < 1e-6 && e_m < 1e-6 && e_v < 1e-5);
+            let tail: Vec<f32> =
+                gpu::read_buffer_range(ctx, params.get(rest), len * width, 2 * width);
+            assert!(tail.iter().all(|&x| x == 42.0));
+            // The other groups read their gradients (finite, so their values stay finite).
+            assert!(gpu_params.group(ParamGroup::Means) != cpu_params.group(ParamGroup::Means));
+            assert!(
+                ParamGroup::ALL
+                    .iter()
+                    .all(|&g| gpu_params.group(g).iter().all(|x| x.is_finite()))
+            );
+        }
+    }
+
+    #[test]
+    fn band_factors_step_matches_reference() {
+        check_band_factors_step(test_context());
+    }
+
+    #[test]
+    fn band_factors_step_matches_reference_fallback() {
+        check_band_factors_step(test_context_fallback());
+    }
+
     #[test]
     fn disabled_groups_are_untouched() {
         let ctx = test_context();
@@ -386,6 +544,7 @@ mod tests {
             &mut Recorder::new(&mut encoder),
             &params,
             &grads,
+            None,
             &state,
             len as u32,
             &steps,

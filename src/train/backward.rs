@@ -5,8 +5,22 @@
 use bevy::prelude::*;
 
 use super::TrainSet;
-use super::state::{StepContext, StepGpu, TrainGpuState};
+use super::debug::debug_at;
+use super::state::{StepContext, StepGpu, TrainConfig, TrainGpuState};
+use crate::gpu::raster::BandGradients;
 use crate::views::TrainView;
+
+/// Where iteration `iteration`'s backward pass leaves the higher SH bands' gradient: in
+/// [`TrainGpuState::grads`] where debug mode checks it, else only as factors in the step's
+/// frame, from which the Adam step forms it as it updates the bands (the 45-float gradient
+/// row per Gaussian is then neither written nor read).
+pub fn band_gradients(config: &TrainConfig, iteration: u32) -> BandGradients {
+    if debug_at(config, iteration) {
+        BandGradients::Buffer
+    } else {
+        BandGradients::Factors
+    }
+}
 
 /// Encodes the rasterizer's backward pass for the current view.
 pub fn backpropagate(
@@ -44,6 +58,7 @@ pub fn backpropagate(
         &buffers.frame,
         &buffers.d_image,
         &train.grads,
+        band_gradients(config, iteration),
         stats,
         profiler.timer(),
     );

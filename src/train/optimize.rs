@@ -2,9 +2,11 @@
 
 use bevy::prelude::*;
 
+use super::backward::band_gradients;
 use super::schedule::{ExponentialLr, GroupLearningRates};
 use super::state::{StepGpu, TrainConfig, TrainGpuState, TrainState};
 use crate::gpu::adam::AdamStep;
+use crate::gpu::raster::BandGradients;
 use crate::model::ParamGroup;
 use crate::views::SceneInfo;
 
@@ -50,9 +52,9 @@ pub fn optimize(
     let StepGpu {
         gpu,
         mut kernels,
+        buffers,
         mut encoder,
         mut profiler,
-        ..
     } = step;
     let enabled = enabled_groups(&state);
     if !enabled.iter().any(|&e| e) {
@@ -70,11 +72,15 @@ pub fn optimize(
             enabled: enabled[g],
         }
     });
+    // The backward left the higher bands' gradient as factors in the frame, or in `grads`.
+    let band_factors = (band_gradients(&config, state.iteration) == BandGradients::Factors)
+        .then(|| buffers.frame.band_factors());
     kernels.adam.encode(
         &gpu,
         &mut encoder.recorder(&gpu),
         &train.cloud.params,
         &train.grads,
+        band_factors,
         &train.optimizer,
         train.cloud.len,
         &steps,

@@ -4,7 +4,7 @@
 //! into the raw parameters, and the densification statistics.
 
 use super::kernels::dispatch_elements;
-use super::{RasterFrame, Rasterizer, param_bindings, piece_items};
+use super::{BandGradients, RasterFrame, Rasterizer, param_bindings, piece_items};
 use crate::gpu::{self, GpuContext, Recorder};
 use crate::model::{DensifyStats, GaussianCloud, ParamBuffers, ParamGroup};
 
@@ -84,6 +84,7 @@ impl Rasterizer {
         cloud: &GaussianCloud,
         frame: &RasterFrame,
         grads: &ParamBuffers,
+        bands: BandGradients,
     ) {
         let entries = [
             &[(0, &frame.uniforms)][..],
@@ -91,7 +92,7 @@ impl Rasterizer {
             &[(12, &frame.radii), (13, &frame.grad_2d)],
             // Every gradient but the higher bands' (the last group).
             &param_bindings(14, grads)[..5],
-            &[(23, &frame.colour_grads)],
+            &[(23, &frame.band_factors)],
         ]
         .concat();
         let bind = self.binds.project_backward.get(
@@ -102,7 +103,11 @@ impl Rasterizer {
         );
         dispatch_elements(ctx, rec, &self.kernels.project_backward, bind, cloud.len);
 
-        // Then the higher bands, one thread per Gaussian and coefficient (none at degree 0).
+        // Then the higher bands' gradient from their factors, where it is wanted: one thread per
+        // Gaussian and coefficient (none at degree 0).
+        if bands == BandGradients::Factors {
+            return;
+        }
         let coefficients = crate::sh::rest_coeffs_for_degree(cloud.sh_degree()) as u32;
         let bind = self.binds.project_backward_sh_rest.get(
             ctx,
@@ -110,10 +115,8 @@ impl Rasterizer {
             &self.kernels.project_backward_sh_rest,
             &[
                 (0, &frame.uniforms),
-                (1, cloud.params.get(ParamGroup::Means)),
-                (12, &frame.radii),
                 (19, grads.get(ParamGroup::ShRest)),
-                (23, &frame.colour_grads),
+                (23, &frame.band_factors),
             ],
         );
         dispatch_elements(

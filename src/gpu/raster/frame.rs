@@ -51,8 +51,9 @@ pub struct RasterFrame {
     /// `num_gaussians + 1` entries: the exclusive scan and the total.
     pub(super) offsets: wgpu::Buffer,
     pub(super) grad_2d: wgpu::Buffer,
-    /// dL/d(colour before the clamp), 16 bytes: the projection backward's two kernels.
-    pub(super) colour_grads: wgpu::Buffer,
+    /// The factors of the higher SH bands' gradient, 32 bytes (sh_basis.wgsl, "Band factors"):
+    /// [`RasterFrame::band_factors`].
+    pub(super) band_factors: wgpu::Buffer,
     /// Per intersection.
     pub(super) intersection_tiles: wgpu::Buffer,
     pub(super) intersection_gaussians: wgpu::Buffer,
@@ -121,7 +122,7 @@ impl RasterFrame {
             depth_order_counts: small("raster.depth_order_counts"),
             offsets: small("raster.offsets"),
             grad_2d: small("raster.grad_2d"),
-            colour_grads: small("raster.colour_grads"),
+            band_factors: small("raster.band_factors"),
             intersection_tiles: small("raster.intersection_tiles"),
             intersection_gaussians: small("raster.intersection_gaussians"),
             intersection_slots: small("raster.intersection_slots"),
@@ -168,6 +169,13 @@ impl RasterFrame {
 
     /// Downloads the image (planar CHW, `3 * height * width` floats; blocking, for tests and
     /// tools).
+    /// Per Gaussian of the last backward pass, the factors of its higher SH bands' gradient
+    /// (two vec4s: dL/d(colour before the clamp) and the view direction with the evaluated
+    /// degree; `shaders/sh_basis.wgsl`, "Band factors"), for [`crate::gpu::adam::Adam`].
+    pub fn band_factors(&self) -> &wgpu::Buffer {
+        &self.band_factors
+    }
+
     pub fn read_image(&self, ctx: &GpuContext) -> Vec<f32> {
         gpu::read_buffer(ctx, &self.image, 3 * self.pixel_count())
     }
@@ -210,7 +218,7 @@ impl RasterFrame {
             &self.depth_order_counts,
             &self.offsets,
             &self.grad_2d,
-            &self.colour_grads,
+            &self.band_factors,
             &self.intersection_tiles,
             &self.intersection_gaussians,
             &self.intersection_slots,
@@ -263,7 +271,7 @@ impl RasterFrame {
             if !self.forward_only {
                 self.radii = buffer("raster.radii", n * 4);
                 self.grad_2d = buffer("raster.grad_2d", n * GRAD_2D_STRIDE * 4);
-                self.colour_grads = buffer("raster.colour_grads", n * 16);
+                self.band_factors = buffer("raster.band_factors", n * 32);
             }
             self.gaussian_capacity = capacity;
         }

@@ -72,6 +72,18 @@ pub enum RasterError {
     },
 }
 
+/// Where [`Rasterizer::backward`] leaves the higher SH bands' gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BandGradients {
+    /// In the gradient buffers, like every other group's ([`crate::model::ParamGroup::ShRest`]).
+    Buffer,
+    /// Only as its factors in the frame ([`RasterFrame::band_factors`]), which
+    /// [`crate::gpu::adam::Adam::encode`] turns into the gradient as it updates the bands:
+    /// training's choice outside debug mode (the 45-float gradient row per Gaussian is then
+    /// neither written nor read).
+    Factors,
+}
+
 /// Bits of the depth-sort keys (`bitcast<u32>(depth)`, culled = `u32::MAX`).
 const DEPTH_KEY_BITS: u32 = 32;
 
@@ -280,7 +292,8 @@ impl Rasterizer {
     /// dL/d(image) = `d_image` (planar CHW f32, like the image) through `rec`; submits nothing.
     ///
     /// Overwrites (does not accumulate) `grads` with dL/d(every raw parameter) of the first
-    /// `cloud.len` Gaussians (zero for culled ones). With `stats`, adds the densification
+    /// `cloud.len` Gaussians (zero for culled ones), the higher SH bands' only with
+    /// [`BandGradients::Buffer`] (their factors in `frame` in both cases). With `stats`, adds the densification
     /// statistics of the Gaussians visible in this view: `grad_norm_sum += |(dL/du W/2,
     /// dL/dv H/2)|`, `visible_count += 1`, `max_radius = max(max_radius, radius)`.
     ///
@@ -296,6 +309,7 @@ impl Rasterizer {
         frame: &RasterFrame,
         d_image: &wgpu::Buffer,
         grads: &ParamBuffers,
+        bands: BandGradients,
         stats: Option<&DensifyStats>,
         mut timer: Option<&mut StageTimer>,
     ) {
@@ -328,7 +342,7 @@ impl Rasterizer {
             self.encode_sum_intersection_gradients(ctx, rec, frame);
         }
         mark(&mut timer, rec, "rasterize backward");
-        self.encode_project_backward(ctx, rec, cloud, frame, grads);
+        self.encode_project_backward(ctx, rec, cloud, frame, grads, bands);
         mark(&mut timer, rec, "project backward");
         if let Some(stats) = stats {
             assert!(

@@ -205,6 +205,7 @@ fn deferred_counts_render_like_exact_counts() {
                     frame,
                     &d_image,
                     &g,
+                    BandGradients::Buffer,
                     None,
                     None,
                 );

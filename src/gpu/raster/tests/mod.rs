@@ -178,6 +178,7 @@ fn backward(
         frame,
         &d_image,
         &grads,
+        BandGradients::Buffer,
         stats,
         None,
     );
@@ -586,6 +587,7 @@ fn random_scenes_match_reference_cpu_binning_fallback_path() {
     random_scenes_match_reference(test_context_fallback(), Binning::Cpu, 2);
 }
 
+mod band_factors;
 mod binning;
 mod deterministic;
 mod edge_cases;
