@@ -431,6 +431,8 @@ struct Traffic {
     tiles: f64,
     pixels: f64,
     params_per_gaussian: f64,
+    /// Floats of the higher SH bands per Gaussian (their gradient is left as factors).
+    band_floats: f64,
 }
 
 impl Traffic {
@@ -442,6 +444,7 @@ impl Traffic {
             tiles,
             pixels,
             params_per_gaussian: params,
+            band_floats,
         } = *self;
         Some(match stage {
             // All raw parameters (finiteness check); splat 48 B, depth key + id, tile count,
@@ -458,8 +461,11 @@ impl Traffic {
             "rasterize" => m * (4.0 + 48.0) + tiles * 8.0 + pixels * 20.0,
             // The same reads, d_image, T and count per pixel; 2D gradients written once.
             "rasterize backward" => m * (4.0 + 48.0) + tiles * 8.0 + pixels * 20.0 + n * 36.0,
-            // Parameters and 2D gradients in, parameter gradients out.
-            "project backward" => n * params * 8.0 + n * (36.0 + 4.0),
+            // Parameters, 2D gradients and radius in; the gradients of every parameter but the
+            // higher SH bands out, and the bands' 32 bytes of factors.
+            "project backward" => {
+                n * params * 4.0 + n * (params - band_floats) * 4.0 + n * (36.0 + 4.0 + 32.0)
+            }
             "densify stats" => n * (4.0 + 8.0 + 24.0),
             _ => return None,
         })
@@ -670,6 +676,7 @@ fn bench_cloud(
         tiles: f64::from(tiles) / views,
         pixels: f64::from(pixels) / views,
         params_per_gaussian: params_per_gaussian as f64,
+        band_floats: ParamGroup::ShRest.width(sh_degree) as f64,
     };
 
     println!("\n## {title}\n");

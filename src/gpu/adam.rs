@@ -422,13 +422,10 @@ mod tests {
             }
             factors.extend([colour[0], colour[1], colour[2], 0.0]);
             factors.extend([dir[0], dir[1], dir[2], degree as f32]);
-            let basis = crate::sh::basis(3, dir.map(f64::from));
+            // Values up to the evaluated degree; the bands above it get no gradient.
+            let basis = crate::sh::basis(degree, dir.map(f64::from));
             for j in 1..=width / 3 {
-                let b = if j < crate::sh::coeffs_for_degree(degree) {
-                    basis[j]
-                } else {
-                    0.0
-                };
+                let b = basis.get(j).copied().unwrap_or(0.0);
                 gradient.extend(colour.map(|c| b * f64::from(c)));
             }
         }

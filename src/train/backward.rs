@@ -63,3 +63,23 @@ pub fn backpropagate(
         profiler.timer(),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// Debug mode reads the bands' gradient from `grads` after the backward (and Adam then
+    /// reads it there too): exactly the checked iterations write it.
+    #[test]
+    fn the_bands_gradient_is_written_where_debug_mode_checks_it() {
+        let mut config = TrainConfig(Config::default());
+        assert_eq!(band_gradients(&config, 1), BandGradients::Factors);
+        config.run.debug_from = 7;
+        assert_eq!(band_gradients(&config, 6), BandGradients::Factors);
+        assert_eq!(band_gradients(&config, 7), BandGradients::Buffer);
+        config.run.debug_from = -1;
+        config.pipeline.debug = true;
+        assert_eq!(band_gradients(&config, 1), BandGradients::Buffer);
+    }
+}
