@@ -7,41 +7,6 @@ use super::*;
 use crate::gpu::adam::{Adam, advance_steps};
 use crate::model::OptimizerState;
 
-/// Gradient buffers filled with `123.0`, overwritten by one backward pass in `bands` mode.
-#[allow(clippy::too_many_arguments)]
-fn backward_into_garbage(
-    ctx: &GpuContext,
-    rasterizer: &mut Rasterizer,
-    cloud: &GaussianCloud,
-    camera: &Camera,
-    settings: &RenderSettings,
-    frame: &RasterFrame,
-    d_image: &wgpu::Buffer,
-    bands: BandGradients,
-) -> ParamBuffers {
-    let grads = ParamBuffers::zeroed(ctx, "grads", cloud.capacity(), cloud.sh_degree());
-    for group in ParamGroup::ALL {
-        let len = cloud.capacity() as usize * group.width(cloud.sh_degree());
-        gpu::write_buffer(ctx, grads.get(group), 0, &vec![123.0f32; len]);
-    }
-    let mut encoder = ctx.device.create_command_encoder(&Default::default());
-    rasterizer.backward(
-        ctx,
-        &mut Recorder::new(&mut encoder),
-        cloud,
-        camera,
-        settings,
-        frame,
-        d_image,
-        &grads,
-        bands,
-        None,
-        None,
-    );
-    ctx.queue.submit([encoder.finish()]);
-    grads
-}
-
 /// Adam state with random moments, as after some training.
 fn random_state(ctx: &GpuContext, rng: &mut Pcg32, len: usize, sh_degree: u32) -> OptimizerState {
     let state = OptimizerState::zeroed(ctx, len as u32, sh_degree);
@@ -92,6 +57,7 @@ fn factors_match_buffer_gradients(ctx: &GpuContext) {
             &frame,
             &d_image,
             BandGradients::Factors,
+            None,
         );
         let with_buffer = backward_into_garbage(
             ctx,
@@ -102,6 +68,7 @@ fn factors_match_buffer_gradients(ctx: &GpuContext) {
             &frame,
             &d_image,
             BandGradients::Buffer,
+            None,
         );
         let len = cloud.len as usize;
         let (factors_cpu, buffer_cpu) = (

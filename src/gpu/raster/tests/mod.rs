@@ -148,6 +148,43 @@ fn forward_with_cpu_binning(
     ctx.queue.submit([encoder.finish()]);
 }
 
+/// Gradient buffers filled with `123.0` (garbage that proves they are overwritten, not
+/// accumulated), then one backward pass in `bands` mode.
+#[allow(clippy::too_many_arguments)]
+fn backward_into_garbage(
+    ctx: &GpuContext,
+    rasterizer: &mut Rasterizer,
+    cloud: &GaussianCloud,
+    camera: &Camera,
+    settings: &RenderSettings,
+    frame: &RasterFrame,
+    d_image: &wgpu::Buffer,
+    bands: BandGradients,
+    stats: Option<&DensifyStats>,
+) -> ParamBuffers {
+    let grads = ParamBuffers::zeroed(ctx, "grads", cloud.capacity(), cloud.sh_degree());
+    for group in ParamGroup::ALL {
+        let len = cloud.capacity() as usize * group.width(cloud.sh_degree());
+        gpu::write_buffer(ctx, grads.get(group), 0, &vec![123.0f32; len]);
+    }
+    let mut encoder = new_encoder(ctx, "test backward");
+    rasterizer.backward(
+        ctx,
+        &mut Recorder::new(&mut encoder),
+        cloud,
+        camera,
+        settings,
+        frame,
+        d_image,
+        &grads,
+        bands,
+        stats,
+        None,
+    );
+    ctx.queue.submit([encoder.finish()]);
+    grads
+}
+
 /// Runs the backward pass for `d_image` and returns the raw-parameter gradients and the 2D
 /// gradients (9 floats per Gaussian).
 #[allow(clippy::too_many_arguments)]
@@ -162,27 +199,10 @@ fn backward(
     stats: Option<&DensifyStats>,
 ) -> (Gaussians, Vec<f32>) {
     let d_image = storage_buffer_from(ctx, "d_image", d_image);
-    // Garbage in the gradient buffers proves they are overwritten, not accumulated.
-    let grads = ParamBuffers::zeroed(ctx, "grads", cloud.capacity(), cloud.sh_degree());
-    for group in ParamGroup::ALL {
-        let len = cloud.capacity() as usize * group.width(cloud.sh_degree());
-        gpu::write_buffer(ctx, grads.get(group), 0, &vec![123.0f32; len]);
-    }
-    let mut encoder = new_encoder(ctx, "test backward");
-    rasterizer.backward(
-        ctx,
-        &mut Recorder::new(&mut encoder),
-        cloud,
-        camera,
-        settings,
-        frame,
-        &d_image,
-        &grads,
-        BandGradients::Buffer,
-        stats,
-        None,
+    let bands = BandGradients::Buffer;
+    let grads = backward_into_garbage(
+        ctx, rasterizer, cloud, camera, settings, frame, &d_image, bands, stats,
     );
-    ctx.queue.submit([encoder.finish()]);
     let grads_cpu = grads.download(ctx, cloud.len as usize);
     let grad_2d = read_buffer(
         ctx,
