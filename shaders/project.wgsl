@@ -413,12 +413,12 @@ fn project_forward(
 // `band_factors`. Training hands the factors to Adam, which forms each band gradient as it
 // updates the coefficient (adam.wgsl): the 180-byte gradient row per Gaussian is then neither
 // written nor read. `project_backward_sh_rest`, one thread per Gaussian and band coefficient,
-// writes the gradient rows instead where someone reads them (debug mode, tests). One thread
+// also writes the gradient rows where someone reads them (debug mode, tests). One thread
 // writing its own 45 band gradients made each warp-wide store touch 32 sectors 180 bytes
 // apart, and staging the rows in workgroup memory serialised the staging with the maths
-// (0.265 ms on a trained 30k cloud; the two kernels take 0.178, BENCHMARKS.md). Reading the
-// coefficients row by row (for the colour and the view-direction gradient) is as cheap as in
-// the forward: nearby loads share cache lines.
+// (0.265 ms on a trained 30k cloud; `project_backward` alone now takes 0.121, BENCHMARKS.md).
+// Reading the coefficients row by row (for the colour and the view-direction gradient) is as
+// cheap as in the forward: nearby loads share cache lines.
 
 fn write_zero_gradients(i: u32) {
     for (var k = 0u; k < 3u; k++) {

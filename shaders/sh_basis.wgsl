@@ -84,9 +84,10 @@ fn sh_basis_gradient(j: u32, d: vec3<f32>) -> vec3<f32> {
     }
 }
 
-// Basis value j (1..15) at unit direction d, 0 above `degree`: every value, then a select, so
-// that it stays in registers where neighbouring threads take different j (indexing the array
-// of `sh_basis` by a per-thread j puts the array in local memory).
+// Basis value j (1..15) at unit direction d, 0 above `degree`: `sh_basis`'s polynomials, every
+// one evaluated and then selected, so that it stays in registers where neighbouring threads
+// take different j (indexing the array of `sh_basis` by a per-thread j puts the array in local
+// memory). The f64 tests of both (the projection's and Adam's) hold them to the reference.
 fn sh_basis_value(degree: u32, j: u32, d: vec3<f32>) -> f32 {
     if j >= (degree + 1u) * (degree + 1u) {
         return 0.0;

@@ -10,10 +10,10 @@ use super::state::{StepContext, StepGpu, TrainConfig, TrainGpuState};
 use crate::gpu::raster::BandGradients;
 use crate::views::TrainView;
 
-/// Where iteration `iteration`'s backward pass leaves the higher SH bands' gradient: in
+/// Where iteration `iteration`'s backward pass leaves the higher SH bands' gradient: also in
 /// [`TrainGpuState::grads`] where debug mode checks it, else only as factors in the step's
-/// frame, from which the Adam step forms it as it updates the bands (the 45-float gradient
-/// row per Gaussian is then neither written nor read).
+/// frame. The Adam step forms the gradient from the factors in both cases, so the 45-float
+/// gradient row per Gaussian is written only for the check and never read by training.
 pub fn band_gradients(config: &TrainConfig, iteration: u32) -> BandGradients {
     if debug_at(config, iteration) {
         BandGradients::Buffer
@@ -69,8 +69,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    /// Debug mode reads the bands' gradient from `grads` after the backward (and Adam then
-    /// reads it there too): exactly the checked iterations write it.
+    /// Debug mode reads the bands' gradient from `grads` after the backward: exactly the
+    /// checked iterations write it.
     #[test]
     fn the_bands_gradient_is_written_where_debug_mode_checks_it() {
         let mut config = TrainConfig(Config::default());

@@ -78,9 +78,9 @@ pub enum TrainSet {
     Loss,
     /// The rasterizer's backward pass into the gradients (and the densification statistics).
     /// After it (encoded, not yet submitted): [`TrainGpuState::grads`] holds dL/d(every
-    /// parameter group) but the higher SH bands', which stay as factors in
-    /// [`StepBuffers::frame`] for the Adam step (`RasterFrame::band_factors`) unless debug mode
-    /// checks this step ([`backward::band_gradients`]).
+    /// parameter group) but the higher SH bands', which the Adam step forms from their factors
+    /// in [`StepBuffers::frame`] (`RasterFrame::band_factors`); only on steps that debug mode
+    /// checks are they written into `grads` too ([`backward::band_gradients`]).
     Backward,
     /// Evaluation at `run.test_iterations` and PLY snapshots at `run.save_iterations`; they see
     /// the parameters this step's loss was computed with, as in the reference.

@@ -2,11 +2,9 @@
 
 use bevy::prelude::*;
 
-use super::backward::band_gradients;
 use super::schedule::{ExponentialLr, GroupLearningRates};
 use super::state::{StepGpu, TrainConfig, TrainGpuState, TrainState};
 use crate::gpu::adam::AdamStep;
-use crate::gpu::raster::BandGradients;
 use crate::model::ParamGroup;
 use crate::views::SceneInfo;
 
@@ -72,9 +70,9 @@ pub fn optimize(
             enabled: enabled[g],
         }
     });
-    // The backward left the higher bands' gradient as factors in the frame, or in `grads`.
-    let band_factors = (band_gradients(&config, state.iteration) == BandGradients::Factors)
-        .then(|| buffers.frame.band_factors());
+    // The higher bands' gradient from the factors the backward always leaves in the frame
+    // (debug mode has it written into `grads` too, for its check).
+    let band_factors = Some(buffers.frame.band_factors());
     kernels.adam.encode(
         &gpu,
         &mut encoder.recorder(&gpu),

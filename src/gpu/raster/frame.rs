@@ -167,8 +167,6 @@ impl RasterFrame {
         tile_grid(self.width, self.height)
     }
 
-    /// Downloads the image (planar CHW, `3 * height * width` floats; blocking, for tests and
-    /// tools).
     /// Per Gaussian of the last backward pass, the factors of its higher SH bands' gradient
     /// (two vec4s: dL/d(colour before the clamp) and the view direction with the evaluated
     /// degree; `shaders/sh_basis.wgsl`, "Band factors"), for [`crate::gpu::adam::Adam`].
@@ -176,6 +174,8 @@ impl RasterFrame {
         &self.band_factors
     }
 
+    /// Downloads the image (planar CHW, `3 * height * width` floats; blocking, for tests and
+    /// tools).
     pub fn read_image(&self, ctx: &GpuContext) -> Vec<f32> {
         gpu::read_buffer(ctx, &self.image, 3 * self.pixel_count())
     }

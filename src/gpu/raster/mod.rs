@@ -77,10 +77,10 @@ pub enum RasterError {
 pub enum BandGradients {
     /// In the gradient buffers, like every other group's ([`crate::model::ParamGroup::ShRest`]).
     Buffer,
-    /// Only as its factors in the frame ([`RasterFrame::band_factors`]), which
-    /// [`crate::gpu::adam::Adam::encode`] turns into the gradient as it updates the bands:
-    /// training's choice outside debug mode (the 45-float gradient row per Gaussian is then
-    /// neither written nor read).
+    /// Only as its factors in the frame ([`RasterFrame::band_factors`], written in both modes),
+    /// which [`crate::gpu::adam::Adam::encode`] turns into the gradient as it updates the
+    /// bands: training's choice outside debug mode (the 45-float gradient row per Gaussian is
+    /// then neither written nor read).
     Factors,
 }
 
@@ -293,9 +293,9 @@ impl Rasterizer {
     ///
     /// Overwrites (does not accumulate) `grads` with dL/d(every raw parameter) of the first
     /// `cloud.len` Gaussians (zero for culled ones), the higher SH bands' only with
-    /// [`BandGradients::Buffer`] (their factors in `frame` in both cases). With `stats`, adds the densification
-    /// statistics of the Gaussians visible in this view: `grad_norm_sum += |(dL/du W/2,
-    /// dL/dv H/2)|`, `visible_count += 1`, `max_radius = max(max_radius, radius)`.
+    /// [`BandGradients::Buffer`] (their factors in `frame` in both cases). With `stats`, adds
+    /// the densification statistics of the Gaussians visible in this view: `grad_norm_sum +=
+    /// |(dL/du W/2, dL/dv H/2)|`, `visible_count += 1`, `max_radius = max(max_radius, radius)`.
     ///
     /// `cloud`, `camera` and `settings` must be those of the forward (its uniforms are reused).
     #[allow(clippy::too_many_arguments)]
